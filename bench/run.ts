@@ -1,0 +1,209 @@
+// Benchmark of the adapter's hot path against a bare Fastify HTTPS server, both in child
+// processes on 127.0.0.1, driven from this process. It prints a table, writes
+// bench/results/latest.json and stops by itself (about a minute).
+//
+//   node dist-bench/bench/run.js [--client=undici|https] [--cpu-prof]
+//
+// --client: undici (default) drives more requests per second from one core than node:https
+//   with a keep-alive Agent, and steadier, so the generator is less of a limit on this 2-core box.
+// --cpu-prof: the adapter child writes a V8 CPU profile into bench/results/prof/.
+import { readFile } from 'node:fs/promises';
+import { cpus, platform, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createClient, type Client, type ClientKind, type Reply } from './client.js';
+import { DISTINCT_METRICS, THROUGHPUT_METRIC, createFixtures, distinctMetric, metricPath } from './fixtures.js';
+import { burst, closedLoop, openLoop, type Check, type RunResult } from './load.js';
+import { formatReport, writeReport, type BenchReport, type ThroughputRun } from './report.js';
+import { forkServer, freePort, waitForReady, type ServerChild, type ServerStats } from './servers.js';
+
+const SETTINGS = {
+  connections: 32,
+  warmupMs: 2_000,
+  durationMs: 8_000,
+  maxRequestsPerRun: 2_000_000,
+  openRate: 1_000,
+  openDurationMs: 10_000,
+  throughputTarget: 0.6,
+  p99TargetMs: 5,
+};
+const RESULTS = new URL('../../bench/results/', import.meta.url);
+const HPA_HEADERS = {
+  'x-remote-user': 'system:serviceaccount:kube-system:horizontal-pod-autoscaler',
+  'x-remote-group': 'system:masters',
+};
+const METRIC_ROUTE = '/apis/external.metrics.k8s.io/v1beta1/namespaces/:namespace/:metric';
+
+const cpuMicros = (s: ServerStats) => s.cpu.user + s.cpu.system;
+
+async function main(): Promise<number> {
+  const { values: args } = parseArgs({ options: { client: { type: 'string', default: 'undici' }, 'cpu-prof': { type: 'boolean', default: false } } });
+  if (args.client !== 'undici' && args.client !== 'https') throw new Error('--client must be undici or https');
+  const kind: ClientKind = args.client;
+  const began = performance.now();
+  const problems: string[] = [];
+  const noteErrors = (what: string, r: RunResult) => {
+    if (r.errors > 0) problems.push(`${what}: ${r.errors} failed requests (${r.errorSamples.join(' | ')})`);
+    if (r.ok === 0) problems.push(`${what}: no request succeeded`);
+  };
+
+  const fx = await createFixtures();
+  const children: ServerChild[] = [];
+  const clients: Client[] = [];
+  try {
+    const pem = (name: string) => readFile(join(fx.pkiDir, name));
+    const ca = await pem('ca.crt');
+
+    // d. cold start: fork -> /readyz 200 on the plain-HTTP port, polled from the moment of the fork.
+    const metricsPort = await freePort();
+    const profDir = fileURLToPath(new URL('prof/', RESULTS));
+    const adapterStarting = forkServer(
+      { role: 'adapter', pkiDir: fx.pkiDir, metricsFile: fx.metricsFile, metricsPort },
+      { execArgv: args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] },
+    );
+    const [adapter, readyAt] = await Promise.all([adapterStarting.then((c) => ({ c, at: performance.now() })), waitForReady(metricsPort)]);
+    children.push(adapter.c);
+    const forkToListeningMs = adapter.at - adapter.c.forkedAt;
+    const forkToReadyMs = readyAt - adapter.c.forkedAt;
+    await sleep(500);
+    const idle = await adapter.c.stats();
+
+    const adapterClient = createClient({
+      kind,
+      port: adapter.c.port,
+      ca,
+      cert: await pem('front-proxy-client.crt'),
+      key: await pem('front-proxy-client.key'),
+      headers: HPA_HEADERS,
+      connections: SETTINGS.connections,
+    });
+    clients.push(adapterClient);
+    const path = metricPath(THROUGHPUT_METRIC);
+    const reference = await adapterClient.get(path);
+    if (reference.status !== 200) throw new Error(`adapter answered ${reference.status} for ${path}: ${reference.body}`);
+
+    const baseline = await forkServer({ role: 'baseline', pkiDir: fx.pkiDir, route: METRIC_ROUTE, body: reference.body, contentType: reference.contentType });
+    children.push(baseline);
+    // The same request bytes for both targets: the identity headers are simply ignored by the baseline.
+    const baselineClient = createClient({
+      kind,
+      port: baseline.port,
+      ca,
+      cert: await pem('admin.crt'),
+      key: await pem('admin.key'),
+      headers: HPA_HEADERS,
+      connections: SETTINGS.connections,
+    });
+    clients.push(baselineClient);
+    const baselineReply = await baselineClient.get(path);
+    if (baselineReply.body !== reference.body) throw new Error('baseline does not answer the adapter\'s bytes');
+
+    // The adapter's timestamp changes every second, never the length.
+    const sameAsReference: Check = (r: Reply) =>
+      r.status === 200 && r.body.length === reference.body.length ? true : `status ${r.status}, ${r.body.length} bytes: ${r.body.slice(0, 200)}`;
+
+    // a. closed-loop throughput: baseline, adapter, baseline.
+    const runs: ThroughputRun[] = [];
+    for (const [target, client, child] of [
+      ['baseline', baselineClient, baseline],
+      ['adapter', adapterClient, adapter.c],
+      ['baseline', baselineClient, baseline],
+    ] as const) {
+      const loop = { path, check: sameAsReference, concurrency: SETTINGS.connections, maxRequests: SETTINGS.maxRequestsPerRun };
+      noteErrors(`${target} warm-up`, await closedLoop(client, { ...loop, durationMs: SETTINGS.warmupMs }));
+      const before = await child.stats();
+      const genBefore = process.cpuUsage();
+      const r = await closedLoop(client, { ...loop, durationMs: SETTINGS.durationMs });
+      const gen = process.cpuUsage(genBefore);
+      const after = await child.stats();
+      noteErrors(`${target} throughput`, r);
+      const serverCpu = cpuMicros(after) - cpuMicros(before);
+      runs.push({
+        target,
+        ...r,
+        serverCpuUsPerRequest: serverCpu / r.ok,
+        serverCpuCores: serverCpu / 1e3 / r.elapsedMs,
+        generatorCpuCores: (gen.user + gen.system) / 1e3 / r.elapsedMs,
+        serverRssBytes: after.rss,
+        serverMaxRssBytes: after.maxRss,
+      });
+      process.stdout.write(`  ${target}: ${r.rps.toFixed(0)} req/s\n`);
+    }
+    await baseline.stop();
+    const afterThroughput = await adapter.c.stats();
+    const baselineRuns = runs.filter((r) => r.target === 'baseline');
+    const baselineMeanRps = baselineRuns.reduce((s, r) => s + r.rps, 0) / baselineRuns.length;
+    const adapterRps = runs.find((r) => r.target === 'adapter')!.rps;
+
+    // b. open loop at a fixed rate.
+    const openBefore = await adapter.c.stats();
+    const open = await openLoop(adapterClient, { path, check: sameAsReference, rate: SETTINGS.openRate, durationMs: SETTINGS.openDurationMs });
+    const openAfter = await adapter.c.stats();
+    noteErrors('open loop', open);
+    process.stdout.write(`  open loop: p99 ${open.latency.p99Ms} ms\n`);
+
+    // c. every ScaledObject's metric at once, as 1,000 HPAs syncing together.
+    const distinct = await burst(
+      adapterClient,
+      Array.from({ length: DISTINCT_METRICS }, (_, i) => {
+        const m = distinctMetric(i);
+        const expected = `"metricName":"${m.name}"`;
+        return { path: metricPath(m), check: (r: Reply) => (r.status === 200 && r.body.includes(expected) ? true : `status ${r.status}: ${r.body.slice(0, 200)}`) };
+      }),
+    );
+    noteErrors('distinct metrics', distinct);
+
+    const report: BenchReport = {
+      timestamp: new Date().toISOString(),
+      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', platform: platform(), release: release(), totalMemBytes: totalmem() },
+      node: process.version,
+      client: kind,
+      settings: { ...SETTINGS },
+      responseBytes: { adapter: Buffer.byteLength(reference.body), baseline: Buffer.byteLength(baselineReply.body), contentType: reference.contentType },
+      throughput: {
+        runs,
+        baselineMeanRps,
+        adapterRps,
+        ratio: adapterRps / baselineMeanRps,
+        target: SETTINGS.throughputTarget,
+        meetsTarget: adapterRps / baselineMeanRps >= SETTINGS.throughputTarget,
+      },
+      openLoop: {
+        ...open,
+        serverCpuUsPerRequest: (cpuMicros(openAfter) - cpuMicros(openBefore)) / open.ok,
+        p99TargetMs: SETTINGS.p99TargetMs,
+        meetsTarget: open.latency.p99Ms < SETTINGS.p99TargetMs,
+      },
+      distinctMetrics: { ...distinct, metrics: DISTINCT_METRICS },
+      coldStart: { forkToListeningMs, forkToReadyMs, idle, afterThroughput },
+      valid: problems.length === 0,
+      problems,
+      runTimeMs: 0,
+    };
+    await Promise.all(clients.map((c) => c.close()));
+    clients.length = 0;
+    await Promise.all(children.map((c) => c.stop()));
+    report.runTimeMs = performance.now() - began;
+    console.log('');
+    console.log(formatReport(report));
+    const file = new URL('latest.json', RESULTS);
+    await writeReport(report, file);
+    console.log(`\nwritten to ${fileURLToPath(file)}`);
+    if (args['cpu-prof']) console.log(`adapter CPU profile in ${profDir}`);
+    return report.valid ? 0 : 1;
+  } finally {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await Promise.allSettled(children.map((c) => c.stop()));
+    await fx.remove();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error('benchmark failed:', err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,74 @@
+// Entry of a server child process (forked by servers.ts): `baseline` or `adapter`, told what to
+// serve in argv, reporting its port and its own CPU/memory over IPC.
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import { parseAdapterConfig } from '../src/adapter/config.js';
+import { startAdapter } from '../src/adapter/main.js';
+import type { ChildMessage, ChildSpec, ParentMessage } from './servers.js';
+
+/** The baseline: Fastify, TLS 1.3, verified client certificates, one route with fixed bytes. Nothing else. */
+async function startBaseline(spec: Extract<ChildSpec, { role: 'baseline' }>) {
+  const app = Fastify({
+    logger: false,
+    https: {
+      cert: readFileSync(join(spec.pkiDir, 'tls.crt')),
+      key: readFileSync(join(spec.pkiDir, 'tls.key')),
+      ca: readFileSync(join(spec.pkiDir, 'ca.crt')),
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+  });
+  app.get(spec.route, (_req, reply) => reply.header('content-type', spec.contentType).send(spec.body));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+}
+
+async function startBenchAdapter(spec: Extract<ChildSpec, { role: 'adapter' }>) {
+  const pki = spec.pkiDir;
+  const config = parseAdapterConfig(
+    [
+      '--metrics-source=file',
+      `--metrics-source-file=${spec.metricsFile}`,
+      `--cert-dir=${pki}`,
+      `--client-ca-file=${join(pki, 'ca.crt')}`,
+      `--requestheader-client-ca-file=${join(pki, 'front-proxy-ca.crt')}`,
+      '--bind-address=127.0.0.1',
+      `--metrics-port=${spec.metricsPort}`,
+      '--metrics-bind-address=127.0.0.1',
+      '--log-level=warn',
+    ],
+    {},
+  );
+  if (config === 'help') throw new Error('unexpected help');
+  // --secure-port accepts 1..65535 only; 0 (any free port) is set here, on the validated config.
+  const adapter = await startAdapter({ ...config, securePort: 0 });
+  return { port: (adapter.app.server.address() as AddressInfo).port, close: () => adapter.shutdown() };
+}
+
+const send = (m: ChildMessage) => process.send?.(m);
+
+async function main() {
+  const spec = JSON.parse(process.argv[2] ?? '') as ChildSpec;
+  const server = spec.role === 'baseline' ? await startBaseline(spec) : await startBenchAdapter(spec);
+  process.on('message', (m: ParentMessage) => {
+    if (m.type === 'stats') {
+      const mem = process.memoryUsage();
+      send({ type: 'stats', id: m.id, cpu: process.cpuUsage(), rss: mem.rss, heapUsed: mem.heapUsed, maxRss: process.resourceUsage().maxRSS * 1024 });
+    } else if (m.type === 'stop') {
+      // A normal exit, so that --cpu-prof gets written.
+      server.close().finally(() => process.exit(0));
+    }
+  });
+  send({ type: 'listening', port: server.port });
+}
+
+// Never outlive the bench.
+process.on('disconnect', () => process.exit(0));
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

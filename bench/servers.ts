@@ -1,0 +1,108 @@
+// Parent side of the server children: fork, learn the port, read CPU/memory, stop.
+import { fork, type ChildProcess } from 'node:child_process';
+import { get } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type ChildSpec =
+  | { role: 'baseline'; pkiDir: string; route: string; body: string; contentType: string }
+  | { role: 'adapter'; pkiDir: string; metricsFile: string; metricsPort: number };
+
+export type ParentMessage = { type: 'stats'; id: number } | { type: 'stop' };
+export type ChildMessage =
+  | { type: 'listening'; port: number }
+  | { type: 'stats'; id: number; cpu: NodeJS.CpuUsage; rss: number; heapUsed: number; maxRss: number };
+
+export type ServerStats = Omit<Extract<ChildMessage, { type: 'stats' }>, 'type' | 'id'>;
+
+export interface ServerChild {
+  role: ChildSpec['role'];
+  port: number;
+  pid: number;
+  /** performance.now() when fork() was called. */
+  forkedAt: number;
+  stats(): Promise<ServerStats>;
+  stop(): Promise<void>;
+}
+
+const CHILD_ENTRY = new URL('./server-child.js', import.meta.url);
+const START_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export async function forkServer(spec: ChildSpec, opts: { execArgv?: string[] } = {}): Promise<ServerChild> {
+  const forkedAt = performance.now();
+  const child = fork(CHILD_ENTRY, [JSON.stringify(spec)], { execArgv: opts.execArgv ?? [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${spec.role} child did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    child.once('exit', (code) => reject(new Error(`${spec.role} child exited with ${code} before listening`)));
+    child.on('message', (m: ChildMessage) => {
+      if (m.type === 'listening') {
+        clearTimeout(timer);
+        resolve(m.port);
+      }
+    });
+  }).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
+  let nextId = 0;
+  return {
+    role: spec.role,
+    port,
+    pid: child.pid ?? -1,
+    forkedAt,
+    stats: () => ask(child, ++nextId),
+    stop: () => stopChild(child),
+  };
+}
+
+function ask(child: ChildProcess, id: number): Promise<ServerStats> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child did not answer a stats request within 5 s')), 5_000);
+    const onMessage = (m: ChildMessage) => {
+      if (m.type !== 'stats' || m.id !== id) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      const { type: _t, id: _i, ...stats } = m;
+      resolve(stats);
+    };
+    child.on('message', onMessage);
+    child.send({ type: 'stats', id } satisfies ParentMessage);
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.send({ type: 'stop' } satisfies ParentMessage);
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A port that was free a moment ago (the adapter's plain-HTTP port must be known before it starts). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** Polls http://127.0.0.1:port/readyz every 2 ms until 200; resolves with performance.now() of that answer. */
+export async function waitForReady(port: number, timeoutMs = START_TIMEOUT_MS): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const code = await new Promise<number>((resolve) => {
+      const req = get({ host: '127.0.0.1', port, path: '/readyz', agent: false, timeout: 1_000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(0));
+    });
+    if (code === 200) return performance.now();
+    await sleep(2);
+  }
+  throw new Error(`/readyz on port ${port} did not answer 200 within ${timeoutMs} ms`);
+}

@@ -1,0 +1,106 @@
+// The adapter's flags, and their translation into one validated, typed configuration. Nothing
+// inside the adapter reads flags or the environment: it gets an AdapterConfig.
+import { join } from 'node:path';
+import { UsageError, boolFlag, durationFlag, enumFlag, intFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
+import { tlsPolicy, TlsPolicyError, type TlsPolicy } from '../tls/policy.js';
+
+const env = (flag: string): string => `ADAPTER_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+export const adapterFlags = {
+  securePort: intFlag('secure-port', 6443, 'Port of the HTTPS API', { env: env('secure-port'), min: 1, max: 65535 }),
+  bindAddress: stringFlag('bind-address', '0.0.0.0', 'Address the HTTPS API listens on', { env: env('bind-address') }),
+  certDir: stringFlag('cert-dir', '/certs', 'Folder holding tls.crt, tls.key and ca.crt, watched for changes', { env: env('cert-dir') }),
+  tlsCertFile: stringFlag('tls-cert-file', '', 'Serving certificate (default <cert-dir>/tls.crt)', { env: env('tls-cert-file') }),
+  tlsPrivateKeyFile: stringFlag('tls-private-key-file', '', 'Serving key (default <cert-dir>/tls.key)', { env: env('tls-private-key-file') }),
+  tlsMinVersion: stringFlag('tls-min-version', 'VersionTLS13', 'Minimum TLS version; only VersionTLS13 is accepted', { env: env('tls-min-version') }),
+  tlsCipherSuites: listFlag('tls-cipher-suites', [], 'TLS 1.3 cipher suites (default: OpenSSL\'s TLS 1.3 set)', { env: env('tls-cipher-suites') }),
+  clientCaFile: stringFlag('client-ca-file', '', 'CA bundle for x509 client authentication (user = CN, groups = O)', { env: env('client-ca-file') }),
+  clientCertMode: enumFlag('client-cert-mode', ['require', 'request'] as const, 'require', 'require: TLS refuses clients without a verified certificate; request: certificate-less clients may authenticate by bearer token', { env: env('client-cert-mode') }),
+  requestheaderClientCaFile: stringFlag('requestheader-client-ca-file', '', 'CA bundle that front-proxy client certificates must chain to', { env: env('requestheader-client-ca-file') }),
+  requestheaderAllowedNames: listFlag('requestheader-allowed-names', [], 'Front-proxy client certificate CNs allowed (empty: any CN from the front-proxy CA)', { env: env('requestheader-allowed-names') }),
+  requestheaderUsernameHeaders: listFlag('requestheader-username-headers', ['X-Remote-User'], 'Headers carrying the user name, first non-empty wins', { env: env('requestheader-username-headers') }),
+  requestheaderGroupHeaders: listFlag('requestheader-group-headers', ['X-Remote-Group'], 'Headers carrying groups, every occurrence counts', { env: env('requestheader-group-headers') }),
+  requestheaderExtraHeadersPrefix: listFlag('requestheader-extra-headers-prefix', ['X-Remote-Extra-'], 'Header prefixes carrying user extras', { env: env('requestheader-extra-headers-prefix') }),
+  authorizationAlwaysAllowGroups: listFlag('authorization-always-allow-groups', ['system:masters'], 'Groups allowed everything without further checks', { env: env('authorization-always-allow-groups') }),
+  authorizationAlwaysAllowPaths: listFlag('authorization-always-allow-paths', ['/healthz', '/readyz', '/livez'], 'Paths any authenticated client may GET (a trailing * matches a prefix)', { env: env('authorization-always-allow-paths') }),
+  metricsPort: intFlag('metrics-port', 8080, 'Plain-HTTP port for /metrics and kubelet probes (0 disables)', { env: env('metrics-port'), min: 0, max: 65535 }),
+  metricsBindAddress: stringFlag('metrics-bind-address', '0.0.0.0', 'Address the plain-HTTP metrics port listens on', { env: env('metrics-bind-address') }),
+  serviceName: stringFlag('service-name', 'keda-metrics-apiserver', 'Service the APIService points at; its DNS name must be in the serving certificate', { env: env('service-name') }),
+  serviceNamespace: stringFlag('service-namespace', 'keda', 'Namespace of that Service', { env: ['POD_NAMESPACE', env('service-namespace')] }),
+  metricsSource: enumFlag('metrics-source', ['demo', 'file'] as const, 'demo', 'Where metric values come from', { env: env('metrics-source') }),
+  metricsSourceFile: stringFlag('metrics-source-file', '', 'YAML file of metric values for --metrics-source=file, reloaded on change', { env: env('metrics-source-file') }),
+  shutdownGracePeriod: durationFlag('shutdown-grace-period', 25_000, 'On SIGTERM, how long in-flight requests may take before the process exits', { env: env('shutdown-grace-period') }),
+  logLevel: enumFlag('log-level', ['debug', 'info', 'warn', 'error'] as const, 'info', 'Log level', { env: env('log-level') }),
+  help: boolFlag('help', false, 'Show this help'),
+} satisfies FlagSpecs;
+
+export interface RequestHeaderConfig {
+  caFile: string;
+  allowedNames: string[];
+  usernameHeaders: string[];
+  groupHeaders: string[];
+  extraHeaderPrefixes: string[];
+}
+
+export interface AdapterConfig {
+  securePort: number;
+  bindAddress: string;
+  certFile: string;
+  keyFile: string;
+  clientCaFile: string;
+  clientCertMode: 'require' | 'request';
+  tls: TlsPolicy;
+  requestHeader: RequestHeaderConfig;
+  alwaysAllowGroups: string[];
+  alwaysAllowPaths: string[];
+  metricsPort: number;
+  metricsBindAddress: string;
+  serviceName: string;
+  serviceNamespace: string;
+  metricsSource: { kind: 'demo' } | { kind: 'file'; path: string };
+  shutdownGracePeriodMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.ProcessEnv): AdapterConfig | 'help' {
+  const f = parseFlags(adapterFlags, argv, environment);
+  if (f.help) return 'help';
+  let tls: TlsPolicy;
+  try {
+    tls = tlsPolicy(f.tlsMinVersion, f.tlsCipherSuites);
+  } catch (err) {
+    if (err instanceof TlsPolicyError) throw new UsageError(err.message);
+    throw err;
+  }
+  if (f.clientCertMode === 'require' && !f.clientCaFile && !f.requestheaderClientCaFile) {
+    throw new UsageError('--client-cert-mode=require needs --client-ca-file or --requestheader-client-ca-file: no client could ever connect');
+  }
+  if (f.metricsSource === 'file' && !f.metricsSourceFile) {
+    throw new UsageError('--metrics-source=file needs --metrics-source-file');
+  }
+  return {
+    securePort: f.securePort,
+    bindAddress: f.bindAddress,
+    certFile: f.tlsCertFile || join(f.certDir, 'tls.crt'),
+    keyFile: f.tlsPrivateKeyFile || join(f.certDir, 'tls.key'),
+    clientCaFile: f.clientCaFile,
+    clientCertMode: f.clientCertMode,
+    tls,
+    requestHeader: {
+      caFile: f.requestheaderClientCaFile,
+      allowedNames: f.requestheaderAllowedNames,
+      usernameHeaders: f.requestheaderUsernameHeaders,
+      groupHeaders: f.requestheaderGroupHeaders,
+      extraHeaderPrefixes: f.requestheaderExtraHeadersPrefix,
+    },
+    alwaysAllowGroups: f.authorizationAlwaysAllowGroups,
+    alwaysAllowPaths: f.authorizationAlwaysAllowPaths,
+    metricsPort: f.metricsPort,
+    metricsBindAddress: f.metricsBindAddress,
+    serviceName: f.serviceName,
+    serviceNamespace: f.serviceNamespace,
+    metricsSource: f.metricsSource === 'file' ? { kind: 'file', path: f.metricsSourceFile } : { kind: 'demo' },
+    shutdownGracePeriodMs: f.shutdownGracePeriod,
+    logLevel: f.logLevel,
+  };
+}

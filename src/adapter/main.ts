@@ -1,0 +1,113 @@
+// Starts the adapter process from a validated configuration and runs it until SIGTERM.
+import type { Server } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { HealthChecks } from '../observability/health.js';
+import { createLogger } from '../observability/logger.js';
+import { startMetricsServer } from '../observability/metrics-server.js';
+import { CertificateMetrics, createRegistry } from '../observability/metrics.js';
+import { LiveServerTls } from '../tls/live-tls.js';
+import { uncoveredNames, serviceDnsNames } from '../tls/san-check.js';
+import { authenticatorChain, bearerTokenNotConfigured, certificateAuthenticator, type TrustSource } from './auth/authenticate.js';
+import { alwaysAllowGroups, alwaysAllowPaths, authorizerChain } from './auth/authorize.js';
+import type { AdapterConfig } from './config.js';
+import type { ExternalMetricsProvider } from './provider.js';
+import { buildAdapterServer } from './server.js';
+import { DemoSource } from './sources/demo.js';
+import { FileSource } from './sources/file.js';
+
+export interface RunningAdapter {
+  app: FastifyInstance;
+  metricsServer: Server | undefined;
+  tls: LiveServerTls;
+  /** Stops accepting, lets in-flight requests finish (bounded by the grace period), releases everything. */
+  shutdown(): Promise<void>;
+}
+
+export async function startAdapter(
+  config: AdapterConfig,
+  log: Logger = createLogger(config.logLevel, 'adapter'),
+  /** A source built by the caller instead of the one the configuration names. */
+  providerOverride?: ExternalMetricsProvider,
+): Promise<RunningAdapter> {
+  const registry = createRegistry('adapter');
+  const tls = new LiveServerTls(
+    {
+      certFile: config.certFile,
+      keyFile: config.keyFile,
+      caFiles: { 'client-ca': config.clientCaFile, 'requestheader-client-ca': config.requestHeader.caFile },
+    },
+    config.tls,
+    log,
+    new CertificateMetrics(registry),
+  );
+  await tls.start();
+  const checkSans = () => {
+    const { missing, present } = uncoveredNames(tls.keyPair.current.chain[0]!, serviceDnsNames(config.serviceName, config.serviceNamespace));
+    if (missing.length > 0) {
+      log.warn(
+        { certFile: config.certFile, missing, present },
+        `serving certificate does not cover ${missing.join(', ')}: kube-apiserver dials the Service by that name and the APIService will turn FailedDiscoveryCheck`,
+      );
+    }
+  };
+  checkSans();
+  tls.keyPair.onChange(checkSans);
+
+  const provider = providerOverride ?? (await createProvider(config, log));
+  const trust: TrustSource = {
+    get generation() {
+      return tls.generation;
+    },
+    anchors: (name) => tls.bundle(name)?.certs ?? [],
+  };
+
+  let shuttingDown = false;
+  const health = new HealthChecks();
+  health.add('ping', ['livez', 'readyz'], () => ({ ok: true }));
+  health.add('serving-certificate', ['readyz'], () => {
+    const notAfter = Date.parse(tls.keyPair.current.chain[0]!.validTo);
+    return notAfter > Date.now() ? { ok: true } : { ok: false, reason: `serving certificate expired at ${new Date(notAfter).toISOString()}` };
+  });
+  health.add('metrics-source', ['readyz'], () => {
+    const r = provider.readiness();
+    return r.ready ? { ok: true } : { ok: false, reason: `${provider.name}: ${r.reason ?? 'not ready'}` };
+  });
+  health.add('shutdown', ['readyz'], () => (shuttingDown ? { ok: false, reason: 'process is shutting down' } : { ok: true }));
+
+  const app = await buildAdapterServer({
+    clientCertMode: config.clientCertMode,
+    tls,
+    provider,
+    authenticator: authenticatorChain([certificateAuthenticator(trust, config.requestHeader), bearerTokenNotConfigured]),
+    authorizer: authorizerChain([alwaysAllowGroups(config.alwaysAllowGroups), alwaysAllowPaths(config.alwaysAllowPaths)]),
+    registry,
+    health,
+    log,
+  });
+  await app.listen({ port: config.securePort, host: config.bindAddress });
+  const metricsServer = config.metricsPort > 0 ? await startMetricsServer(config.metricsPort, config.metricsBindAddress, registry, health) : undefined;
+  log.info({ securePort: config.securePort, metricsPort: config.metricsPort, source: provider.name }, 'adapter serving');
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () =>
+    (closing ??= (async () => {
+      shuttingDown = true;
+      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGracePeriodMs);
+      force.unref();
+      await app.close();
+      clearTimeout(force);
+      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      await Promise.all([provider.close(), tls.close()]);
+    })());
+  return { app, metricsServer, tls, shutdown };
+}
+
+async function createProvider(config: AdapterConfig, log: Logger): Promise<ExternalMetricsProvider> {
+  if (config.metricsSource.kind === 'file') {
+    const source = new FileSource(config.metricsSource.path, log);
+    await source.start();
+    return source;
+  }
+  return new DemoSource();
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// One executable for every component: `adapter`, `operator`, `certs`. A usage error is one line on
+// stderr and exit code 2; a start-up failure is one line and exit code 1.
+import { formatHelp, UsageError } from './config/flags.js';
+import { adapterFlags, parseAdapterConfig } from './adapter/config.js';
+import { startAdapter } from './adapter/main.js';
+import { runCertsCommand } from './certs/cli.js';
+import { MaterialError } from './tls/pem.js';
+
+const USAGE = `Usage: keda-ts <command> [flags]
+
+Commands:
+  adapter    Serve external.metrics.k8s.io as an aggregated API server
+  operator   Own scaled objects and serve metric values over gRPC (not available yet)
+  certs      Certificate tools: "certs dev --out DIR" creates a development PKI
+
+Run "keda-ts <command> --help" for the flags of a command.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'adapter':
+      return runAdapter(rest);
+    case 'operator':
+      process.stderr.write('operator: not available yet in this build (tracked as the operator-channel issue)\n');
+      return 1;
+    case 'certs':
+      return runCertsCommand(rest);
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}" (expected adapter, operator or certs)`);
+  }
+}
+
+async function runAdapter(argv: string[]): Promise<number> {
+  const config = parseAdapterConfig(argv, process.env);
+  if (config === 'help') {
+    process.stdout.write(formatHelp('keda-ts adapter [flags]', adapterFlags));
+    return 0;
+  }
+  const adapter = await startAdapter(config);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      adapter.app.log.info({ signal }, 'shutting down');
+      adapter.shutdown().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof MaterialError) {
+      process.stderr.write(`error: cannot start without valid TLS material: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,82 @@
+// Every Prometheus metric a component exports is declared here, on a registry owned by the
+// process (not prom-client's global one, so tests can run several servers side by side).
+import type { X509Certificate } from 'node:crypto';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MaterialError } from '../tls/pem.js';
+
+export function createRegistry(component: string, withDefaults = true): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ component });
+  if (withDefaults) collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export class CertificateMetrics {
+  private readonly notAfter: Gauge<'file' | 'subject' | 'serial'>;
+  private readonly reloads: Counter<'file'>;
+  private readonly failures: Counter<'file' | 'problem'>;
+  /** The label sets last set per file, so a replaced certificate's series disappears. */
+  private readonly series = new Map<string, { file: string; subject: string; serial: string }[]>();
+
+  constructor(registry: Registry) {
+    this.notAfter = new Gauge({
+      name: 'certificate_expiration_timestamp_seconds',
+      help: 'Not-after time of each certificate currently loaded, as a Unix timestamp',
+      labelNames: ['file', 'subject', 'serial'],
+      registers: [registry],
+    });
+    this.reloads = new Counter({
+      name: 'certificate_reloads_total',
+      help: 'Certificate files loaded successfully, at start-up and on change',
+      labelNames: ['file'],
+      registers: [registry],
+    });
+    this.failures = new Counter({
+      name: 'certificate_reload_failures_total',
+      help: 'Certificate file changes rejected; the last good material kept serving',
+      labelNames: ['file', 'problem'],
+      registers: [registry],
+    });
+  }
+
+  loaded(files: readonly string[], certsByFile: ReadonlyMap<string, readonly X509Certificate[]>): void {
+    for (const f of files) this.reloads.inc({ file: f });
+    for (const [file, certs] of certsByFile) {
+      for (const old of this.series.get(file) ?? []) this.notAfter.remove(old);
+      const fresh = certs.map((c) => ({ file, subject: c.subject.replace(/\n/g, ','), serial: c.serialNumber }));
+      certs.forEach((c, i) => this.notAfter.set(fresh[i] as (typeof fresh)[number], Date.parse(c.validTo) / 1000));
+      this.series.set(file, fresh);
+    }
+  }
+
+  failed(err: MaterialError): void {
+    this.failures.inc({ file: err.file, problem: err.problem });
+  }
+}
+
+export class HttpMetrics {
+  readonly requests: Counter<'verb' | 'path' | 'code'>;
+  readonly duration: Histogram<'verb' | 'path'>;
+  readonly inFlight: Gauge;
+
+  constructor(registry: Registry, prefix: string) {
+    this.requests = new Counter({
+      name: `${prefix}_http_requests_total`,
+      help: 'Requests served, by HTTP verb, path class and status code',
+      labelNames: ['verb', 'path', 'code'],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: `${prefix}_http_request_duration_seconds`,
+      help: 'Time from request received to response sent, by HTTP verb and path class',
+      labelNames: ['verb', 'path'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    });
+    this.inFlight = new Gauge({
+      name: `${prefix}_http_requests_in_flight`,
+      help: 'Requests currently being served',
+      registers: [registry],
+    });
+  }
+}

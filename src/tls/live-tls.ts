@@ -1,0 +1,82 @@
+// A server's TLS material as one live value: its key pair plus the CA bundles it trusts for
+// client certificates, rebuilt into SecureContext options whenever any of the files changes.
+import type { SecureContextOptions } from 'node:tls';
+import type { Logger } from 'pino';
+import type { CertificateMetrics } from '../observability/metrics.js';
+import { loadCaBundle, loadKeyPair, type CaBundle, type KeyPair } from './material.js';
+import type { MaterialError } from './pem.js';
+import type { TlsPolicy } from './policy.js';
+import { ReloadableFiles, type ReloadOptions } from './reloadable.js';
+
+export interface LiveTlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** Named trust bundles, e.g. `client-ca` and `requestheader-client-ca`. Empty paths are skipped. */
+  caFiles: Record<string, string>;
+}
+
+export class LiveServerTls {
+  readonly keyPair: ReloadableFiles<KeyPair>;
+  readonly bundles = new Map<string, ReloadableFiles<CaBundle>>();
+  private readonly listeners: (() => void)[] = [];
+  /** Bumped on every change, so per-connection caches can tell they are stale. */
+  generation = 0;
+
+  constructor(files: LiveTlsFiles, private readonly policy: TlsPolicy, log: Logger, metrics: CertificateMetrics) {
+    const hooks = <T extends KeyPair | CaBundle>(certsOf: (v: T) => { file: string; certs: KeyPair['chain'] }) => ({
+      onLoaded: (v: T, changed: readonly string[]) => {
+        const { file, certs } = certsOf(v);
+        metrics.loaded(changed, new Map([[file, certs]]));
+      },
+      onFailed: (e: MaterialError) => metrics.failed(e),
+    });
+    this.keyPair = new ReloadableFiles(
+      'serving certificate',
+      [files.certFile, files.keyFile],
+      ([cert, key]) => loadKeyPair(files.certFile, cert as string, files.keyFile, key as string),
+      log,
+      hooks<KeyPair>((v) => ({ file: v.certFile, certs: v.chain })),
+    );
+    for (const [name, path] of Object.entries(files.caFiles)) {
+      if (!path) continue;
+      this.bundles.set(
+        name,
+        new ReloadableFiles(name, [path], ([pem]) => loadCaBundle(path, pem as string), log, hooks<CaBundle>((v) => ({ file: v.file, certs: v.certs }))),
+      );
+    }
+    for (const source of [this.keyPair, ...this.bundles.values()]) {
+      (source as ReloadableFiles<unknown>).onChange(() => {
+        this.generation++;
+        for (const l of this.listeners) l();
+      });
+    }
+  }
+
+  async start(opts?: ReloadOptions): Promise<void> {
+    await Promise.all([this.keyPair, ...this.bundles.values()].map((s) => (s as ReloadableFiles<unknown>).start(opts)));
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  bundle(name: string): CaBundle | undefined {
+    return this.bundles.get(name)?.current;
+  }
+
+  secureContextOptions(): SecureContextOptions {
+    const ca = [...this.bundles.values()].map((b) => b.current.pem).join('');
+    return {
+      cert: this.keyPair.current.certPem,
+      key: this.keyPair.current.keyPem,
+      ca: ca === '' ? undefined : ca,
+      minVersion: this.policy.minVersion,
+      maxVersion: this.policy.maxVersion,
+      ...(this.policy.ciphersuites ? { ciphersuites: this.policy.ciphersuites } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.keyPair, ...this.bundles.values()].map((s) => (s as ReloadableFiles<unknown>).close()));
+  }
+}
