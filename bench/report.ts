@@ -17,7 +17,7 @@ export interface ThroughputRun extends RunResult {
 
 export interface BenchReport {
   timestamp: string;
-  machine: { cpus: number; model: string; platform: string; release: string; totalMemBytes: number };
+  machine: { cpus: number; model: string; platform: string; release: string; totalMemBytes: number; loadavgAtStart: number[] };
   node: string;
   client: string;
   settings: Record<string, number | string>;
@@ -25,6 +25,8 @@ export interface BenchReport {
   throughput: {
     runs: ThroughputRun[];
     baselineMeanRps: number;
+    /** |baseline 1 - baseline 2| / mean: above ~10% the machine was not quiet and the ratio is rough. */
+    baselineSpread: number;
     adapterRps: number;
     ratio: number;
     target: number;
@@ -52,7 +54,7 @@ function table(headers: string[], rows: (string | number)[][]): string {
 export function formatReport(r: BenchReport): string {
   const out: string[] = [];
   out.push(`keda-ts adapter benchmark  ${r.timestamp}`);
-  out.push(`machine: ${r.machine.cpus} x ${r.machine.model}, ${r.machine.platform} ${r.machine.release}; node ${r.node}; client ${r.client}`);
+  out.push(`machine: ${r.machine.cpus} x ${r.machine.model}, ${r.machine.platform} ${r.machine.release}, load average ${r.machine.loadavgAtStart.map((l) => f(l)).join(' ')}; node ${r.node}; client ${r.client}`);
   out.push(`response: ${r.responseBytes.adapter} bytes (${r.responseBytes.contentType}), baseline ${r.responseBytes.baseline} bytes`);
   out.push('');
   out.push(`a. closed loop, ${r.settings.connections} connections, ${r.settings.warmupMs} ms warm-up + ${r.settings.durationMs} ms measured`);
@@ -75,6 +77,9 @@ export function formatReport(r: BenchReport): string {
   out.push(
     `adapter/baseline = ${f(t.adapterRps, 0)} / ${f(t.baselineMeanRps, 0)} = ${f(t.ratio * 100, 1)}%  (target >= ${t.target * 100}%: ${t.meetsTarget ? 'MET' : 'MISSED'})`,
   );
+  if (t.baselineSpread > 0.1) {
+    out.push(`warning: the two baseline runs differ by ${f(t.baselineSpread * 100, 0)}%: something else was using the CPU, the ratio is rough`);
+  }
   out.push('');
   const o = r.openLoop;
   out.push(`b. open loop against the adapter, ${o.targetRps} req/s for ${r.settings.openDurationMs} ms (latency from scheduled send)`);

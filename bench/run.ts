@@ -6,9 +6,10 @@
 //
 // --client: undici (default) drives more requests per second from one core than node:https
 //   with a keep-alive Agent, and steadier, so the generator is less of a limit on this 2-core box.
-// --cpu-prof: the adapter child writes a V8 CPU profile into bench/results/prof/.
+// --cpu-prof: each server child writes a V8 CPU profile (adapter.cpuprofile, baseline.cpuprofile)
+//   into bench/results/prof/; the figures are then a little lower.
 import { readFile } from 'node:fs/promises';
-import { cpus, platform, release, totalmem } from 'node:os';
+import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
   if (args.client !== 'undici' && args.client !== 'https') throw new Error('--client must be undici or https');
   const kind: ClientKind = args.client;
   const began = performance.now();
+  const loadavgAtStart = loadavg();
   const problems: string[] = [];
   const noteErrors = (what: string, r: RunResult) => {
     if (r.errors > 0) problems.push(`${what}: ${r.errors} failed requests (${r.errorSamples.join(' | ')})`);
@@ -59,9 +61,10 @@ async function main(): Promise<number> {
     // d. cold start: fork -> /readyz 200 on the plain-HTTP port, polled from the moment of the fork.
     const metricsPort = await freePort();
     const profDir = fileURLToPath(new URL('prof/', RESULTS));
+    const execArgv = (role: string) => (args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-name=${role}.cpuprofile`] : []);
     const adapterStarting = forkServer(
       { role: 'adapter', pkiDir: fx.pkiDir, metricsFile: fx.metricsFile, metricsPort },
-      { execArgv: args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] },
+      { execArgv: execArgv('adapter') },
     );
     const [adapter, readyAt] = await Promise.all([adapterStarting.then((c) => ({ c, at: performance.now() })), waitForReady(metricsPort)]);
     children.push(adapter.c);
@@ -84,7 +87,10 @@ async function main(): Promise<number> {
     const reference = await adapterClient.get(path);
     if (reference.status !== 200) throw new Error(`adapter answered ${reference.status} for ${path}: ${reference.body}`);
 
-    const baseline = await forkServer({ role: 'baseline', pkiDir: fx.pkiDir, route: METRIC_ROUTE, body: reference.body, contentType: reference.contentType });
+    const baseline = await forkServer(
+      { role: 'baseline', pkiDir: fx.pkiDir, route: METRIC_ROUTE, body: reference.body, contentType: reference.contentType },
+      { execArgv: execArgv('baseline') },
+    );
     children.push(baseline);
     // The same request bytes for both targets: the identity headers are simply ignored by the baseline.
     const baselineClient = createClient({
@@ -157,7 +163,7 @@ async function main(): Promise<number> {
 
     const report: BenchReport = {
       timestamp: new Date().toISOString(),
-      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', platform: platform(), release: release(), totalMemBytes: totalmem() },
+      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', platform: platform(), release: release(), totalMemBytes: totalmem(), loadavgAtStart },
       node: process.version,
       client: kind,
       settings: { ...SETTINGS },
@@ -165,6 +171,7 @@ async function main(): Promise<number> {
       throughput: {
         runs,
         baselineMeanRps,
+        baselineSpread: Math.abs(baselineRuns[0]!.rps - baselineRuns[1]!.rps) / baselineMeanRps,
         adapterRps,
         ratio: adapterRps / baselineMeanRps,
         target: SETTINGS.throughputTarget,
@@ -191,7 +198,7 @@ async function main(): Promise<number> {
     const file = new URL('latest.json', RESULTS);
     await writeReport(report, file);
     console.log(`\nwritten to ${fileURLToPath(file)}`);
-    if (args['cpu-prof']) console.log(`adapter CPU profile in ${profDir}`);
+    if (args['cpu-prof']) console.log(`CPU profiles of the server children in ${profDir}`);
     return report.valid ? 0 : 1;
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));

@@ -20,6 +20,8 @@ export function run(cmd: string, args: string[], input = '', env: NodeJS.Process
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A child that exits without reading its input is not an error here.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input);
   });
 }

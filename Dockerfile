@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# One image for every component: `adapter`, `operator`, `certs` are commands of dist/cli.js.
+# Build and runtime use Node 24, the major the test suite runs on (package.json pins node@24).
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:24-bookworm-slim AS prod-deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+# Production dependencies only; the npm `node` binary package is a dev dependency and stays out.
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
+WORKDIR /app
+COPY --from=prod-deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+# distroless "nonroot": uid/gid 65532. Nothing is written outside mounted volumes, so the root
+# filesystem can be read-only.
+USER 65532:65532
+ENV NODE_ENV=production
+ENTRYPOINT ["/nodejs/bin/node", "dist/cli.js"]
+CMD ["adapter"]

@@ -1,0 +1,105 @@
+// The executable as users run it: flags, exit codes, start-up failures, SIGTERM.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createTestPki } from './helpers/pki.js';
+import { freePort } from './helpers/adapter.js';
+import { get } from './helpers/https.js';
+import { run } from './helpers/tools.js';
+import { eventually } from './helpers/loop.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+const node = process.execPath;
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => run(node, [CLI, ...args], '', { ...process.env, ...env });
+
+const dir = t.testdir();
+const pki = await createTestPki(join(dir, 'pki'));
+const base = [`--cert-dir=${pki.dir}`, `--client-ca-file=${pki.ca.certFile}`, '--bind-address=127.0.0.1'];
+
+t.test('adapter --help lists every flag with its default', async (t) => {
+  const r = await cli(['adapter', '--help']);
+  t.equal(r.code, 0);
+  for (const flag of ['--secure-port', '--cert-dir', '--client-ca-file', '--requestheader-allowed-names', '--authorization-always-allow-paths', '--metrics-port', '--tls-min-version']) {
+    t.match(r.stdout, new RegExp(`${flag}\\n.*\\(default `), flag);
+  }
+  t.match(r.stdout, /--secure-port\n.*\(default 6443\)/);
+  t.match(r.stdout, /--cert-dir\n.*\(default "\/certs"\)/);
+});
+
+t.test('usage errors exit 2 with one line', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['adapter', '--no-such-flag'], /^error: unknown flag: --no-such-flag\n$/],
+    [['adapter', '--secure-port=http'], /^error: invalid argument "http" for "--secure-port": not an integer\n$/],
+    [['adapter', '--secure-port=70000'], /must be <= 65535/],
+    [['adapter', '--tls-min-version=VersionTLS12'], /TLS 1\.3 only/],
+    [['adapter', '--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'], /not TLS 1\.3 suites/],
+    [['adapter', '--client-cert-mode=sometimes'], /must be one of require, request/],
+    [['adapter', `--cert-dir=${pki.dir}`], /needs --client-ca-file or --requestheader-client-ca-file/],
+    [['adapter', 'positional'], /unexpected argument "positional"/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['certs', 'dev'], /certs dev needs --out DIR/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await cli(args);
+    t.equal(r.code, 2, args.join(' '));
+    t.match(r.stderr, message);
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+});
+
+t.test('a flag can come from the environment; the command line wins', async (t) => {
+  const r = await cli(['adapter', ...base], { ADAPTER_SECURE_PORT: 'nope' });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /from environment variable ADAPTER_SECURE_PORT/);
+  const r2 = await cli(['adapter', ...base, '--tls-min-version=VersionTLS12'], { ADAPTER_TLS_MIN_VERSION: 'VersionTLS13' });
+  t.equal(r2.code, 2, 'the flag overrides the environment');
+});
+
+t.test('no valid TLS material at start-up: exit 1, one line naming the file and the problem', async (t) => {
+  const bad = join(dir, 'bad');
+  await mkdir(bad, { recursive: true });
+  await writeFile(join(bad, 'tls.crt'), 'garbage');
+  await writeFile(join(bad, 'tls.key'), pki.tls.key);
+  const r = await cli(['adapter', `--cert-dir=${bad}`, `--client-ca-file=${pki.ca.certFile}`]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, new RegExp(`^error: cannot start without valid TLS material: ${join(bad, 'tls.crt')}: no PEM CERTIFICATE block found\\n$`));
+  const missing = await cli(['adapter', `--cert-dir=${join(dir, 'nowhere')}`, `--client-ca-file=${pki.ca.certFile}`]);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /nowhere\/tls\.crt: file does not exist/);
+  await writeFile(join(bad, 'tls.crt'), pki.tls.cert);
+  await writeFile(join(bad, 'tls.key'), pki.admin.key);
+  const mismatch = await cli(['adapter', `--cert-dir=${bad}`, `--client-ca-file=${pki.ca.certFile}`]);
+  t.match(mismatch.stderr, /tls\.key: private key does not match the certificate/);
+});
+
+t.test('operator is a clear "not yet"', async (t) => {
+  const r = await cli(['operator']);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /not available yet/);
+});
+
+t.test('certs dev refuses to overwrite without --force', async (t) => {
+  const out = join(dir, 'dev');
+  t.equal((await cli(['certs', 'dev', `--out=${out}`])).code, 0);
+  const again = await cli(['certs', 'dev', `--out=${out}`]);
+  t.equal(again.code, 1);
+  t.match(again.stderr, /refusing to overwrite/);
+  t.equal((await cli(['certs', 'dev', `--out=${out}`, '--force'])).code, 0);
+});
+
+t.test('SIGTERM: readiness drops, the process exits 0; SAN mismatch is warned about at start-up', async (t) => {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const child = spawn(node, [CLI, 'adapter', ...base, `--secure-port=${port}`, `--metrics-port=${metricsPort}`, '--service-name=elsewhere'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  await eventually('the adapter to serve', async () => (out.includes('adapter serving') ? true : undefined));
+  const warn = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.level === 40);
+  t.match(warn, { msg: /does not cover elsewhere\.keda\.svc/, missing: ['elsewhere.keda.svc', 'elsewhere.keda.svc.cluster.local'] });
+  t.equal((await get({ port, path: '/readyz', ca: pki.ca.cert, client: pki.admin })).status, 200);
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  t.match(out, /"signal":"SIGTERM"/);
+});
