@@ -12,5 +12,10 @@ export default tseslint.config(
       'no-console': ['error', { allow: ['error'] }],
     },
   },
+  {
+    files: ['scripts/**/*.mjs', 'eslint.config.js'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    rules: { 'no-console': 'off' },
+  },
   { files: ['test/**', 'bench/**', 'src/cli.ts', 'src/start-local.ts', 'src/**/cli.ts'], rules: { 'no-console': 'off' } },
 );
