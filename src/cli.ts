@@ -4,6 +4,10 @@
 import { formatHelp, UsageError } from './config/flags.js';
 import { adapterFlags, parseAdapterConfig } from './adapter/config.js';
 import { startAdapter } from './adapter/main.js';
+import { operatorFlags, parseOperatorConfig } from './operator/config.js';
+import { startOperator } from './operator/main.js';
+import { createLogger } from './observability/logger.js';
+import type { Logger } from 'pino';
 import { runCertsCommand } from './certs/cli.js';
 import { MaterialError } from './tls/pem.js';
 
@@ -11,7 +15,7 @@ const USAGE = `Usage: keda-ts <command> [flags]
 
 Commands:
   adapter    Serve external.metrics.k8s.io as an aggregated API server
-  operator   Own scaled objects and serve metric values over gRPC (not available yet)
+  operator   Own scaled objects and serve metric values over gRPC (mutual TLS 1.3)
   certs      Certificate tools: "certs dev --out DIR" creates a development PKI
 
 Run "keda-ts <command> --help" for the flags of a command.
@@ -23,8 +27,7 @@ async function main(argv: string[]): Promise<number> {
     case 'adapter':
       return runAdapter(rest);
     case 'operator':
-      process.stderr.write('operator: not available yet in this build (tracked as the operator-channel issue)\n');
-      return 1;
+      return runOperator(rest);
     case 'certs':
       return runCertsCommand(rest);
     case undefined:
@@ -44,16 +47,34 @@ async function runAdapter(argv: string[]): Promise<number> {
     process.stdout.write(formatHelp('keda-ts adapter [flags]', adapterFlags));
     return 0;
   }
-  const adapter = await startAdapter(config);
-  await new Promise<void>((resolve) => {
+  const log = createLogger(config.logLevel, 'adapter');
+  const adapter = await startAdapter(config, log);
+  await untilSignal(log, adapter.shutdown);
+  return 0;
+}
+
+async function runOperator(argv: string[]): Promise<number> {
+  const config = parseOperatorConfig(argv, process.env);
+  if (config === 'help') {
+    process.stdout.write(formatHelp('keda-ts operator [flags]', operatorFlags));
+    return 0;
+  }
+  const log = createLogger(config.logLevel, 'operator');
+  const operator = await startOperator(config, log);
+  await untilSignal(log, operator.shutdown);
+  return 0;
+}
+
+/** SIGTERM (the kubelet) or SIGINT (Ctrl-C): stop accepting, finish what is in flight, return. */
+function untilSignal(log: Logger, shutdown: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      adapter.app.log.info({ signal }, 'shutting down');
-      adapter.shutdown().then(resolve, resolve);
+      log.info({ signal }, 'shutting down');
+      shutdown().then(resolve, resolve);
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  return 0;
 }
 
 main(process.argv.slice(2)).then(

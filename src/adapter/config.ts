@@ -27,7 +27,10 @@ export const adapterFlags = {
   metricsBindAddress: stringFlag('metrics-bind-address', '0.0.0.0', 'Address the plain-HTTP metrics port listens on', { env: env('metrics-bind-address') }),
   serviceName: stringFlag('service-name', 'keda-metrics-apiserver', 'Service the APIService points at; its DNS name must be in the serving certificate', { env: env('service-name') }),
   serviceNamespace: stringFlag('service-namespace', 'keda', 'Namespace of that Service', { env: ['POD_NAMESPACE', env('service-namespace')] }),
-  metricsSource: enumFlag('metrics-source', ['demo', 'file'] as const, 'demo', 'Where metric values come from', { env: env('metrics-source') }),
+  metricsSource: enumFlag('metrics-source', ['operator', 'demo', 'file'] as const, 'operator', 'Where metric values come from', { env: env('metrics-source') }),
+  metricsServiceAddress: stringFlag('metrics-service-address', 'keda-operator.keda.svc.cluster.local:9666', 'The operator\'s gRPC metrics service (host:port); its certificate must cover the host', { env: env('metrics-service-address') }),
+  metricsServiceTimeout: durationFlag('metrics-service-timeout', 5_000, 'Deadline of one metric call to the operator, retries included', { env: env('metrics-service-timeout') }),
+  metricsServiceReadinessGrace: durationFlag('metrics-service-readiness-grace', 10_000, 'How long the channel may be down before /readyz fails', { env: env('metrics-service-readiness-grace') }),
   metricsSourceFile: stringFlag('metrics-source-file', '', 'YAML file of metric values for --metrics-source=file, reloaded on change', { env: env('metrics-source-file') }),
   shutdownGracePeriod: durationFlag('shutdown-grace-period', 25_000, 'On SIGTERM, how long in-flight requests may take before the process exits', { env: env('shutdown-grace-period') }),
   logLevel: enumFlag('log-level', ['debug', 'info', 'warn', 'error'] as const, 'info', 'Log level', { env: env('log-level') }),
@@ -57,7 +60,11 @@ export interface AdapterConfig {
   metricsBindAddress: string;
   serviceName: string;
   serviceNamespace: string;
-  metricsSource: { kind: 'demo' } | { kind: 'file'; path: string };
+  certDir: string;
+  metricsSource:
+    | { kind: 'demo' }
+    | { kind: 'file'; path: string }
+    | { kind: 'operator'; address: string; caFile: string; timeoutMs: number; readinessGraceMs: number };
   shutdownGracePeriodMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -99,7 +106,17 @@ export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.
     metricsBindAddress: f.metricsBindAddress,
     serviceName: f.serviceName,
     serviceNamespace: f.serviceNamespace,
-    metricsSource: f.metricsSource === 'file' ? { kind: 'file', path: f.metricsSourceFile } : { kind: 'demo' },
+    certDir: f.certDir,
+    metricsSource:
+      f.metricsSource === 'file' ? { kind: 'file', path: f.metricsSourceFile }
+      : f.metricsSource === 'demo' ? { kind: 'demo' }
+      : {
+          kind: 'operator',
+          address: f.metricsServiceAddress,
+          caFile: join(f.certDir, 'ca.crt'),
+          timeoutMs: f.metricsServiceTimeout,
+          readinessGraceMs: f.metricsServiceReadinessGrace,
+        },
     shutdownGracePeriodMs: f.shutdownGracePeriod,
     logLevel: f.logLevel,
   };

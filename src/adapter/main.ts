@@ -5,8 +5,11 @@ import type { Logger } from 'pino';
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer } from '../observability/metrics-server.js';
-import { CertificateMetrics, createRegistry } from '../observability/metrics.js';
-import { LiveServerTls } from '../tls/live-tls.js';
+import { CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
+import type { Registry } from 'prom-client';
+import { ChannelClient } from '../channel/client.js';
+import { OperatorSource } from './sources/operator.js';
+import { LiveTls } from '../tls/live-tls.js';
 import { uncoveredNames, serviceDnsNames } from '../tls/san-check.js';
 import { authenticatorChain, bearerTokenNotConfigured, certificateAuthenticator, type TrustSource } from './auth/authenticate.js';
 import { alwaysAllowGroups, alwaysAllowPaths, authorizerChain } from './auth/authorize.js';
@@ -19,7 +22,7 @@ import { FileSource } from './sources/file.js';
 export interface RunningAdapter {
   app: FastifyInstance;
   metricsServer: Server | undefined;
-  tls: LiveServerTls;
+  tls: LiveTls;
   /** Stops accepting, lets in-flight requests finish (bounded by the grace period), releases everything. */
   shutdown(): Promise<void>;
 }
@@ -31,11 +34,15 @@ export async function startAdapter(
   providerOverride?: ExternalMetricsProvider,
 ): Promise<RunningAdapter> {
   const registry = createRegistry('adapter');
-  const tls = new LiveServerTls(
+  const tls = new LiveTls(
     {
       certFile: config.certFile,
       keyFile: config.keyFile,
-      caFiles: { 'client-ca': config.clientCaFile, 'requestheader-client-ca': config.requestHeader.caFile },
+      caFiles: {
+        'client-ca': config.clientCaFile,
+        'requestheader-client-ca': config.requestHeader.caFile,
+        ...(config.metricsSource.kind === 'operator' ? { [CHANNEL_TRUST]: config.metricsSource.caFile } : {}),
+      },
     },
     config.tls,
     log,
@@ -54,7 +61,7 @@ export async function startAdapter(
   checkSans();
   tls.keyPair.onChange(checkSans);
 
-  const provider = providerOverride ?? (await createProvider(config, log));
+  const provider = providerOverride ?? (await createProvider(config, tls, registry, log));
   const trust: TrustSource = {
     get generation() {
       return tls.generation;
@@ -103,7 +110,23 @@ export async function startAdapter(
   return { app, metricsServer, tls, shutdown };
 }
 
-async function createProvider(config: AdapterConfig, log: Logger): Promise<ExternalMetricsProvider> {
+/** The cert dir's ca.crt: what the operator's certificate must chain to. */
+const CHANNEL_TRUST = 'channel-ca';
+
+async function createProvider(config: AdapterConfig, tls: LiveTls, registry: Registry, log: Logger): Promise<ExternalMetricsProvider> {
+  const source = config.metricsSource;
+  if (source.kind === 'operator') {
+    const channel = new ChannelClient({
+      address: source.address,
+      tls,
+      trust: [CHANNEL_TRUST],
+      timeoutMs: source.timeoutMs,
+      readinessGraceMs: source.readinessGraceMs,
+      metrics: new GrpcMetrics(registry, 'client'),
+      log,
+    });
+    return new OperatorSource(channel);
+  }
   if (config.metricsSource.kind === 'file') {
     const source = new FileSource(config.metricsSource.path, log);
     await source.start();

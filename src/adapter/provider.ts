@@ -44,3 +44,7 @@ export class SourceUnavailableError extends Error {
 export class SourceTimeoutError extends Error {
   override readonly name = 'SourceTimeoutError';
 }
+/** The query cannot be answered as asked (e.g. no scaled object named in the selector): 400. */
+export class InvalidMetricQueryError extends Error {
+  override readonly name = 'InvalidMetricQueryError';
+}

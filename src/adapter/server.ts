@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import { HttpMetrics } from '../observability/metrics.js';
 import type { HealthChecks } from '../observability/health.js';
 import { StatusError, forbidden, notFound, unauthorized, type Status } from '../k8s/status.js';
-import type { LiveServerTls } from '../tls/live-tls.js';
+import type { LiveTls } from '../tls/live-tls.js';
 import type { Authenticator } from './auth/authenticate.js';
 import type { Authorizer } from './auth/authorize.js';
 import { requestInfo, type RequestInfo } from './auth/request-info.js';
@@ -26,9 +26,12 @@ declare module 'fastify' {
   }
 }
 
+/** The bundles HTTPS clients are verified against (never the channel's ca.crt). */
+export const CLIENT_TRUST = ['client-ca', 'requestheader-client-ca'] as const;
+
 export interface AdapterServerDeps {
   clientCertMode: 'require' | 'request';
-  tls: LiveServerTls;
+  tls: LiveTls;
   provider: ExternalMetricsProvider;
   authenticator: Authenticator;
   authorizer: Authorizer;
@@ -44,7 +47,7 @@ export async function buildAdapterServer(deps: AdapterServerDeps): Promise<Fasti
     // Per-request lines would dominate the hot path; failures are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
     https: {
-      ...deps.tls.secureContextOptions(),
+      ...deps.tls.secureContextOptions(CLIENT_TRUST),
       requestCert: true,
       rejectUnauthorized: deps.clientCertMode === 'require',
     },
@@ -55,7 +58,7 @@ export async function buildAdapterServer(deps: AdapterServerDeps): Promise<Fasti
   });
 
   deps.tls.onChange(() => {
-    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(deps.tls.secureContextOptions());
+    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(deps.tls.secureContextOptions(CLIENT_TRUST));
   });
 
   app.decorateRequest('info', null as never);

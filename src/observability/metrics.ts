@@ -80,3 +80,43 @@ export class HttpMetrics {
     });
   }
 }
+
+/** gRPC call metrics in go-grpc-prometheus' names, which dashboards already know. */
+export class GrpcMetrics {
+  readonly handled: Counter<'grpc_service' | 'grpc_method' | 'grpc_code'>;
+  readonly handling: Histogram<'grpc_service' | 'grpc_method'>;
+  /** Client: 1 for the channel's current connectivity state. Server: 1 while serving. */
+  readonly state: Gauge<'state'>;
+
+  constructor(registry: Registry, side: 'client' | 'server') {
+    this.handled = new Counter({
+      name: `grpc_${side}_handled_total`,
+      help: `gRPC calls completed by the ${side}, by method and status code`,
+      labelNames: ['grpc_service', 'grpc_method', 'grpc_code'],
+      registers: [registry],
+    });
+    this.handling = new Histogram({
+      name: `grpc_${side}_handling_seconds`,
+      help: `gRPC call latency seen by the ${side}`,
+      labelNames: ['grpc_service', 'grpc_method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    this.state = new Gauge({
+      name: side === 'client' ? 'grpc_client_connection_state' : 'grpc_server_serving',
+      help: side === 'client' ? 'Connectivity state of the channel to the operator (1 = current state)' : '1 while the gRPC server accepts calls',
+      labelNames: side === 'client' ? ['state'] : [],
+      registers: [registry],
+    });
+  }
+
+  observe(method: string, code: string, seconds: number): void {
+    const [service = '', name = method] = method.replace(/^\//, '').split('/');
+    this.handled.inc({ grpc_service: service, grpc_method: name, grpc_code: code });
+    this.handling.observe({ grpc_service: service, grpc_method: name }, seconds);
+  }
+
+  setState(current: string, all: readonly string[]): void {
+    for (const s of all) this.state.set({ state: s }, s === current ? 1 : 0);
+  }
+}

@@ -1,5 +1,5 @@
-// A server's TLS material as one live value: its key pair plus the CA bundles it trusts for
-// client certificates, rebuilt into SecureContext options whenever any of the files changes.
+// A component's TLS material as one live value: its key pair plus the CA bundles it trusts (for
+// client certificates on a server, for the peer on a client), rebuilt whenever any file changes.
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { CertificateMetrics } from '../observability/metrics.js';
@@ -15,7 +15,7 @@ export interface LiveTlsFiles {
   caFiles: Record<string, string>;
 }
 
-export class LiveServerTls {
+export class LiveTls {
   readonly keyPair: ReloadableFiles<KeyPair>;
   readonly bundles = new Map<string, ReloadableFiles<CaBundle>>();
   private readonly listeners: (() => void)[] = [];
@@ -64,8 +64,12 @@ export class LiveServerTls {
     return this.bundles.get(name)?.current;
   }
 
-  secureContextOptions(): SecureContextOptions {
-    const ca = [...this.bundles.values()].map((b) => b.current.pem).join('');
+  /**
+   * Options for a server context or a client context alike: identity, the named trust bundles,
+   * TLS 1.3 policy. Each use names its bundles, so that trust meant for one never widens another.
+   */
+  secureContextOptions(trust: readonly string[]): SecureContextOptions {
+    const ca = trust.map((name) => this.bundles.get(name)?.current.pem ?? '').join('');
     return {
       cert: this.keyPair.current.certPem,
       key: this.keyPair.current.keyPem,

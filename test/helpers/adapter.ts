@@ -24,7 +24,7 @@ export function pkiFlags(pki: TestPki): string[] {
 }
 
 export async function startTestAdapter(flags: string[], provider?: ExternalMetricsProvider): Promise<TestAdapter> {
-  const config = parseAdapterConfig(['--secure-port=1', '--bind-address=127.0.0.1', '--metrics-bind-address=127.0.0.1', ...flags], {});
+  const config = parseAdapterConfig(['--secure-port=1', '--bind-address=127.0.0.1', '--metrics-bind-address=127.0.0.1', '--metrics-source=demo', ...flags], {});
   if (config === 'help') throw new Error('unexpected --help');
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });

@@ -4,6 +4,7 @@ import { SelectorError, formatSelector, parseSelector } from '../../k8s/labels.j
 import { StatusError, badRequest, internalError, notFound, serviceUnavailable, timeout } from '../../k8s/status.js';
 import { GROUP, GROUP_VERSION, invalidMetricName, invalidNamespace, metricValueListSchema } from '../api-types.js';
 import {
+  InvalidMetricQueryError,
   MetricNotFoundError,
   SourceTimeoutError,
   SourceUnavailableError,
@@ -71,6 +72,7 @@ function rfc3339(d: Date): string {
 
 function toStatus(err: unknown, metric: string): StatusError {
   if (err instanceof StatusError) return err;
+  if (err instanceof InvalidMetricQueryError) return badRequest(err.message);
   if (err instanceof MetricNotFoundError) return notFound(err.message, { group: GROUP, kind: metric });
   if (err instanceof SourceUnavailableError) return serviceUnavailable(err.message);
   if (err instanceof SourceTimeoutError) return timeout(err.message);

@@ -1,0 +1,135 @@
+// The adapter's end of the channel: one long-lived HTTP/2 connection with keepalive, a deadline
+// on every call, retries with backoff for UNAVAILABLE only, reconnection by itself, and a fresh
+// channel (with the new certificates) whenever the TLS material changes.
+import { connectivityState, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { GrpcMetrics } from '../observability/metrics.js';
+import type { LiveTls } from '../tls/live-tls.js';
+import { channelCredentials } from './credentials.js';
+import { GET_METRICS_PATH, MetricsServiceClient, type ExternalMetricValueList, type ScaledObjectRef } from './service.js';
+
+export interface ChannelClientOptions {
+  address: string;
+  tls: LiveTls;
+  /** Bundles the operator's certificate must chain to (the cert dir's ca.crt). */
+  trust: readonly string[];
+  /** Per-call deadline, retries included. */
+  timeoutMs: number;
+  /** How long the channel may be down before readiness says so. */
+  readinessGraceMs: number;
+  metrics: GrpcMetrics;
+  log: Logger;
+}
+
+const STATES = ['IDLE', 'CONNECTING', 'READY', 'TRANSIENT_FAILURE', 'SHUTDOWN'] as const;
+
+// The method name must be present, or grpc-js ignores the policy (KEDA's client has this bug).
+const SERVICE_CONFIG = JSON.stringify({
+  methodConfig: [
+    {
+      name: [{ service: 'api.MetricsService', method: 'GetMetrics' }],
+      retryPolicy: {
+        maxAttempts: 4,
+        initialBackoff: '0.1s',
+        maxBackoff: '1s',
+        backoffMultiplier: 2,
+        retryableStatusCodes: ['UNAVAILABLE'],
+      },
+    },
+  ],
+});
+
+type GetMetrics = (
+  ref: ScaledObjectRef,
+  options: { deadline: Date },
+  callback: (err: ServiceError | null, value?: ExternalMetricValueList) => void,
+) => { cancel(): void };
+
+export class ChannelClient {
+  private client: Client;
+  private downSince: number | undefined;
+  private lastError = '';
+  private closed = false;
+
+  constructor(private readonly opts: ChannelClientOptions) {
+    this.client = this.connect();
+    opts.tls.onChange(() => this.rotate());
+  }
+
+  getMetrics(ref: ScaledObjectRef, signal: AbortSignal): Promise<ExternalMetricValueList> {
+    const started = performance.now();
+    const client = this.client as unknown as { GetMetrics: GetMetrics };
+    return new Promise((resolve, reject) => {
+      const call = client.GetMetrics(ref, { deadline: new Date(Date.now() + this.opts.timeoutMs) }, (err, value) => {
+        signal.removeEventListener('abort', cancel);
+        const code = err ? err.code : status.OK;
+        this.opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
+        if (err) {
+          if (err.code === status.UNAVAILABLE) this.noteDown(err.details);
+          reject(err);
+        } else {
+          this.downSince = undefined;
+          resolve(value as ExternalMetricValueList);
+        }
+      });
+      const cancel = () => call.cancel();
+      signal.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  /** Ready while the channel works, and for a grace period after it stops working. */
+  readiness(): { ready: boolean; reason?: string } {
+    if (this.downSince === undefined) return { ready: true };
+    const downMs = Date.now() - this.downSince;
+    if (downMs <= this.opts.readinessGraceMs) return { ready: true };
+    return { ready: false, reason: `channel to ${this.opts.address} down for ${Math.round(downMs / 1000)}s: ${this.lastError || 'not connected'}` };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.client.close();
+  }
+
+  private connect(): Client {
+    const client = new MetricsServiceClient(this.opts.address, channelCredentials(this.opts.tls, this.opts.trust), {
+      'grpc.service_config': SERVICE_CONFIG,
+      'grpc.enable_retries': 1,
+      'grpc.keepalive_time_ms': 20_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      // Reconnect promptly after the operator restarts or moves.
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 5_000,
+      'grpc.client_idle_timeout_ms': 2_147_483_647,
+    });
+    this.watch(client);
+    return client;
+  }
+
+  private watch(client: Client): void {
+    const channel = client.getChannel();
+    const step = () => {
+      if (this.closed || this.client !== client) return;
+      const state = channel.getConnectivityState(true);
+      this.opts.metrics.setState(STATES[state] ?? 'IDLE', STATES);
+      if (state === connectivityState.READY) this.downSince = undefined;
+      else if (state === connectivityState.TRANSIENT_FAILURE) this.noteDown('connection failed');
+      channel.watchConnectivityState(state, Infinity, step);
+    };
+    // The first watch must wait for the constructor to store the client.
+    queueMicrotask(step);
+  }
+
+  private noteDown(reason: string): void {
+    this.downSince ??= Date.now();
+    this.lastError = reason;
+  }
+
+  /** New material: new channel for new calls; the old one finishes what it has, then closes. */
+  private rotate(): void {
+    const old = this.client;
+    this.client = this.connect();
+    this.opts.log.info({ address: this.opts.address }, 'TLS material changed: new calls use a new channel');
+    setTimeout(() => old.close(), this.opts.timeoutMs + 1_000).unref();
+  }
+}

@@ -1,0 +1,22 @@
+// gRPC credentials fed from live TLS material: the server's change in place (new handshakes use
+// new material at once); a client builds fresh credentials for each new channel.
+import { createSecureContext } from 'node:tls';
+import { ChannelCredentials, ServerCredentials, credentials } from '@grpc/grpc-js';
+import type { LiveTls } from '../tls/live-tls.js';
+
+export class LiveServerCredentials extends ServerCredentials {
+  constructor(tls: LiveTls, trust: readonly string[]) {
+    const options = tls.secureContextOptions(trust);
+    // Client certificates required, verified against the named bundles only: no system roots.
+    super({ requestCert: true, rejectUnauthorized: true, minVersion: options.minVersion, maxVersion: options.maxVersion }, options);
+    tls.onChange(() => this.updateSecureContextOptions(tls.secureContextOptions(trust)));
+  }
+
+  _equals(other: ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
+export function channelCredentials(tls: LiveTls, trust: readonly string[]): ChannelCredentials {
+  return credentials.createFromSecureContext(createSecureContext(tls.secureContextOptions(trust)));
+}

@@ -1,0 +1,91 @@
+// The operator's end of the channel: api.MetricsService/GetMetrics over mutual TLS 1.3.
+import { Server, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { GrpcMetrics } from '../observability/metrics.js';
+import type { LiveTls } from '../tls/live-tls.js';
+import { LiveServerCredentials } from './credentials.js';
+import { GET_METRICS_PATH, metricsServiceDefinition, type ExternalMetricValueList, type ScaledObjectRef } from './service.js';
+
+/** A failure with the gRPC status the adapter should see (NOT_FOUND, UNAVAILABLE, ...). */
+export class ChannelError extends Error {
+  override readonly name = 'ChannelError';
+  constructor(readonly code: status, message: string) {
+    super(message);
+  }
+}
+
+export interface MetricsHandler {
+  getMetrics(ref: ScaledObjectRef, signal: AbortSignal): Promise<ExternalMetricValueList>;
+}
+
+export interface ChannelServerOptions {
+  /** `host:port`, or KEDA's `:port` for every interface. */
+  bindAddress: string;
+  tls: LiveTls;
+  /** Bundles client certificates must chain to (the cert dir's ca.crt). */
+  trust: readonly string[];
+  handler: MetricsHandler;
+  metrics: GrpcMetrics;
+  log: Logger;
+  /** Connections are closed after this age so rotated certificates take effect on all of them. */
+  maxConnectionAgeMs: number;
+  maxConnectionAgeGraceMs: number;
+}
+
+export interface RunningChannelServer {
+  port: number;
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export async function startChannelServer(opts: ChannelServerOptions): Promise<RunningChannelServer> {
+  const server = new Server({
+    'grpc.max_connection_age_ms': opts.maxConnectionAgeMs,
+    'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs,
+    // Adapters keep the connection warm with pings; allow them without calls in flight.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+  });
+  server.addService(metricsServiceDefinition, {
+    GetMetrics: (call: ServerUnaryCall<ScaledObjectRef, ExternalMetricValueList>, callback: sendUnaryData<ExternalMetricValueList>) => {
+      const started = performance.now();
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      const done = (code: status) => opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
+      opts.handler.getMetrics(call.request, abort.signal).then(
+        (list) => {
+          done(status.OK);
+          callback(null, list);
+        },
+        (err: unknown) => {
+          const code = err instanceof ChannelError ? err.code : status.INTERNAL;
+          const message = (err as Error)?.message ?? String(err);
+          if (code === status.INTERNAL) opts.log.error({ err, ref: call.request }, 'GetMetrics failed');
+          done(code);
+          callback({ code, details: message });
+        },
+      );
+    },
+  });
+  const address = opts.bindAddress.startsWith(':') ? `0.0.0.0${opts.bindAddress}` : opts.bindAddress;
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, new LiveServerCredentials(opts.tls, opts.trust), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  opts.metrics.state.set(1);
+  opts.log.info({ address, port }, 'metrics service listening (gRPC, mutual TLS 1.3)');
+  return {
+    port,
+    async shutdown(graceMs) {
+      opts.metrics.state.set(0);
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}

@@ -1,0 +1,95 @@
+// Starts the operator from a validated configuration: the scaled-object store, the scalers'
+// trust, the gRPC metrics service over mutual TLS 1.3, and the metrics/probe port.
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { startChannelServer, type RunningChannelServer } from '../channel/server.js';
+import { HealthChecks } from '../observability/health.js';
+import { createLogger } from '../observability/logger.js';
+import { startMetricsServer } from '../observability/metrics-server.js';
+import { CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
+import { CustomCaTrust } from '../tls/custom-ca.js';
+import { LiveTls } from '../tls/live-tls.js';
+import { uncoveredNames } from '../tls/san-check.js';
+import type { OperatorConfig } from './config.js';
+import { MetricsEngine } from './metrics-engine.js';
+import { FileScaledObjectStore } from './scaledobjects/file-store.js';
+import type { ScaledObjectStore } from './scaledobjects/types.js';
+
+export interface RunningOperator {
+  channel: RunningChannelServer;
+  metricsServer: Server | undefined;
+  shutdown(): Promise<void>;
+}
+
+const CA = 'ca';
+
+/** In a pod, or pointed at a cluster by kubeconfig. */
+export function clusterReachable(config: OperatorConfig, env: NodeJS.ProcessEnv): boolean {
+  return config.kubeconfig !== '' || env.KUBERNETES_SERVICE_HOST !== undefined;
+}
+
+export async function startOperator(config: OperatorConfig, log: Logger = createLogger(config.logLevel, 'operator'), env: NodeJS.ProcessEnv = process.env): Promise<RunningOperator> {
+  const inCluster = clusterReachable(config, env);
+  if (!config.scaledObjectsFile) {
+    throw new Error(
+      inCluster
+        ? 'watching ScaledObjects in the cluster is not available yet in this build: pass --scaled-objects-file'
+        : 'no cluster (no kubeconfig, not in a pod) and no --scaled-objects-file: nothing to serve',
+    );
+  }
+  if (config.enableCertRotation) {
+    log.info(
+      { reason: inCluster ? 'certificate lifecycle not available yet in this build' : 'no cluster' },
+      'certificate rotation is off: serving the certificates found in the cert dir',
+    );
+  }
+
+  const registry = createRegistry('operator');
+  const tls = new LiveTls({ certFile: config.certFile, keyFile: config.keyFile, caFiles: { [CA]: config.caFile } }, config.tls, log, new CertificateMetrics(registry));
+  await tls.start();
+  const checkSans = () => {
+    const expected = [`keda-operator.${config.namespace}.svc`, `keda-operator.${config.namespace}.svc.cluster.local`];
+    const { missing, present } = uncoveredNames(tls.keyPair.current.chain[0]!, expected);
+    if (missing.length > 0) {
+      log.warn({ certFile: config.certFile, missing, present }, `operator certificate does not cover ${missing.join(', ')}: adapters dialing the Service by that name will fail verification`);
+    }
+  };
+  checkSans();
+  tls.keyPair.onChange(checkSans);
+
+  const trust = new CustomCaTrust(config.caDirs, log);
+  await trust.start();
+  const store: ScaledObjectStore = new FileScaledObjectStore(config.scaledObjectsFile, log);
+  await store.start();
+  const engine = new MetricsEngine(store, trust, config.scalerTimeoutMs, log);
+
+  const channel = await startChannelServer({
+    bindAddress: config.metricsServiceBindAddress,
+    tls,
+    trust: [CA],
+    handler: engine,
+    metrics: new GrpcMetrics(registry, 'server'),
+    log,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
+    maxConnectionAgeGraceMs: config.maxConnectionAgeGraceMs,
+  });
+
+  let shuttingDown = false;
+  const health = new HealthChecks();
+  health.add('ping', ['livez', 'readyz'], () => ({ ok: true }));
+  health.add('scaled-objects', ['readyz'], () => ({ ok: true, reason: `${store.list().length} loaded` }));
+  health.add('shutdown', ['readyz'], () => (shuttingDown ? { ok: false, reason: 'process is shutting down' } : { ok: true }));
+  const metricsServer = config.metricsPort > 0 ? await startMetricsServer(config.metricsPort, config.metricsBindAddress, registry, health) : undefined;
+  log.info({ grpcPort: channel.port, metricsPort: config.metricsPort, scaledObjects: store.list().length }, 'operator serving');
+
+  let closing: Promise<void> | undefined;
+  const shutdown = () =>
+    (closing ??= (async () => {
+      shuttingDown = true;
+      await channel.shutdown(config.shutdownGracePeriodMs);
+      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      engine.close();
+      await Promise.all([store.close(), trust.close(), tls.close()]);
+    })());
+  return { channel, metricsServer, shutdown };
+}
