@@ -11,6 +11,8 @@ export interface ThroughputRun extends RunResult {
   serverCpuCores: number;
   /** This (load-generating) process's CPU / wall time, to see whether the generator was the limit. */
   generatorCpuCores: number;
+  /** Everything else on the machine (other processes, kernel) over the run; NaN off Linux. */
+  otherCpuCores: number;
   serverRssBytes: number;
   serverMaxRssBytes: number;
 }
@@ -29,11 +31,13 @@ export interface BenchReport {
     baselineSpread: number;
     adapterRps: number;
     ratio: number;
+    /** Baseline server CPU per request / adapter's: the ratio a CPU-bound server would reach, less sensitive to a busy box. */
+    cpuRatio: number;
     target: number;
     meetsTarget: boolean;
   };
   openLoop: OpenLoopResult & { serverCpuUsPerRequest: number; p99TargetMs: number; meetsTarget: boolean };
-  distinctMetrics: RunResult & { metrics: number };
+  distinctMetrics: RunResult & { metrics: number; serverCpuUsPerRequest: number };
   coldStart: { forkToListeningMs: number; forkToReadyMs: number; idle: ServerStats; afterThroughput: ServerStats };
   valid: boolean;
   problems: string[];
@@ -60,7 +64,7 @@ export function formatReport(r: BenchReport): string {
   out.push(`a. closed loop, ${r.settings.connections} connections, ${r.settings.warmupMs} ms warm-up + ${r.settings.durationMs} ms measured`);
   out.push(
     table(
-      ['run', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req', 'srv cores', 'gen cores', 'srv RSS'],
+      ['run', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req', 'srv cores', 'gen cores', 'other cores', 'srv RSS'],
       r.throughput.runs.map((x, i) => [
         `${i + 1}. ${x.target}`,
         f(x.rps, 0),
@@ -69,6 +73,7 @@ export function formatReport(r: BenchReport): string {
         f(x.serverCpuUsPerRequest, 1),
         f(x.serverCpuCores),
         f(x.generatorCpuCores),
+        f(x.otherCpuCores),
         mib(x.serverRssBytes),
       ]),
     ),
@@ -77,6 +82,9 @@ export function formatReport(r: BenchReport): string {
   out.push(
     `adapter/baseline = ${f(t.adapterRps, 0)} / ${f(t.baselineMeanRps, 0)} = ${f(t.ratio * 100, 1)}%  (target >= ${t.target * 100}%: ${t.meetsTarget ? 'MET' : 'MISSED'})`,
   );
+  out.push(`server CPU per request, baseline/adapter = ${f(t.cpuRatio * 100, 1)}% (what the ratio would be with the server as the only limit)`);
+  const busy = t.runs.filter((x) => x.otherCpuCores > 0.25).map((x) => `${t.runs.indexOf(x) + 1}. ${x.target}`);
+  if (busy.length > 0) out.push(`warning: other work used more than a quarter of a core during ${busy.join(', ')}: those figures are low`);
   if (t.baselineSpread > 0.1) {
     out.push(`warning: the two baseline runs differ by ${f(t.baselineSpread * 100, 0)}%: something else was using the CPU, the ratio is rough`);
   }
@@ -96,7 +104,12 @@ export function formatReport(r: BenchReport): string {
   out.push('');
   const d = r.distinctMetrics;
   out.push(`c. ${d.metrics} distinct metrics requested at once over ${r.settings.connections} connections`);
-  out.push(table(['', 'all served ms', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors'], [['adapter', f(d.elapsedMs, 1), ...lat(d.latency), d.errors]]));
+  out.push(
+    table(
+      ['', 'all served ms', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req'],
+      [['adapter', f(d.elapsedMs, 1), ...lat(d.latency), d.errors, f(d.serverCpuUsPerRequest, 1)]],
+    ),
+  );
   out.push('');
   const c = r.coldStart;
   out.push('d. adapter cold start');

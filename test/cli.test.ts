@@ -73,10 +73,18 @@ t.test('no valid TLS material at start-up: exit 1, one line naming the file and 
   t.match(mismatch.stderr, /tls\.key: private key does not match the certificate/);
 });
 
-t.test('operator is a clear "not yet"', async (t) => {
-  const r = await cli(['operator']);
-  t.equal(r.code, 1);
-  t.match(r.stderr, /not available yet/);
+t.test('operator: --help, and a clear line when there is nothing to serve', async (t) => {
+  const help = await cli(['operator', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /--metrics-service-bind-address\n.*\(default ":9666"\)/);
+  t.match(help.stdout, /--ca-dir\n.*\(default \[\/custom\/ca\]\)/);
+  t.match(help.stdout, /--enable-cert-rotation\n.*\(default true\)/);
+  const nothing = await cli(['operator', `--cert-dir=${pki.dir}`], { KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '' });
+  t.equal(nothing.code, 1);
+  t.match(nothing.stderr, /^error: no cluster \(no kubeconfig, not in a pod\) and no --scaled-objects-file: nothing to serve\n$/);
+  const bad = await cli(['operator', '--metrics-service-bind-address=9666']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /expected host:port or :port/);
 });
 
 t.test('certs dev refuses to overwrite without --force', async (t) => {

@@ -1,7 +1,8 @@
 // gRPC credentials fed from live TLS material: the server's change in place (new handshakes use
 // new material at once); a client builds fresh credentials for each new channel.
 import { createSecureContext } from 'node:tls';
-import { ChannelCredentials, ServerCredentials, credentials } from '@grpc/grpc-js';
+import type { ChannelCredentials} from '@grpc/grpc-js';
+import { ServerCredentials, credentials } from '@grpc/grpc-js';
 import type { LiveTls } from '../tls/live-tls.js';
 
 export class LiveServerCredentials extends ServerCredentials {

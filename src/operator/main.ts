@@ -25,7 +25,7 @@ const CA = 'ca';
 
 /** In a pod, or pointed at a cluster by kubeconfig. */
 export function clusterReachable(config: OperatorConfig, env: NodeJS.ProcessEnv): boolean {
-  return config.kubeconfig !== '' || env.KUBERNETES_SERVICE_HOST !== undefined;
+  return config.kubeconfig !== '' || Boolean(env.KUBERNETES_SERVICE_HOST);
 }
 
 export async function startOperator(config: OperatorConfig, log: Logger = createLogger(config.logLevel, 'operator'), env: NodeJS.ProcessEnv = process.env): Promise<RunningOperator> {

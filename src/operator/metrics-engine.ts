@@ -69,7 +69,7 @@ export class MetricsEngine implements MetricsHandler {
     const triggers = so.spec.triggers.map((trigger, triggerIndex): Built => {
       try {
         const auth = trigger.authenticationRef ? this.store.resolveAuth(so.namespace, trigger.authenticationRef) : {};
-        return { scaler: createScaler({ triggerIndex, trigger, auth, trust: this.trust, timeoutMs: this.scalerTimeoutMs }) };
+        return { scaler: createScaler({ triggerIndex, trigger, auth, trust: this.trust, timeoutMs: this.scalerTimeoutMs, log: this.log }) };
       } catch (err) {
         const error = `trigger ${triggerIndex} (${trigger.type}): ${(err as Error).message}`;
         this.log.warn({ scaledObject: key, reason: error }, 'cannot build scaler');
@@ -80,16 +80,13 @@ export class MetricsEngine implements MetricsHandler {
     return triggers;
   }
 
-  /** Scalers of deleted or changed scaled objects are closed; changed ones rebuild on next use. */
+  /**
+   * Any change to the source drops every scaler; each rebuilds on its next query. Secrets behind a
+   * TriggerAuthentication can change without the scaled object's generation moving.
+   */
   private prune(): void {
-    for (const [key, entry] of this.cache) {
-      const [namespace = '', name = ''] = key.split('/');
-      const so = this.store.get(namespace, name);
-      if (!so || so.generation !== entry.generation) {
-        closeAll(entry);
-        this.cache.delete(key);
-      }
-    }
+    for (const entry of this.cache.values()) closeAll(entry);
+    this.cache.clear();
   }
 }
 

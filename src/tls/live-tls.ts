@@ -52,8 +52,15 @@ export class LiveTls {
     }
   }
 
+  /** Loads the key pair first, then each bundle, so a start-up error names the first bad file. */
   async start(opts?: ReloadOptions): Promise<void> {
-    await Promise.all([this.keyPair, ...this.bundles.values()].map((s) => (s as ReloadableFiles<unknown>).start(opts)));
+    try {
+      await this.keyPair.start(opts);
+      for (const bundle of this.bundles.values()) await bundle.start(opts);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
   }
 
   onChange(listener: () => void): void {

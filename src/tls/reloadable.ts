@@ -84,7 +84,14 @@ export class ReloadableFiles<T> {
     const changed = this.files;
     this.log.info({ material: this.name, files: changed }, `reloaded ${this.name}`);
     this.hooks.onLoaded?.(next, changed);
-    for (const l of this.listeners) l(next);
+    for (const l of this.listeners) {
+      // One listener's failure must not stop the others, nor every later reload.
+      try {
+        l(next);
+      } catch (err) {
+        this.log.error({ material: this.name, err }, `a listener failed after reloading ${this.name}`);
+      }
+    }
   }
 
   private fail(err: MaterialError, what: string): void {

@@ -60,10 +60,21 @@ export function certificateVerdict(socket: TLSSocket, trust: TrustSource, allowe
   return verdict;
 }
 
-export function headerIdentity(req: IncomingMessage, cfg: RequestHeaderConfig): UserInfo | undefined {
-  const userHeaders = cfg.usernameHeaders.map((h) => h.toLowerCase());
-  const groupHeaders = new Set(cfg.groupHeaders.map((h) => h.toLowerCase()));
-  const extraPrefixes = cfg.extraHeaderPrefixes.map((h) => h.toLowerCase());
+interface HeaderNames {
+  userHeaders: string[];
+  groupHeaders: Set<string>;
+  extraPrefixes: string[];
+}
+
+function headerNames(cfg: RequestHeaderConfig): HeaderNames {
+  return {
+    userHeaders: cfg.usernameHeaders.map((h) => h.toLowerCase()),
+    groupHeaders: new Set(cfg.groupHeaders.map((h) => h.toLowerCase())),
+    extraPrefixes: cfg.extraHeaderPrefixes.map((h) => h.toLowerCase()),
+  };
+}
+
+export function headerIdentity(req: IncomingMessage, { userHeaders, groupHeaders, extraPrefixes }: HeaderNames): UserInfo | undefined {
   const users = new Map<string, string>();
   const groups: string[] = [];
   const extra: Record<string, string[]> = {};
@@ -98,6 +109,7 @@ function unescapeExtraKey(key: string): string {
 
 export function certificateAuthenticator(trust: TrustSource, cfg: RequestHeaderConfig): Authenticator {
   const allowedNames = new Set(cfg.allowedNames);
+  const names = headerNames(cfg);
   return {
     authenticate(req) {
       const socket = req.socket as TLSSocket;
@@ -106,7 +118,7 @@ export function certificateAuthenticator(trust: TrustSource, cfg: RequestHeaderC
       const errors: string[] = [];
       if (verdict.frontProxy) {
         if (verdict.frontProxy.allowed) {
-          const user = headerIdentity(req, cfg);
+          const user = headerIdentity(req, names);
           if (user) return { user };
           errors.push('front-proxy request carries no user header');
         } else {

@@ -19,7 +19,7 @@ export async function metricRoutes(app: FastifyInstance, opts: { provider: Exter
     app,
     `/apis/${GROUP_VERSION}/namespaces/:namespace/:metric`,
     'metric',
-    async (req) => {
+    async (req, reply) => {
       // What authorization approved, not a second parse of the URL.
       const info = req.info;
       if (info.kind !== 'resource') throw internalError('metric route reached without resource attributes');
@@ -34,7 +34,10 @@ export async function metricRoutes(app: FastifyInstance, opts: { provider: Exter
         throw err;
       }
       const abort = new AbortController();
-      req.raw.once('close', () => abort.abort());
+      // Only a client that goes away early aborts; a finished response must not pay for an abort.
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) abort.abort();
+      });
       let samples: ExternalMetricSample[];
       try {
         samples = await provider.getExternalMetric(

@@ -33,12 +33,19 @@ export function parseMetricsFile(text: string): FileMetric[] {
   });
 }
 
+/** Entries by metric name: a lookup per query, not a scan of the whole file. */
+function indexByName(metrics: FileMetric[]): Map<string, FileMetric[]> {
+  const byName = new Map<string, FileMetric[]>();
+  for (const m of metrics) byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
+  return byName;
+}
+
 export class FileSource implements ExternalMetricsProvider {
   readonly name = 'file';
-  private readonly file: ReloadableFiles<FileMetric[]>;
+  private readonly file: ReloadableFiles<Map<string, FileMetric[]>>;
 
   constructor(path: string, log: Logger) {
-    this.file = new ReloadableFiles('metrics source file', [path], ([text]) => parseMetricsFile(text as string), log);
+    this.file = new ReloadableFiles('metrics source file', [path], ([text]) => indexByName(parseMetricsFile(text as string)), log);
   }
 
   async start(): Promise<void> {
@@ -47,8 +54,8 @@ export class FileSource implements ExternalMetricsProvider {
 
   async getExternalMetric(q: ExternalMetricQuery): Promise<ExternalMetricSample[]> {
     const now = new Date();
-    const items = this.file.current
-      .filter((m) => m.name === q.metricName && (m.namespace === undefined || m.namespace === q.namespace) && matchesSelector(q.selector, m.labels))
+    const items = (this.file.current.get(q.metricName) ?? [])
+      .filter((m) => (m.namespace === undefined || m.namespace === q.namespace) && matchesSelector(q.selector, m.labels))
       .map((m) => ({ metricName: m.name, metricLabels: m.labels, timestamp: now, value: m.value, ...(m.window !== undefined ? { windowSeconds: m.window } : {}) }));
     if (items.length === 0) {
       throw new MetricNotFoundError(`no metric "${q.metricName}" in namespace "${q.namespace}" matches selector "${q.selectorText}"`);

@@ -1,0 +1,21 @@
+// The scalers this operator implements, by KEDA trigger type.
+import { createMetricsApiScaler } from './metrics-api.js';
+import { ScalerConfigError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
+
+export const scalerFactories: Record<string, ScalerFactory> = {
+  'metrics-api': createMetricsApiScaler,
+};
+
+/** The scaler for one trigger; a ScalerConfigError for a type we do not implement or bad metadata. */
+export function createScaler(ctx: ScalerContext): Scaler {
+  const type = ctx.trigger.type;
+  const factory = Object.hasOwn(scalerFactories, type) ? scalerFactories[type] : undefined;
+  if (!factory) {
+    throw new ScalerConfigError(`unsupported trigger type "${type}" (supported: ${Object.keys(scalerFactories).join(', ')})`);
+  }
+  return factory(ctx);
+}
+
+export { ScalerConfigError, ScalerError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
+export { createMetricsApiScaler } from './metrics-api.js';
+export { metricNameFor, normalizeMetricName } from './metric-name.js';
