@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { generateDevPki } from './certs/dev-pki.js';
 
 const ROOT = join(import.meta.dirname, '..');
-const PKI = join(ROOT, 'certs-dev', 'generated');
+const PKI = process.env.DEV_PKI_DIR ?? join(ROOT, 'certs-dev', 'generated');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const SECURE_PORT = Number(process.env.ADAPTER_SECURE_PORT ?? 6443);
 const METRICS_PORT = Number(process.env.ADAPTER_METRICS_PORT ?? 8080);
@@ -18,11 +18,11 @@ const DEMO_PORT = 9180;
 const SCALED_OBJECTS = join(ROOT, 'examples', 'local-scaledobjects.yaml');
 const METRIC_PATH = '/apis/external.metrics.k8s.io/v1beta1/namespaces/default/s0-metric-api-queue-depth?labelSelector=scaledobject.keda.sh%2Fname%3Ddemo-worker';
 
-/** The upstream the sample ScaledObject reads: a queue whose depth follows a slow wave. */
+/** The upstream the sample ScaledObject reads: a queue that fills by one a second and is drained every 30 s. */
 function startDemoEndpoint(): Promise<void> {
   const started = Date.now();
-  const server = createServer((req, res) => {
-    const depth = Math.round(20 + 18 * Math.sin(((Date.now() - started) / 90_000) * 2 * Math.PI));
+  const server = createServer((_req, res) => {
+    const depth = 2 + (Math.floor((Date.now() - started) / 1000) % 30);
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ queue: { depth } }));
   });
   server.unref();
