@@ -23,10 +23,11 @@ const upstreamCert = await issueCertificate(upstreamCa, { commonName: 'upstream'
 const caDir = join(root, 'custom-ca');
 await mkdir(caDir);
 await writeFile(join(caDir, 'upstream-ca.crt'), upstreamCa.certPem);
-let upstreamValue = 17.5;
+let upstreamValue: unknown = 17.5;
 let upstreamDelayMs = 0;
+let upstreamBody: string | undefined;
 const upstream: Server = createServer({ cert: upstreamCert.certPem, key: upstreamCert.keyPem }, (req, res) => {
-  setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { value: upstreamValue } })), upstreamDelayMs);
+  setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(upstreamBody ?? JSON.stringify({ data: { value: upstreamValue } })), upstreamDelayMs);
 });
 await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
 t.teardown(() => upstream.close());
@@ -96,6 +97,23 @@ t.test('errors arrive as Status: unknown scaled object, unknown metric, no selec
   const noSelector = await get({ port: adapter.port, path: METRIC.split('?')[0]!, ca: pki.ca.cert, client: pki.admin });
   t.equal(noSelector.status, 400);
   t.match(noSelector.json().message, /must name the scaled object/);
+});
+
+t.test('a malformed upstream is a clear 500, never a made-up value', async (t) => {
+  t.teardown(() => {
+    upstreamBody = undefined;
+    upstreamValue = 3;
+  });
+  upstreamBody = '<html>oops</html>';
+  const garbage = await hpa();
+  t.equal(garbage.status, 500);
+  t.match(garbage.json().message, /metrics-api https:\/\/localhost:\d+\/stats: .*JSON/i);
+  upstreamBody = undefined;
+  upstreamValue = 'lots';
+  const notNumber = await hpa();
+  t.equal(notNumber.status, 500);
+  t.match(notNumber.json().message, /data\.value/);
+  t.notMatch(garbage.text + notNumber.text, /"items"/);
 });
 
 t.test('operator slow: 504 within the adapter deadline', async (t) => {
