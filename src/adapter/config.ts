@@ -21,6 +21,15 @@ export const adapterFlags = {
   requestheaderUsernameHeaders: listFlag('requestheader-username-headers', ['X-Remote-User'], 'Headers carrying the user name, first non-empty wins', { env: env('requestheader-username-headers') }),
   requestheaderGroupHeaders: listFlag('requestheader-group-headers', ['X-Remote-Group'], 'Headers carrying groups, every occurrence counts', { env: env('requestheader-group-headers') }),
   requestheaderExtraHeadersPrefix: listFlag('requestheader-extra-headers-prefix', ['X-Remote-Extra-'], 'Header prefixes carrying user extras', { env: env('requestheader-extra-headers-prefix') }),
+  kubeconfig: stringFlag('kubeconfig', '', 'Kubeconfig for talking to the cluster (default: in-cluster when in a pod)', { env: ['KUBECONFIG'] }),
+  authenticationKubeconfig: stringFlag('authentication-kubeconfig', '', 'Kubeconfig for TokenReviews and the authentication ConfigMap (default: --kubeconfig / in-cluster)', { env: env('authentication-kubeconfig') }),
+  authorizationKubeconfig: stringFlag('authorization-kubeconfig', '', 'Kubeconfig for SubjectAccessReviews (default: --kubeconfig / in-cluster)', { env: env('authorization-kubeconfig') }),
+  authenticationSkipLookup: boolFlag('authentication-skip-lookup', false, 'Do not read kube-system/extension-apiserver-authentication; use the CA flags only', { env: env('authentication-skip-lookup') }),
+  authenticationTolerateLookupFailure: boolFlag('authentication-tolerate-lookup-failure', false, 'Start even when that ConfigMap cannot be read (clients it would have admitted are refused)', { env: env('authentication-tolerate-lookup-failure') }),
+  authenticationTokenWebhookCacheTtl: durationFlag('authentication-token-webhook-cache-ttl', 10_000, 'How long TokenReview answers are cached', { env: env('authentication-token-webhook-cache-ttl') }),
+  authorizationWebhookCacheAuthorizedTtl: durationFlag('authorization-webhook-cache-authorized-ttl', 10_000, 'How long allowed SubjectAccessReview answers are cached', { env: env('authorization-webhook-cache-authorized-ttl') }),
+  authorizationWebhookCacheUnauthorizedTtl: durationFlag('authorization-webhook-cache-unauthorized-ttl', 10_000, 'How long denied SubjectAccessReview answers are cached', { env: env('authorization-webhook-cache-unauthorized-ttl') }),
+  delegatedAuthTimeout: durationFlag('delegated-auth-timeout', 10_000, 'Deadline of one TokenReview or SubjectAccessReview; past it the request is refused', { env: env('delegated-auth-timeout') }),
   authorizationAlwaysAllowGroups: listFlag('authorization-always-allow-groups', ['system:masters'], 'Groups allowed everything without further checks', { env: env('authorization-always-allow-groups') }),
   authorizationAlwaysAllowPaths: listFlag('authorization-always-allow-paths', ['/healthz', '/readyz', '/livez'], 'Paths any authenticated client may GET (a trailing * matches a prefix)', { env: env('authorization-always-allow-paths') }),
   metricsPort: intFlag('metrics-port', 8080, 'Plain-HTTP port for /metrics and kubelet probes (0 disables)', { env: env('metrics-port'), min: 0, max: 65535 }),
@@ -45,6 +54,18 @@ export interface RequestHeaderConfig {
   extraHeaderPrefixes: string[];
 }
 
+export interface DelegationConfig {
+  /** Kubeconfig path for authentication; '' means in-cluster when in a pod, else none. */
+  authenticationKubeconfig: string;
+  authorizationKubeconfig: string;
+  lookup: boolean;
+  tolerateLookupFailure: boolean;
+  tokenCacheTtlMs: number;
+  allowedTtlMs: number;
+  deniedTtlMs: number;
+  timeoutMs: number;
+}
+
 export interface AdapterConfig {
   securePort: number;
   bindAddress: string;
@@ -56,6 +77,7 @@ export interface AdapterConfig {
   requestHeader: RequestHeaderConfig;
   alwaysAllowGroups: string[];
   alwaysAllowPaths: string[];
+  delegation: DelegationConfig;
   metricsPort: number;
   metricsBindAddress: string;
   serviceName: string;
@@ -79,8 +101,13 @@ export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.
     if (err instanceof TlsPolicyError) throw new UsageError(err.message);
     throw err;
   }
-  if (f.clientCertMode === 'require' && !f.clientCaFile && !f.requestheaderClientCaFile) {
-    throw new UsageError('--client-cert-mode=require needs --client-ca-file or --requestheader-client-ca-file: no client could ever connect');
+  const authenticationKubeconfig = f.authenticationKubeconfig || f.kubeconfig;
+  const clusterForAuthentication = authenticationKubeconfig !== '' || Boolean(environment.KUBERNETES_SERVICE_HOST);
+  const lookup = clusterForAuthentication && !f.authenticationSkipLookup;
+  if (f.clientCertMode === 'require' && !f.clientCaFile && !f.requestheaderClientCaFile && !lookup) {
+    throw new UsageError(
+      '--client-cert-mode=require needs --client-ca-file or --requestheader-client-ca-file (or a cluster to read them from): no client could ever connect',
+    );
   }
   if (f.metricsSource === 'file' && !f.metricsSourceFile) {
     throw new UsageError('--metrics-source=file needs --metrics-source-file');
@@ -101,6 +128,16 @@ export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.
       extraHeaderPrefixes: f.requestheaderExtraHeadersPrefix,
     },
     alwaysAllowGroups: f.authorizationAlwaysAllowGroups,
+    delegation: {
+      authenticationKubeconfig,
+      authorizationKubeconfig: f.authorizationKubeconfig || f.kubeconfig,
+      lookup,
+      tolerateLookupFailure: f.authenticationTolerateLookupFailure,
+      tokenCacheTtlMs: f.authenticationTokenWebhookCacheTtl,
+      allowedTtlMs: f.authorizationWebhookCacheAuthorizedTtl,
+      deniedTtlMs: f.authorizationWebhookCacheUnauthorizedTtl,
+      timeoutMs: f.delegatedAuthTimeout,
+    },
     alwaysAllowPaths: f.authorizationAlwaysAllowPaths,
     metricsPort: f.metricsPort,
     metricsBindAddress: f.metricsBindAddress,

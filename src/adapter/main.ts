@@ -11,7 +11,8 @@ import { ChannelClient } from '../channel/client.js';
 import { OperatorSource } from './sources/operator.js';
 import { LiveTls } from '../tls/live-tls.js';
 import { uncoveredNames, serviceDnsNames } from '../tls/san-check.js';
-import { authenticatorChain, bearerTokenNotConfigured, certificateAuthenticator, type TrustSource } from './auth/authenticate.js';
+import { authenticatorChain, certificateAuthenticator, type TrustSource } from './auth/authenticate.js';
+import { setUpDelegation } from './auth/delegation.js';
 import { alwaysAllowGroups, alwaysAllowPaths, authorizerChain } from './auth/authorize.js';
 import type { AdapterConfig } from './config.js';
 import type { ExternalMetricsProvider } from './provider.js';
@@ -32,8 +33,12 @@ export async function startAdapter(
   log: Logger = createLogger(config.logLevel, 'adapter'),
   /** A source built by the caller instead of the one the configuration names. */
   providerOverride?: ExternalMetricsProvider,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<RunningAdapter> {
   const registry = createRegistry('adapter');
+  const certMetrics = new CertificateMetrics(registry);
+  const delegation = setUpDelegation(config, log, registry, certMetrics, env);
+  await delegation.start();
   const tls = new LiveTls(
     {
       certFile: config.certFile,
@@ -43,10 +48,11 @@ export async function startAdapter(
         'requestheader-client-ca': config.requestHeader.caFile,
         ...(config.metricsSource.kind === 'operator' ? { [CHANNEL_TRUST]: config.metricsSource.caFile } : {}),
       },
+      caSources: delegation.caSources,
     },
     config.tls,
     log,
-    new CertificateMetrics(registry),
+    certMetrics,
   );
   await tls.start();
   const checkSans = () => {
@@ -86,8 +92,8 @@ export async function startAdapter(
     clientCertMode: config.clientCertMode,
     tls,
     provider,
-    authenticator: authenticatorChain([certificateAuthenticator(trust, config.requestHeader), bearerTokenNotConfigured]),
-    authorizer: authorizerChain([alwaysAllowGroups(config.alwaysAllowGroups), alwaysAllowPaths(config.alwaysAllowPaths)]),
+    authenticator: authenticatorChain([certificateAuthenticator(trust, delegation.requestHeader), delegation.tokenAuthenticator]),
+    authorizer: authorizerChain([alwaysAllowGroups(config.alwaysAllowGroups), alwaysAllowPaths(config.alwaysAllowPaths), ...delegation.authorizers]),
     registry,
     health,
     log,
@@ -105,7 +111,7 @@ export async function startAdapter(
       await app.close();
       clearTimeout(force);
       await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
-      await Promise.all([provider.close(), tls.close()]);
+      await Promise.all([provider.close(), tls.close(), delegation.close()]);
     })());
   return { app, metricsServer, tls, shutdown };
 }

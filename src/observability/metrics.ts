@@ -120,3 +120,32 @@ export class GrpcMetrics {
     for (const s of all) this.state.set({ state: s }, s === current ? 1 : 0);
   }
 }
+
+/** TokenReview and SubjectAccessReview traffic to kube-apiserver, and how often the cache spared it. */
+export class DelegatedAuthMetrics {
+  readonly reviews: Counter<'review' | 'result'>;
+  readonly cache: Counter<'review' | 'result'>;
+  readonly duration: Histogram<'review'>;
+
+  constructor(registry: Registry) {
+    this.reviews = new Counter({
+      name: 'delegated_auth_reviews_total',
+      help: 'Reviews sent to kube-apiserver, by review (token, subject_access) and result (allowed, denied, authenticated, unauthenticated, error)',
+      labelNames: ['review', 'result'],
+      registers: [registry],
+    });
+    this.cache = new Counter({
+      name: 'delegated_auth_cache_requests_total',
+      help: 'Review look-ups by cache outcome (hit, miss, coalesced into a review already in flight)',
+      labelNames: ['review', 'result'],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'delegated_auth_review_duration_seconds',
+      help: 'Time kube-apiserver took to answer a review',
+      labelNames: ['review'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  }
+}

@@ -13,11 +13,21 @@ export interface LiveTlsFiles {
   keyFile: string;
   /** Named trust bundles, e.g. `client-ca` and `requestheader-client-ca`. Empty paths are skipped. */
   caFiles: Record<string, string>;
+  /** Named trust bundles that do not come from files (e.g. from a ConfigMap). */
+  caSources?: Record<string, BundleSource>;
+}
+
+/** A trust bundle that changes over time: a watched file, or one kept in memory. */
+export interface BundleSource {
+  readonly current: CaBundle;
+  onChange(listener: (value: CaBundle) => void): void;
+  start(opts?: ReloadOptions): Promise<unknown>;
+  close(): Promise<void>;
 }
 
 export class LiveTls {
   readonly keyPair: ReloadableFiles<KeyPair>;
-  readonly bundles = new Map<string, ReloadableFiles<CaBundle>>();
+  readonly bundles = new Map<string, BundleSource>();
   private readonly listeners: (() => void)[] = [];
   /** Bumped on every change, so per-connection caches can tell they are stale. */
   generation = 0;
@@ -44,8 +54,9 @@ export class LiveTls {
         new ReloadableFiles(name, [path], ([pem]) => loadCaBundle(path, pem as string), log, hooks<CaBundle>((v) => ({ file: v.file, certs: v.certs }))),
       );
     }
+    for (const [name, source] of Object.entries(files.caSources ?? {})) this.bundles.set(name, source);
     for (const source of [this.keyPair, ...this.bundles.values()]) {
-      (source as ReloadableFiles<unknown>).onChange(() => {
+      (source as BundleSource).onChange(() => {
         this.generation++;
         for (const l of this.listeners) l();
       });
@@ -88,6 +99,6 @@ export class LiveTls {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.keyPair, ...this.bundles.values()].map((s) => (s as ReloadableFiles<unknown>).close()));
+    await Promise.all([this.keyPair, ...this.bundles.values()].map((s) => (s as BundleSource).close()));
   }
 }

@@ -29,7 +29,7 @@ export async function startTestAdapter(flags: string[], provider?: ExternalMetri
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const metricsPort0 = flags.some((f) => f.startsWith('--metrics-port')) ? config.metricsPort : await freePort();
-  const running = await startAdapter({ ...config, securePort: 0, metricsPort: metricsPort0 }, log, provider);
+  const running = await startAdapter({ ...config, securePort: 0, metricsPort: metricsPort0 }, log, provider, {});
   const port = (running.app.server.address() as AddressInfo).port;
   const metricsPort = running.metricsServer ? (running.metricsServer.address() as AddressInfo).port : 0;
   return { ...running, port, metricsPort, config, logs };

@@ -25,6 +25,7 @@ export interface TrustSource {
 
 interface CertVerdict {
   generation: number;
+  settings: RequestHeaderRuntime;
   frontProxy?: { allowed: true } | { allowed: false; reason: string };
   x509?: UserInfo;
   invalid?: string;
@@ -33,10 +34,11 @@ interface CertVerdict {
 /** Per-connection, because a TLS peer cannot change its certificate mid-connection. */
 const verdicts = new WeakMap<TLSSocket, CertVerdict>();
 
-export function certificateVerdict(socket: TLSSocket, trust: TrustSource, allowedNames: ReadonlySet<string>): CertVerdict {
+export function certificateVerdict(socket: TLSSocket, trust: TrustSource, settings: RequestHeaderRuntime): CertVerdict {
   const cached = verdicts.get(socket);
-  if (cached && cached.generation === trust.generation) return cached;
-  const verdict: CertVerdict = { generation: trust.generation };
+  if (cached && cached.generation === trust.generation && cached.settings === settings) return cached;
+  const { allowedNames } = settings;
+  const verdict: CertVerdict = { generation: trust.generation, settings };
   const chain = presentedChain(socket);
   if (chain.length > 0) {
     if (!socket.authorized) {
@@ -66,8 +68,16 @@ interface HeaderNames {
   extraPrefixes: string[];
 }
 
-function headerNames(cfg: RequestHeaderConfig): HeaderNames {
+/** Front-proxy settings in the form the hot path reads; replaced whole when they change. */
+export interface RequestHeaderRuntime extends HeaderNames {
+  allowedNames: ReadonlySet<string>;
+}
+
+export type RequestHeaderSettings = Pick<RequestHeaderConfig, 'allowedNames' | 'usernameHeaders' | 'groupHeaders' | 'extraHeaderPrefixes'>;
+
+export function requestHeaderRuntime(cfg: RequestHeaderSettings): RequestHeaderRuntime {
   return {
+    allowedNames: new Set(cfg.allowedNames),
     userHeaders: cfg.usernameHeaders.map((h) => h.toLowerCase()),
     groupHeaders: new Set(cfg.groupHeaders.map((h) => h.toLowerCase())),
     extraPrefixes: cfg.extraHeaderPrefixes.map((h) => h.toLowerCase()),
@@ -107,13 +117,13 @@ function unescapeExtraKey(key: string): string {
   }
 }
 
-export function certificateAuthenticator(trust: TrustSource, cfg: RequestHeaderConfig): Authenticator {
-  const allowedNames = new Set(cfg.allowedNames);
-  const names = headerNames(cfg);
+/** `settings` is read on every request: the cluster's ConfigMap may replace it at any time. */
+export function certificateAuthenticator(trust: TrustSource, settings: () => RequestHeaderRuntime): Authenticator {
   return {
     authenticate(req) {
       const socket = req.socket as TLSSocket;
-      const verdict = certificateVerdict(socket, trust, allowedNames);
+      const names = settings();
+      const verdict = certificateVerdict(socket, trust, names);
       if (verdict.invalid) return { error: verdict.invalid };
       const errors: string[] = [];
       if (verdict.frontProxy) {
@@ -132,7 +142,7 @@ export function certificateAuthenticator(trust: TrustSource, cfg: RequestHeaderC
   };
 }
 
-/** Until token review is wired, a bearer token is an authentication failure, never anonymous access. */
+/** Without a cluster to review tokens, a bearer token is an authentication failure, never anonymous access. */
 export const bearerTokenNotConfigured: Authenticator = {
   authenticate(req) {
     const h = req.headers.authorization;

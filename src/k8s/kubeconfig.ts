@@ -1,0 +1,32 @@
+// Where a component's Kubernetes credentials come from: an explicit kubeconfig file, or the pod's
+// service account when running in a cluster; otherwise there is no cluster to talk to.
+import { KubeConfig } from '@kubernetes/client-node';
+
+export function loadKubeConfig(path: string, env: NodeJS.ProcessEnv = process.env): KubeConfig | undefined {
+  const kc = new KubeConfig();
+  if (path) {
+    kc.loadFromFile(path);
+    return kc;
+  }
+  if (env.KUBERNETES_SERVICE_HOST) {
+    kc.loadFromCluster();
+    return kc;
+  }
+  return undefined;
+}
+
+/** The HTTP status of a failed client-node call, when it carries one. */
+export function statusCodeOf(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
+  for (const c of [e?.code, e?.statusCode, e?.response?.statusCode]) if (typeof c === 'number') return c;
+  return undefined;
+}
+
+/** Resolves like `p`, or rejects after `ms`: the API clients have no per-call deadline of their own. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from kube-apiserver within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
