@@ -1,0 +1,38 @@
+// The RBAC that delegated authentication and authorization need, rendered by kubectl kustomize as
+// a user would apply it.
+import t from 'tap';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { run } from '../helpers/tools.js';
+
+type Doc = { kind: string; metadata: { name: string; namespace?: string }; roleRef?: { kind: string; name: string }; subjects?: { kind: string; name: string; namespace: string }[]; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
+
+const rendered = await run('kubectl', ['kustomize', join(import.meta.dirname, '..', '..', 'deploy', 'base')]);
+const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as Doc);
+const adapterSa = { kind: 'ServiceAccount', name: 'keda-metrics-server', namespace: 'keda' };
+
+t.equal(rendered.code, 0, rendered.stderr);
+
+t.test('the adapter may create TokenReviews and SubjectAccessReviews (system:auth-delegator)', async (t) => {
+  const b = docs.find((d) => d.kind === 'ClusterRoleBinding' && d.roleRef?.name === 'system:auth-delegator');
+  t.match(b, { roleRef: { kind: 'ClusterRole' }, subjects: [adapterSa] });
+});
+
+t.test('the adapter may read the authentication ConfigMap (RoleBinding in kube-system)', async (t) => {
+  const b = docs.find((d) => d.kind === 'RoleBinding' && d.roleRef?.name === 'extension-apiserver-authentication-reader');
+  t.match(b, { metadata: { namespace: 'kube-system' }, roleRef: { kind: 'Role' }, subjects: [adapterSa] });
+});
+
+t.test('the HPA controller may read external metrics, and nothing more', async (t) => {
+  const binding = docs.find((d) => d.kind === 'ClusterRoleBinding' && d.subjects?.some((s) => s.name === 'horizontal-pod-autoscaler'));
+  t.match(binding?.subjects, [{ kind: 'ServiceAccount', name: 'horizontal-pod-autoscaler', namespace: 'kube-system' }]);
+  const role = docs.find((d) => d.kind === 'ClusterRole' && d.metadata.name === binding?.roleRef?.name);
+  t.same(role?.rules, [{ apiGroups: ['external.metrics.k8s.io'], resources: ['*'], verbs: ['get', 'list'] }]);
+});
+
+t.test('no rule grants every verb or every group', async (t) => {
+  for (const d of docs) for (const r of d.rules ?? []) {
+    t.notOk(r.verbs.includes('*'), `${d.metadata.name}: no wildcard verb`);
+    t.notOk(r.apiGroups.includes('*'), `${d.metadata.name}: no wildcard group`);
+  }
+});
