@@ -2,9 +2,10 @@
 // inside the adapter reads flags or the environment: it gets an AdapterConfig.
 import { join } from 'node:path';
 import { UsageError, boolFlag, durationFlag, enumFlag, intFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
-import { tlsPolicy, TlsPolicyError, type TlsPolicy } from '../tls/policy.js';
+import type { TlsPolicy } from '../tls/policy.js';
+import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
 
-const env = (flag: string): string => `ADAPTER_${flag.toUpperCase().replace(/-/g, '_')}`;
+const env = envName('ADAPTER');
 
 export const adapterFlags = {
   securePort: intFlag('secure-port', 6443, 'Port of the HTTPS API', { env: env('secure-port'), min: 1, max: 65535 }),
@@ -12,8 +13,6 @@ export const adapterFlags = {
   certDir: stringFlag('cert-dir', '/certs', 'Folder holding tls.crt, tls.key and ca.crt, watched for changes', { env: env('cert-dir') }),
   tlsCertFile: stringFlag('tls-cert-file', '', 'Serving certificate (default <cert-dir>/tls.crt)', { env: env('tls-cert-file') }),
   tlsPrivateKeyFile: stringFlag('tls-private-key-file', '', 'Serving key (default <cert-dir>/tls.key)', { env: env('tls-private-key-file') }),
-  tlsMinVersion: stringFlag('tls-min-version', 'VersionTLS13', 'Minimum TLS version; only VersionTLS13 is accepted', { env: env('tls-min-version') }),
-  tlsCipherSuites: listFlag('tls-cipher-suites', [], 'TLS 1.3 cipher suites (default: OpenSSL\'s TLS 1.3 set)', { env: env('tls-cipher-suites') }),
   clientCaFile: stringFlag('client-ca-file', '', 'CA bundle for x509 client authentication (user = CN, groups = O)', { env: env('client-ca-file') }),
   clientCertMode: enumFlag('client-cert-mode', ['require', 'request'] as const, 'require', 'require: TLS refuses clients without a verified certificate; request: certificate-less clients may authenticate by bearer token', { env: env('client-cert-mode') }),
   requestheaderClientCaFile: stringFlag('requestheader-client-ca-file', '', 'CA bundle that front-proxy client certificates must chain to', { env: env('requestheader-client-ca-file') }),
@@ -32,8 +31,6 @@ export const adapterFlags = {
   delegatedAuthTimeout: durationFlag('delegated-auth-timeout', 10_000, 'Deadline of one TokenReview or SubjectAccessReview; past it the request is refused', { env: env('delegated-auth-timeout') }),
   authorizationAlwaysAllowGroups: listFlag('authorization-always-allow-groups', ['system:masters'], 'Groups allowed everything without further checks', { env: env('authorization-always-allow-groups') }),
   authorizationAlwaysAllowPaths: listFlag('authorization-always-allow-paths', ['/healthz', '/readyz', '/livez'], 'Paths any authenticated client may GET (a trailing * matches a prefix)', { env: env('authorization-always-allow-paths') }),
-  metricsPort: intFlag('metrics-port', 8080, 'Plain-HTTP port for /metrics and kubelet probes (0 disables)', { env: env('metrics-port'), min: 0, max: 65535 }),
-  metricsBindAddress: stringFlag('metrics-bind-address', '0.0.0.0', 'Address the plain-HTTP metrics port listens on', { env: env('metrics-bind-address') }),
   serviceName: stringFlag('service-name', 'keda-metrics-apiserver', 'Service the APIService points at; its DNS name must be in the serving certificate', { env: env('service-name') }),
   serviceNamespace: stringFlag('service-namespace', 'keda', 'Namespace of that Service', { env: ['POD_NAMESPACE', env('service-namespace')] }),
   metricsSource: enumFlag('metrics-source', ['operator', 'demo', 'file'] as const, 'operator', 'Where metric values come from', { env: env('metrics-source') }),
@@ -41,8 +38,7 @@ export const adapterFlags = {
   metricsServiceTimeout: durationFlag('metrics-service-timeout', 5_000, 'Deadline of one metric call to the operator, retries included', { env: env('metrics-service-timeout') }),
   metricsServiceReadinessGrace: durationFlag('metrics-service-readiness-grace', 10_000, 'How long the channel may be down before /readyz fails', { env: env('metrics-service-readiness-grace') }),
   metricsSourceFile: stringFlag('metrics-source-file', '', 'YAML file of metric values for --metrics-source=file, reloaded on change', { env: env('metrics-source-file') }),
-  shutdownGracePeriod: durationFlag('shutdown-grace-period', 25_000, 'On SIGTERM, how long in-flight requests may take before the process exits', { env: env('shutdown-grace-period') }),
-  logLevel: enumFlag('log-level', ['debug', 'info', 'warn', 'error'] as const, 'info', 'Log level', { env: env('log-level') }),
+  ...commonFlags(env, 'the HTTPS API'),
   help: boolFlag('help', false, 'Show this help'),
 } satisfies FlagSpecs;
 
@@ -78,8 +74,6 @@ export interface AdapterConfig {
   alwaysAllowGroups: string[];
   alwaysAllowPaths: string[];
   delegation: DelegationConfig;
-  metricsPort: number;
-  metricsBindAddress: string;
   serviceName: string;
   serviceNamespace: string;
   certDir: string;
@@ -88,19 +82,15 @@ export interface AdapterConfig {
     | { kind: 'file'; path: string }
     | { kind: 'operator'; address: string; caFile: string; timeoutMs: number; readinessGraceMs: number };
   shutdownGracePeriodMs: number;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  metricsPort: number;
+  metricsBindAddress: string;
+  logLevel: LogLevel;
 }
 
 export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.ProcessEnv): AdapterConfig | 'help' {
   const f = parseFlags(adapterFlags, argv, environment);
   if (f.help) return 'help';
-  let tls: TlsPolicy;
-  try {
-    tls = tlsPolicy(f.tlsMinVersion, f.tlsCipherSuites);
-  } catch (err) {
-    if (err instanceof TlsPolicyError) throw new UsageError(err.message);
-    throw err;
-  }
+  const tls = tlsPolicyFromFlags(f.tlsMinVersion, f.tlsCipherSuites);
   const authenticationKubeconfig = f.authenticationKubeconfig || f.kubeconfig;
   const clusterForAuthentication = authenticationKubeconfig !== '' || Boolean(environment.KUBERNETES_SERVICE_HOST);
   const lookup = clusterForAuthentication && !f.authenticationSkipLookup;

@@ -1,9 +1,10 @@
 // The operator's flags, turned into one validated configuration at the edge.
 import { join } from 'node:path';
-import { UsageError, boolFlag, durationFlag, enumFlag, intFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
-import { tlsPolicy, TlsPolicyError, type TlsPolicy } from '../tls/policy.js';
+import { UsageError, boolFlag, durationFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
+import type { TlsPolicy } from '../tls/policy.js';
+import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
 
-const env = (flag: string): string => `OPERATOR_${flag.toUpperCase().replace(/-/g, '_')}`;
+const env = envName('OPERATOR');
 
 export const operatorFlags = {
   metricsServiceBindAddress: stringFlag('metrics-service-bind-address', ':9666', 'gRPC metrics service address (KEDA\'s default port)', { env: env('metrics-service-bind-address') }),
@@ -13,15 +14,10 @@ export const operatorFlags = {
   enableCertRotation: boolFlag('enable-cert-rotation', true, 'Generate and rotate the certificates in the cert Secret (needs a cluster)', { env: env('enable-cert-rotation') }),
   kubeconfig: stringFlag('kubeconfig', '', 'Kubeconfig for the cluster (default: in-cluster when in a pod)', { env: ['KUBECONFIG'] }),
   namespace: stringFlag('namespace', 'keda', 'The operator\'s namespace', { env: ['POD_NAMESPACE', env('namespace')] }),
-  metricsPort: intFlag('metrics-port', 8080, 'Plain-HTTP port for /metrics and kubelet probes (0 disables)', { env: env('metrics-port'), min: 0, max: 65535 }),
-  metricsBindAddress: stringFlag('metrics-bind-address', '0.0.0.0', 'Address the plain-HTTP metrics port listens on', { env: env('metrics-bind-address') }),
-  tlsMinVersion: stringFlag('tls-min-version', 'VersionTLS13', 'Minimum TLS version of the metrics service; only VersionTLS13 is accepted', { env: env('tls-min-version') }),
-  tlsCipherSuites: listFlag('tls-cipher-suites', [], 'TLS 1.3 cipher suites (default: OpenSSL\'s TLS 1.3 set)', { env: env('tls-cipher-suites') }),
   maxConnectionAge: durationFlag('metrics-service-max-connection-age', 300_000, 'Connections are recycled after this age, so rotated certificates reach every connection', { env: env('metrics-service-max-connection-age') }),
   maxConnectionAgeGrace: durationFlag('metrics-service-max-connection-age-grace', 30_000, 'Time calls on a recycled connection get to finish', { env: env('metrics-service-max-connection-age-grace') }),
   scalerTimeout: durationFlag('scaler-timeout', 3_000, 'Timeout of one call to a scaler upstream (KEDA\'s HTTP default)', { env: env('scaler-timeout') }),
-  shutdownGracePeriod: durationFlag('shutdown-grace-period', 25_000, 'On SIGTERM, how long in-flight calls may take', { env: env('shutdown-grace-period') }),
-  logLevel: enumFlag('log-level', ['debug', 'info', 'warn', 'error'] as const, 'info', 'Log level', { env: env('log-level') }),
+  ...commonFlags(env, 'the metrics service'),
   help: boolFlag('help', false, 'Show this help'),
 } satisfies FlagSpecs;
 
@@ -35,26 +31,20 @@ export interface OperatorConfig {
   enableCertRotation: boolean;
   kubeconfig: string;
   namespace: string;
-  metricsPort: number;
-  metricsBindAddress: string;
   tls: TlsPolicy;
   maxConnectionAgeMs: number;
   maxConnectionAgeGraceMs: number;
   scalerTimeoutMs: number;
   shutdownGracePeriodMs: number;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  metricsPort: number;
+  metricsBindAddress: string;
+  logLevel: LogLevel;
 }
 
 export function parseOperatorConfig(argv: readonly string[], environment: NodeJS.ProcessEnv): OperatorConfig | 'help' {
   const f = parseFlags(operatorFlags, argv, environment);
   if (f.help) return 'help';
-  let tls: TlsPolicy;
-  try {
-    tls = tlsPolicy(f.tlsMinVersion, f.tlsCipherSuites);
-  } catch (err) {
-    if (err instanceof TlsPolicyError) throw new UsageError(err.message);
-    throw err;
-  }
+  const tls = tlsPolicyFromFlags(f.tlsMinVersion, f.tlsCipherSuites);
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(f.metricsServiceBindAddress)) {
     throw new UsageError(`--metrics-service-bind-address=${f.metricsServiceBindAddress}: expected host:port or :port`);
   }

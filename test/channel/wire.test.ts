@@ -44,20 +44,19 @@ const item = [
   ...msg(5, str(1, '1500m')),
 ];
 const list = [...msg(1, [...str(2, '42')]), ...msg(2, item)];
+const itemObject = {
+  metricName: 's0-metric-api-value',
+  metricLabels: { queue: 'a' },
+  timestamp: { seconds: '1777636800', nanos: 500_000_000 },
+  window: '60',
+  value: { string: '1500m' },
+};
 
 t.test('ExternalMetricValueList decodes from hand-built bytes', async (t) => {
   const decoded = method.responseDeserialize(Buffer.from(list)) as Record<string, unknown>;
   t.match(decoded, {
     metadata: { selfLink: '', resourceVersion: '42', continue: '' },
-    items: [
-      {
-        metricName: 's0-metric-api-value',
-        metricLabels: { queue: 'a' },
-        timestamp: { seconds: '1777636800', nanos: 500_000_000 },
-        window: '60',
-        value: { string: '1500m' },
-      },
-    ],
+    items: [itemObject],
   });
 });
 
@@ -65,15 +64,7 @@ t.test('ExternalMetricValueList encodes to the hand-built bytes', async (t) => {
   // Fields left out of the object stay off the wire, as proto3 encoders omit defaults.
   const encoded = method.responseSerialize({
     metadata: { resourceVersion: '42' },
-    items: [
-      {
-        metricName: 's0-metric-api-value',
-        metricLabels: { queue: 'a' },
-        timestamp: { seconds: '1777636800', nanos: 500_000_000 },
-        window: '60',
-        value: { string: '1500m' },
-      },
-    ],
+    items: [itemObject],
   });
   t.same([...encoded], list);
 });
