@@ -34,7 +34,10 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 export function createClient(o: ClientOptions): Client {
   const tls = { ca: o.ca, cert: o.cert, key: o.key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
-  return o.kind === 'undici' ? undiciClient(o, tls) : httpsClient(o, tls);
+  const client = o.kind === 'undici' ? undiciClient(o, tls) : httpsClient(o, tls);
+  // close() may be called again (once after a scenario, once more when everything is torn down).
+  let closing: Promise<void> | undefined;
+  return { get: client.get, close: () => (closing ??= client.close()) };
 }
 
 function undiciClient(o: ClientOptions, tls: object): Client {

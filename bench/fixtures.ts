@@ -1,14 +1,20 @@
-// Benchmark inputs: a throw-away dev PKI and a metrics file for the file source.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// Benchmark inputs: a throw-away dev PKI, a metrics file for the file source, and the same metrics
+// as KEDA ScaledObjects (one metrics-api trigger each) for the operator, whose upstream answers
+// `GET /<valueLocation>` with `{"<valueLocation>":1.5}`: either way every metric is 1500m.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDevPki } from '../src/certs/dev-pki.js';
+import { ProjectedDir } from '../test/helpers/certdir.js';
+import { freePort } from './servers.js';
 
 export const NAMESPACE = 'default';
 export const DISTINCT_METRICS = 1_000;
-export const THROUGHPUT_METRIC = { name: 's0-metric-api-throughput', so: 'so-throughput' };
+/** KEDA's metrics-api metric name: `s<trigger index>-metric-api-<valueLocation, . -> ->`. */
+export const THROUGHPUT_METRIC = { name: 's0-metric-api-throughput', so: 'so-throughput', valueLocation: 'throughput' };
+export const METRIC_VALUE = '1500m';
 
-export const distinctMetric = (i: number) => ({ name: `s0-metric-api-m${i}`, so: `so-${i}` });
+export const distinctMetric = (i: number) => ({ name: `s0-metric-api-m${i}`, so: `so-${i}`, valueLocation: `m${i}` });
 
 /** The path an HPA (through kube-apiserver) asks for one ScaledObject's metric. */
 export function metricPath(m: { name: string; so: string }): string {
@@ -19,7 +25,16 @@ export function metricPath(m: { name: string; so: string }): string {
 export interface Fixtures {
   dir: string;
   pkiDir: string;
+  /** For the file source. */
   metricsFile: string;
+  /** For the operator: 1 + DISTINCT_METRICS ScaledObjects. */
+  scaledObjectsFile: string;
+  /** The operator's --ca-dir (empty: the upstream is plain HTTP). */
+  caDir: string;
+  /** Where the operator child serves the metrics-api upstream. */
+  upstreamPort: number;
+  /** The full-path adapter's own cert dir, in the kubelet's projected layout (tls.crt, tls.key, ca.crt). */
+  adapterCerts: ProjectedDir;
   remove(): Promise<void>;
 }
 
@@ -27,11 +42,35 @@ export async function createFixtures(): Promise<Fixtures> {
   const dir = await mkdtemp(join(tmpdir(), 'keda-bench-'));
   const pkiDir = join(dir, 'pki');
   await generateDevPki({ outDir: pkiDir });
+  const all = [THROUGHPUT_METRIC, ...Array.from({ length: DISTINCT_METRICS }, (_, i) => distinctMetric(i))];
+
   const metricsFile = join(dir, 'metrics.yaml');
   const entry = (m: { name: string; so: string }) =>
-    `  - namespace: ${NAMESPACE}\n    name: ${m.name}\n    labels: {scaledobject.keda.sh/name: ${m.so}}\n    value: "1500m"\n`;
-  const lines = ['metrics:\n', entry(THROUGHPUT_METRIC)];
-  for (let i = 0; i < DISTINCT_METRICS; i++) lines.push(entry(distinctMetric(i)));
-  await writeFile(metricsFile, lines.join(''));
-  return { dir, pkiDir, metricsFile, remove: () => rm(dir, { recursive: true, force: true }) };
+    `  - namespace: ${NAMESPACE}\n    name: ${m.name}\n    labels: {scaledobject.keda.sh/name: ${m.so}}\n    value: "${METRIC_VALUE}"\n`;
+  await writeFile(metricsFile, ['metrics:\n', ...all.map(entry)].join(''));
+
+  const upstreamPort = await freePort();
+  const scaledObjectsFile = join(dir, 'scaledobjects.yaml');
+  const scaledObject = (m: { so: string; valueLocation: string }) =>
+    `apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: ${m.so}, namespace: ${NAMESPACE}}
+spec:
+  scaleTargetRef: {name: ${m.so}}
+  triggers:
+    - type: metrics-api
+      metadata:
+        url: "http://127.0.0.1:${upstreamPort}/${m.valueLocation}"
+        valueLocation: "${m.valueLocation}"
+        targetValue: "10"
+`;
+  await writeFile(scaledObjectsFile, all.map(scaledObject).join('---\n'));
+
+  const caDir = join(dir, 'custom-ca');
+  await mkdir(caDir);
+  const adapterCerts = new ProjectedDir(join(dir, 'adapter-certs'));
+  const pem = (name: string) => readFile(join(pkiDir, name), 'utf8');
+  await adapterCerts.write({ 'tls.crt': await pem('tls.crt'), 'tls.key': await pem('tls.key'), 'ca.crt': await pem('ca.crt') });
+
+  return { dir, pkiDir, metricsFile, scaledObjectsFile, caDir, upstreamPort, adapterCerts, remove: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -65,17 +65,20 @@ class Tally {
   }
 }
 
-/** `concurrency` workers, each sending its next request as soon as the previous one is answered. */
+/**
+ * `concurrency` workers, each sending its next request as soon as the previous one is answered,
+ * until `durationMs` has passed, `maxRequests` were sent, or `stop` is aborted (whichever first).
+ */
 export async function closedLoop(
   client: Client,
-  o: { path: string; check: Check; concurrency: number; durationMs: number; maxRequests: number },
+  o: { path: string; check: Check; concurrency: number; durationMs: number; maxRequests: number; stop?: AbortSignal },
 ): Promise<RunResult> {
   const tally = new Tally();
   const start = performance.now();
   const deadline = start + o.durationMs;
   let issued = 0;
   const worker = async () => {
-    while (issued < o.maxRequests && performance.now() < deadline) {
+    while (issued < o.maxRequests && performance.now() < deadline && !o.stop?.aborted) {
       issued++;
       await tally.send(client, o.path, o.check, performance.now());
     }

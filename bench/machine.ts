@@ -24,3 +24,19 @@ export function busyCores(before: CpuSnapshot | undefined, after: CpuSnapshot | 
   if (!before || !after || after.total === before.total) return NaN;
   return ((after.busy - before.busy) / (after.total - before.total)) * cpus().length;
 }
+
+/**
+ * Waits, at most `maxMs`, for a `windowMs` window in which the whole machine keeps fewer than
+ * `cores` cores busy: other work on a shared box moves every figure. Off Linux it does not wait.
+ */
+export async function waitForQuiet(o: { cores: number; windowMs: number; maxMs: number }): Promise<{ waitedMs: number; busyCores: number; quiet: boolean }> {
+  const start = performance.now();
+  let busy: number;
+  do {
+    const before = machineCpu();
+    await new Promise((r) => setTimeout(r, o.windowMs));
+    busy = busyCores(before, machineCpu());
+    if (!(busy >= o.cores)) return { waitedMs: performance.now() - start, busyCores: busy, quiet: true };
+  } while (performance.now() - start + o.windowMs <= o.maxMs);
+  return { waitedMs: performance.now() - start, busyCores: busy, quiet: false };
+}

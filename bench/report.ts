@@ -3,9 +3,23 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { Latency, OpenLoopResult, RunResult } from './load.js';
 import type { ServerStats } from './servers.js';
 
-export interface ThroughputRun extends RunResult {
-  target: 'baseline' | 'adapter';
-  /** Server CPU (user + system) per answered request, microseconds. */
+export type Target = 'baseline' | 'full path' | 'adapter, file source';
+
+/** One server process's share of a run. */
+export interface ProcessUse {
+  name: string;
+  /** CPU (user + system) per answered request, microseconds. */
+  cpuUsPerRequest: number;
+  /** CPU time / wall time: 1.0 is one core busy. */
+  cpuCores: number;
+  rssBytes: number;
+  maxRssBytes: number;
+}
+
+/** Who used the CPU over a run. */
+export interface Usage {
+  processes: ProcessUse[];
+  /** Server CPU (user + system, every server process of the target) per answered request, microseconds. */
   serverCpuUsPerRequest: number;
   /** Server CPU time / wall time: 1.0 is one core busy. */
   serverCpuCores: number;
@@ -13,8 +27,36 @@ export interface ThroughputRun extends RunResult {
   generatorCpuCores: number;
   /** Everything else on the machine (other processes, kernel) over the run; NaN off Linux. */
   otherCpuCores: number;
+}
+
+export interface ThroughputRun extends RunResult, Usage {
+  target: Target;
+  /** Sum over the target's server processes. */
   serverRssBytes: number;
-  serverMaxRssBytes: number;
+}
+
+/** One target against the mean of the baseline runs just before and just after it. */
+export interface Comparison {
+  target: Target;
+  rps: number;
+  baselineRps: number;
+  ratio: number;
+  /** Baseline server CPU per request / the target's: the ratio a CPU-bound server would reach, less sensitive to a busy box. */
+  cpuRatio: number;
+  goal: number;
+  meetsTarget: boolean;
+}
+
+export interface ColdStart {
+  forkToListeningMs: number;
+  forkToReadyMs: number;
+  idle: ServerStats;
+  afterThroughput: ServerStats;
+  afterDistinct: ServerStats;
+}
+
+export interface BurstRun extends RunResult, Usage {
+  label: string;
 }
 
 export interface BenchReport {
@@ -23,22 +65,40 @@ export interface BenchReport {
   node: string;
   client: string;
   settings: Record<string, number | string>;
-  responseBytes: { adapter: number; baseline: number; contentType: string };
+  /** The machine before the bench started (see SETTINGS.quietCores). */
+  quietAtStart: { waitedMs: number; busyCores: number; quiet: boolean };
+  topology: string;
+  responseBytes: { fullPath: number; fileSource: number; baseline: number; contentType: string };
   throughput: {
     runs: ThroughputRun[];
     baselineMeanRps: number;
-    /** |baseline 1 - baseline 2| / mean: above ~10% the machine was not quiet and the ratio is rough. */
+    /** (max - min) / mean of the baseline runs: above ~10% the machine was not quiet and the ratios are rough. */
     baselineSpread: number;
-    adapterRps: number;
-    ratio: number;
-    /** Baseline server CPU per request / adapter's: the ratio a CPU-bound server would reach, less sensitive to a busy box. */
-    cpuRatio: number;
-    target: number;
+    fullPath: Comparison;
+    fileSource: Comparison;
+  };
+  openLoop: OpenLoopResult & Usage & { p99TargetMs: number; meetsTarget: boolean };
+  distinctMetrics: { metrics: number; bursts: BurstRun[] };
+  coldStart: { operator: ColdStart; adapter: ColdStart & { forkToFirstMetricMs: number } };
+  rotation: {
+    rotations: number;
+    connections: number;
+    afterSwitchMs: number;
+    /** From the start of the write into the projected dir to the end of the first new handshake that got the new serial. */
+    switchMs: number[];
+    minMs: number;
+    medianMs: number;
+    maxMs: number;
+    loop: RunResult;
+    /** CPU used by everything but the servers and the generator during the loop. */
+    otherCpuCores: number;
+    probes: number;
+    probeErrors: number;
+    probeErrorSamples: string[];
+    /** A brand-new client (new connections) got 200 after the last rotation. */
+    freshClientOk: boolean;
     meetsTarget: boolean;
   };
-  openLoop: OpenLoopResult & { serverCpuUsPerRequest: number; p99TargetMs: number; meetsTarget: boolean };
-  distinctMetrics: RunResult & { metrics: number; serverCpuUsPerRequest: number };
-  coldStart: { forkToListeningMs: number; forkToReadyMs: number; idle: ServerStats; afterThroughput: ServerStats };
   valid: boolean;
   problems: string[];
   runTimeMs: number;
@@ -47,6 +107,7 @@ export interface BenchReport {
 const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 const mib = (b: number) => `${f(b / 2 ** 20, 1)} MiB`;
 const lat = (l: Latency) => [f(l.p50Ms, 3), f(l.p99Ms, 3), f(l.p999Ms, 3), f(l.maxMs, 3)];
+const pct = (x: number) => `${f(x * 100, 1)}%`;
 
 function table(headers: string[], rows: (string | number)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
@@ -55,17 +116,24 @@ function table(headers: string[], rows: (string | number)[][]): string {
   return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
 }
 
+const perProcess = (ps: { name: string; cpuUsPerRequest: number }[]) => ps.map((p) => `${p.name} ${f(p.cpuUsPerRequest, 1)}`).join(' + ');
+
 export function formatReport(r: BenchReport): string {
   const out: string[] = [];
-  out.push(`keda-ts adapter benchmark  ${r.timestamp}`);
+  out.push(`keda-ts benchmark  ${r.timestamp}`);
   out.push(`machine: ${r.machine.cpus} x ${r.machine.model}, ${r.machine.platform} ${r.machine.release}, load average ${r.machine.loadavgAtStart.map((l) => f(l)).join(' ')}; node ${r.node}; client ${r.client}`);
-  out.push(`response: ${r.responseBytes.adapter} bytes (${r.responseBytes.contentType}), baseline ${r.responseBytes.baseline} bytes`);
+  out.push(`topology: ${r.topology}`);
+  const q = r.quietAtStart;
+  out.push(`machine before start: ${f(q.busyCores)} cores busy${q.quiet ? '' : ` after waiting ${f(q.waitedMs / 1e3, 1)} s: NOT QUIET, every figure is rough`}`);
+  out.push(`response: ${r.responseBytes.fullPath} bytes full path, ${r.responseBytes.fileSource} bytes file source (${r.responseBytes.contentType}); baseline ${r.responseBytes.baseline} bytes (the full path's)`);
   out.push('');
-  out.push(`a. closed loop, ${r.settings.connections} connections, ${r.settings.warmupMs} ms warm-up + ${r.settings.durationMs} ms measured`);
+
+  out.push(`a. closed loop, ${r.settings.connections} connections, ${r.settings.warmupMs} ms warm-up + ${r.settings.durationMs} ms measured, each run`);
+  const t = r.throughput;
   out.push(
     table(
       ['run', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req', 'srv cores', 'gen cores', 'other cores', 'srv RSS'],
-      r.throughput.runs.map((x, i) => [
+      t.runs.map((x, i) => [
         `${i + 1}. ${x.target}`,
         f(x.rps, 0),
         ...lat(x.latency),
@@ -78,46 +146,73 @@ export function formatReport(r: BenchReport): string {
       ]),
     ),
   );
-  const t = r.throughput;
-  out.push(
-    `adapter/baseline = ${f(t.adapterRps, 0)} / ${f(t.baselineMeanRps, 0)} = ${f(t.ratio * 100, 1)}%  (target >= ${t.target * 100}%: ${t.meetsTarget ? 'MET' : 'MISSED'})`,
-  );
-  out.push(`server CPU per request, baseline/adapter = ${f(t.cpuRatio * 100, 1)}% (what the ratio would be with the server as the only limit)`);
-  const busy = t.runs.filter((x) => x.otherCpuCores > 0.25).map((x) => `${t.runs.indexOf(x) + 1}. ${x.target}`);
-  if (busy.length > 0) out.push(`warning: other work used more than a quarter of a core during ${busy.join(', ')}: those figures are low`);
-  if (t.baselineSpread > 0.1) {
-    out.push(`warning: the two baseline runs differ by ${f(t.baselineSpread * 100, 0)}%: something else was using the CPU, the ratio is rough`);
-  }
   out.push('');
-  const o = r.openLoop;
-  out.push(`b. open loop against the adapter, ${o.targetRps} req/s for ${r.settings.openDurationMs} ms (latency from scheduled send)`);
   out.push(
     table(
-      ['', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req'],
+      ['run', 'process', 'CPU µs/req', 'cores', 'RSS', 'max RSS'],
+      t.runs.flatMap((x, i) => x.processes.map((p) => [`${i + 1}. ${x.target}`, p.name, f(p.cpuUsPerRequest, 1), f(p.cpuCores), mib(p.rssBytes), mib(p.maxRssBytes)])),
+    ),
+  );
+  const cmp = (c: Comparison, what: string) =>
+    `${what} = ${f(c.rps, 0)} / ${f(c.baselineRps, 0)} = ${pct(c.ratio)}  (target >= ${c.goal * 100}%: ${c.meetsTarget ? 'MET' : 'MISSED'}); server CPU per request baseline/${c.target} = ${pct(c.cpuRatio)}`;
+  out.push(cmp(t.fullPath, 'FULL PATH / baseline'));
+  out.push(cmp(t.fileSource, 'secondary: adapter with file source / baseline (the adapter\'s own cost, no gRPC, no operator)'));
+  out.push('(each ratio against the mean of the baseline runs just before and after it; the CPU ratio is what the req/s ratio would be with the servers as the only limit)');
+  const busy = t.runs.filter((x) => x.otherCpuCores > 0.25).map((x) => `${t.runs.indexOf(x) + 1}. ${x.target}`);
+  if (busy.length > 0) out.push(`warning: other work used more than a quarter of a core during ${busy.join(', ')}: those figures are low`);
+  if (t.baselineSpread > 0.1) out.push(`warning: the baseline runs differ by ${f(t.baselineSpread * 100, 0)}%: something else was using the CPU, the ratios are rough`);
+  out.push('');
+
+  const o = r.openLoop;
+  out.push(`b. open loop against the full path, ${o.targetRps} req/s for ${r.settings.openDurationMs} ms (latency from scheduled send)`);
+  out.push(
+    table(
+      ['', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req', 'other cores'],
       [
-        ['adapter', f(o.rps, 0), ...lat(o.latency), o.errors, f(o.serverCpuUsPerRequest, 1)],
-        ['(generator send lag)', '', ...lat(o.sendLag), '', ''],
+        ['full path', f(o.rps, 0), ...lat(o.latency), o.errors, `${f(o.serverCpuUsPerRequest, 1)} (${perProcess(o.processes)})`, f(o.otherCpuCores)],
+        ['(generator send lag)', '', ...lat(o.sendLag), '', '', ''],
       ],
     ),
   );
   out.push(`p99 ${f(o.latency.p99Ms, 3)} ms  (target < ${o.p99TargetMs} ms: ${o.meetsTarget ? 'MET' : 'MISSED'})`);
   out.push('');
+
   const d = r.distinctMetrics;
-  out.push(`c. ${d.metrics} distinct metrics requested at once over ${r.settings.connections} connections`);
+  out.push(`c. ${d.metrics} distinct metrics (${d.metrics} ScaledObjects, one metrics-api trigger each) requested at once over ${r.settings.connections} connections, full path`);
   out.push(
     table(
-      ['', 'all served ms', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req'],
-      [['adapter', f(d.elapsedMs, 1), ...lat(d.latency), d.errors, f(d.serverCpuUsPerRequest, 1)]],
+      ['', 'all served ms', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'srv CPU µs/req', 'other cores'],
+      d.bursts.map((b) => [b.label, f(b.elapsedMs, 1), ...lat(b.latency), b.errors, `${f(b.serverCpuUsPerRequest, 1)} (${perProcess(b.processes)})`, f(b.otherCpuCores)]),
     ),
   );
   out.push('');
+
   const c = r.coldStart;
-  out.push('d. adapter cold start');
+  out.push('d. cold start (fork -> plain-HTTP /readyz 200, polled every 2 ms), operator first, then the adapter');
   out.push(
     table(
-      ['fork -> listening', 'fork -> /readyz 200', 'RSS idle', 'RSS after a.', 'max RSS after a.'],
-      [[`${f(c.forkToListeningMs, 0)} ms`, `${f(c.forkToReadyMs, 0)} ms`, mib(c.idle.rss), mib(c.afterThroughput.rss), mib(c.afterThroughput.maxRss)]],
+      ['', 'fork -> listening', 'fork -> /readyz 200', 'fork -> first metric', 'RSS idle', 'RSS after a.', 'RSS after c.', 'max RSS'],
+      [
+        ['operator (+ upstream)', `${f(c.operator.forkToListeningMs, 0)} ms`, `${f(c.operator.forkToReadyMs, 0)} ms`, '', mib(c.operator.idle.rss), mib(c.operator.afterThroughput.rss), mib(c.operator.afterDistinct.rss), mib(c.operator.afterDistinct.maxRss)],
+        ['adapter', `${f(c.adapter.forkToListeningMs, 0)} ms`, `${f(c.adapter.forkToReadyMs, 0)} ms`, `${f(c.adapter.forkToFirstMetricMs, 0)} ms`, mib(c.adapter.idle.rss), mib(c.adapter.afterThroughput.rss), mib(c.adapter.afterDistinct.rss), mib(c.adapter.afterDistinct.maxRss)],
+      ],
     ),
+  );
+  out.push('');
+
+  const e = r.rotation;
+  out.push(
+    `e. serving-certificate rotation under load: ${e.rotations} new certificates (same CA) written to the adapter's kubelet-style cert dir while ${e.connections} connections loop on the full path, ${e.afterSwitchMs} ms of loop after each switch`,
+  );
+  out.push(
+    table(
+      ['write -> new handshake sees new serial', 'min', 'median', 'max', 'each'],
+      [['', `${f(e.minMs, 0)} ms`, `${f(e.medianMs, 0)} ms`, `${f(e.maxMs, 0)} ms`, e.switchMs.map((x) => f(x, 0)).join(', ')]],
+    ),
+  );
+  out.push(
+    `loop: ${e.loop.ok} requests ok over ${f(e.loop.elapsedMs / 1e3, 1)} s (${f(e.loop.rps, 0)} req/s, p99 ${f(e.loop.latency.p99Ms, 3)} ms, max ${f(e.loop.latency.maxMs, 3)} ms), ${e.loop.errors} failed (target 0: ${e.meetsTarget ? 'MET' : 'MISSED'}); ` +
+      `${e.probes} probe handshakes, ${e.probeErrors} failed; fresh client after the last rotation: ${e.freshClientOk ? 'ok' : 'FAILED'}; other cores ${f(e.otherCpuCores)}`,
   );
   out.push('');
   out.push(`run time ${f(r.runTimeMs / 1e3, 1)} s; ${r.valid ? 'all requests answered as expected' : `INVALID: ${r.problems.join('; ')}`}`);

@@ -1,11 +1,14 @@
-// Entry of a server child process (forked by servers.ts): `baseline` or `adapter`, told what to
-// serve in argv, reporting its port and its own CPU/memory over IPC.
+// Entry of a server child process (forked by servers.ts): `baseline`, `adapter` or `operator`,
+// told what to serve in argv, reporting its port and its own CPU/memory over IPC.
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { parseAdapterConfig } from '../src/adapter/config.js';
 import { startAdapter } from '../src/adapter/main.js';
+import { parseOperatorConfig } from '../src/operator/config.js';
+import { startOperator } from '../src/operator/main.js';
 import type { ChildMessage, ChildSpec, ParentMessage } from './servers.js';
 
 /** The baseline: Fastify, TLS 1.3, verified client certificates, one route with fixed bytes. Nothing else. */
@@ -29,11 +32,14 @@ async function startBaseline(spec: Extract<ChildSpec, { role: 'baseline' }>) {
 
 async function startBenchAdapter(spec: Extract<ChildSpec, { role: 'adapter' }>) {
   const pki = spec.pkiDir;
+  const source =
+    spec.source.kind === 'file'
+      ? ['--metrics-source=file', `--metrics-source-file=${spec.source.file}`]
+      : ['--metrics-source=operator', `--metrics-service-address=${spec.source.address}`];
   const config = parseAdapterConfig(
     [
-      '--metrics-source=file',
-      `--metrics-source-file=${spec.metricsFile}`,
-      `--cert-dir=${pki}`,
+      ...source,
+      `--cert-dir=${spec.certDir}`,
       `--client-ca-file=${join(pki, 'ca.crt')}`,
       `--requestheader-client-ca-file=${join(pki, 'front-proxy-ca.crt')}`,
       '--bind-address=127.0.0.1',
@@ -49,11 +55,55 @@ async function startBenchAdapter(spec: Extract<ChildSpec, { role: 'adapter' }>) 
   return { port: (adapter.app.server.address() as AddressInfo).port, close: () => adapter.shutdown() };
 }
 
+/**
+ * The operator with the metrics-api scalers' upstream in the same process: a plain-HTTP JSON
+ * endpoint on 127.0.0.1 answering `GET /<key>` with `{"<key>":1.5}`. Keeping it here leaves the
+ * machine with the server processes a node runs (adapter, operator), not a third one.
+ */
+async function startBenchOperator(spec: Extract<ChildSpec, { role: 'operator' }>) {
+  const upstream = createServer((req, res) => {
+    const body = `{${JSON.stringify((req.url ?? '/').slice(1))}:1.5}`;
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  });
+  await new Promise<void>((resolve, reject) => {
+    upstream.once('error', reject);
+    upstream.listen(spec.upstreamPort, '127.0.0.1', () => resolve());
+  });
+  const config = parseOperatorConfig(
+    [
+      '--metrics-service-bind-address=127.0.0.1:0',
+      `--cert-dir=${spec.certDir}`,
+      `--scaled-objects-file=${spec.scaledObjectsFile}`,
+      `--ca-dir=${spec.caDir}`,
+      '--enable-cert-rotation=false',
+      `--metrics-port=${spec.metricsPort}`,
+      '--metrics-bind-address=127.0.0.1',
+      '--shutdown-grace-period=2s',
+      '--log-level=warn',
+    ],
+    {},
+  );
+  if (config === 'help') throw new Error('unexpected help');
+  // No cluster: an empty environment, whatever KUBERNETES_SERVICE_HOST the bench runs under.
+  const operator = await startOperator(config, undefined, {});
+  return {
+    port: operator.channel.port,
+    close: async () => {
+      await operator.shutdown();
+      upstream.closeAllConnections();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    },
+  };
+}
+
 const send = (m: ChildMessage) => process.send?.(m);
 
 async function main() {
   const spec = JSON.parse(process.argv[2] ?? '') as ChildSpec;
-  const server = spec.role === 'baseline' ? await startBaseline(spec) : await startBenchAdapter(spec);
+  const server =
+    spec.role === 'baseline' ? await startBaseline(spec)
+    : spec.role === 'adapter' ? await startBenchAdapter(spec)
+    : await startBenchOperator(spec);
   process.on('message', (m: ParentMessage) => {
     if (m.type === 'stats') {
       const mem = process.memoryUsage();

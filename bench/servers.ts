@@ -6,7 +6,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ChildSpec =
   | { role: 'baseline'; pkiDir: string; route: string; body: string; contentType: string }
-  | { role: 'adapter'; pkiDir: string; metricsFile: string; metricsPort: number };
+  | {
+      role: 'adapter';
+      pkiDir: string;
+      /** tls.crt, tls.key, ca.crt (the channel's trust); client CAs come from pkiDir. */
+      certDir: string;
+      metricsPort: number;
+      source: { kind: 'file'; file: string } | { kind: 'operator'; address: string };
+    }
+  | {
+      role: 'operator';
+      /** tls.crt, tls.key, ca.crt. */
+      certDir: string;
+      scaledObjectsFile: string;
+      caDir: string;
+      metricsPort: number;
+      /** The metrics-api upstream, served by the operator child itself on 127.0.0.1. */
+      upstreamPort: number;
+    };
 
 export type ParentMessage = { type: 'stats'; id: number } | { type: 'stop' };
 export type ChildMessage =
@@ -17,6 +34,8 @@ export type ServerStats = Omit<Extract<ChildMessage, { type: 'stats' }>, 'type' 
 
 export interface ServerChild {
   role: ChildSpec['role'];
+  /** Unique within a run: `adapter`, `adapter-file`, `operator`, `baseline`. */
+  name: string;
   port: number;
   pid: number;
   /** performance.now() when fork() was called. */
@@ -29,12 +48,23 @@ const CHILD_ENTRY = new URL('./server-child.js', import.meta.url);
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 
-export async function forkServer(spec: ChildSpec, opts: { execArgv?: string[] } = {}): Promise<ServerChild> {
+/**
+ * The servers run with the environment the container image gives them, less what a dev box adds:
+ * NODE_EXTRA_CA_CERTS (set on some sandboxes to the whole system store) doubles the trust bundle
+ * the operator's scalers build a TLS context from, and with it their start-up cost and memory.
+ */
+function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+export async function forkServer(name: string, spec: ChildSpec, opts: { execArgv?: string[] } = {}): Promise<ServerChild> {
   const forkedAt = performance.now();
-  const child = fork(CHILD_ENTRY, [JSON.stringify(spec)], { execArgv: opts.execArgv ?? [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(CHILD_ENTRY, [JSON.stringify(spec)], { execArgv: opts.execArgv ?? [], env: childEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${spec.role} child did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
-    child.once('exit', (code) => reject(new Error(`${spec.role} child exited with ${code} before listening`)));
+    const timer = setTimeout(() => reject(new Error(`${name} child did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+    child.once('exit', (code) => reject(new Error(`${name} child exited with ${code} before listening`)));
     child.on('message', (m: ChildMessage) => {
       if (m.type === 'listening') {
         clearTimeout(timer);
@@ -48,6 +78,7 @@ export async function forkServer(spec: ChildSpec, opts: { execArgv?: string[] } 
   let nextId = 0;
   return {
     role: spec.role,
+    name,
     port,
     pid: child.pid ?? -1,
     forkedAt,

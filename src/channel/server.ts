@@ -49,8 +49,15 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
     GetMetrics: (call: ServerUnaryCall<ScaledObjectRef, ExternalMetricValueList>, callback: sendUnaryData<ExternalMetricValueList>) => {
       const started = performance.now();
       const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      const done = (code: status) => opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
+      let answered = false;
+      // grpc-js emits 'cancelled' after every call, answered or not: only a real cancellation aborts.
+      call.on('cancelled', () => {
+        if (!answered) abort.abort();
+      });
+      const done = (code: status) => {
+        answered = true;
+        opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
+      };
       opts.handler.getMetrics(call.request, abort.signal).then(
         (list) => {
           done(status.OK);

@@ -190,8 +190,11 @@ class MetricsApiScaler implements Scaler {
   async getMetricValue(signal: AbortSignal): Promise<number> {
     if (this.closed) throw this.fail('the scaler is closed');
     if (signal.aborted) throw this.fail('request aborted');
-    const timeout = AbortSignal.timeout(this.ctx.timeoutMs);
-    const both = AbortSignal.any([signal, timeout]);
+    // A cleared timer, not AbortSignal.timeout: that one would fire (and build an exception)
+    // after every call, long after the answer arrived.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.ctx.timeoutMs);
+    const both = AbortSignal.any([signal, deadline.signal]);
     let text: string;
     try {
       const res = await request(this.url, {
@@ -211,8 +214,10 @@ class MetricsApiScaler implements Scaler {
     } catch (err) {
       if (err instanceof ScalerError) throw err;
       if (signal.aborted) throw this.fail('request aborted');
-      if (timeout.aborted) throw this.fail(`no answer within ${this.ctx.timeoutMs} ms`);
+      if (deadline.signal.aborted) throw this.fail(`no answer within ${this.ctx.timeoutMs} ms`);
       throw this.fail(describeNetworkError(err, this.url.protocol === 'https:' && !this.tlsMaterial.cert));
+    } finally {
+      clearTimeout(timer);
     }
     let doc: unknown;
     try {
@@ -252,19 +257,16 @@ class MetricsApiScaler implements Scaler {
   private currentDispatcher(): Dispatcher {
     const trust = this.ctx.trust.caBundle();
     if (this.dispatcher && this.dispatcherCa === trust) return this.dispatcher;
-    const ca = this.tlsMaterial.ca ? `${trust}\n${this.tlsMaterial.ca}` : trust;
-    const secureContext: SecureContext = createSecureContext({
-      ca,
-      ...(this.tlsMaterial.cert ? { cert: this.tlsMaterial.cert, key: this.tlsMaterial.key } : {}),
-      // Upstreams are third-party servers we do not control: TLS 1.2 is the floor, not 1.3 as
-      // for our own endpoints.
-      minVersion: 'TLSv1.2',
-    });
+    // Plain HTTP needs no TLS context at all; HTTPS without client material shares one per bundle.
+    const secureContext: SecureContext | undefined =
+      this.url.protocol !== 'https:' ? undefined
+      : this.tlsMaterial.cert || this.tlsMaterial.ca ? upstreamContext(trust, this.tlsMaterial)
+      : sharedUpstreamContext(trust);
     // The whole call is bounded by timeoutMs through the abort signal; undici's own timers are
     // only a backstop, set later so that the signal (and its clear message) always wins.
     const backstop = this.ctx.timeoutMs + 1000;
     const agent = new Agent({
-      connect: { secureContext, rejectUnauthorized: !this.unsafeSsl, timeout: backstop },
+      connect: { ...(secureContext ? { secureContext } : {}), rejectUnauthorized: !this.unsafeSsl, timeout: backstop },
       headersTimeout: backstop,
       bodyTimeout: backstop,
       allowH2: false,
@@ -289,6 +291,24 @@ class MetricsApiScaler implements Scaler {
     for (const s of this.secrets) out = out.split(s).join('[redacted]');
     return out;
   }
+}
+
+// Upstreams are third-party servers we do not control: TLS 1.2 is the floor, not 1.3 as for our
+// own endpoints.
+function upstreamContext(trust: string, material: { ca?: string; cert?: string; key?: string }): SecureContext {
+  return createSecureContext({
+    ca: material.ca ? `${trust}\n${material.ca}` : trust,
+    ...(material.cert ? { cert: material.cert, key: material.key } : {}),
+    minVersion: 'TLSv1.2',
+  });
+}
+
+// Parsing the system roots costs milliseconds and most of a megabyte per context: every scaler
+// that trusts exactly the shared bundle uses the same context, rebuilt when the bundle changes.
+let shared: { trust: string; context: SecureContext } | undefined;
+function sharedUpstreamContext(trust: string): SecureContext {
+  if (shared?.trust !== trust) shared = { trust, context: upstreamContext(trust, {}) };
+  return shared.context;
 }
 
 // --- valueLocation ------------------------------------------------------------------------------
