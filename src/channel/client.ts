@@ -101,6 +101,7 @@ export class ChannelClient {
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 5_000,
       'grpc.client_idle_timeout_ms': 2_147_483_647,
+      'grpc.enable_channelz': 0,
     });
     this.watch(client);
     return client;

@@ -44,6 +44,8 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
     // Adapters keep the connection warm with pings; allow them without calls in flight.
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+    // Per-call bookkeeping for a debugging interface we do not expose.
+    'grpc.enable_channelz': 0,
   });
   server.addService(metricsServiceDefinition, {
     GetMetrics: (call: ServerUnaryCall<ScaledObjectRef, ExternalMetricValueList>, callback: sendUnaryData<ExternalMetricValueList>) => {
