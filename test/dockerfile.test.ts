@@ -1,0 +1,44 @@
+// No Docker engine runs here, so the image's facts that can be checked without building are
+// checked from the Dockerfile itself.
+import t from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const ROOT = join(import.meta.dirname, '..');
+const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+const lines = dockerfile.split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+const stages = lines.filter((l) => /^FROM\s/i.test(l));
+const testedMajor = pkg.devDependencies.node!.split('.')[0];
+
+t.test('every stage runs the Node major the tests run on', async (t) => {
+  t.equal(testedMajor, process.versions.node.split('.')[0], 'the suite itself runs on the pinned major');
+  t.ok(stages.length >= 2, 'multi-stage');
+  for (const from of stages) t.match(from, new RegExp(`(node:${testedMajor}\\b|nodejs${testedMajor}\\b)`), from);
+});
+
+t.test('the runtime stage is distroless, non-root, and gets production dependencies only', async (t) => {
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  t.match(runtime, /FROM gcr\.io\/distroless\/nodejs\d+-debian\d+:nonroot/);
+  t.match(runtime, /^USER 65532:65532$/m);
+  t.notMatch(runtime, /COPY --from=build \/src\/node_modules/, 'no node_modules from the build stage (it has dev dependencies)');
+  t.match(runtime, /COPY --from=prod-deps \/src\/node_modules/);
+  t.match(dockerfile, /npm ci --omit=dev/, 'the prod-deps stage omits dev dependencies');
+  t.notMatch(runtime, /COPY (src|test|bench)\b/, 'no sources or tests in the runtime image');
+});
+
+t.test('the entrypoint exists in the build output', async (t) => {
+  const entry = /ENTRYPOINT \["\/nodejs\/bin\/node", "([^"]+)"\]/.exec(dockerfile);
+  t.ok(entry, 'exec-form entrypoint on the image\'s node');
+  t.ok(existsSync(join(ROOT, entry![1]!)), `${entry![1]} is built by npm run build`);
+  t.ok(existsSync(join(ROOT, 'dist', 'channel', 'metrics.proto')), 'run-time assets are copied into dist');
+});
+
+t.test('the build stage has what npm run build runs', async (t) => {
+  const build = dockerfile.slice(0, dockerfile.indexOf('\nFROM ', 10));
+  const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.build!;
+  for (const file of script.match(/scripts\/[\w.-]+/g) ?? []) t.ok(existsSync(join(ROOT, file)), file);
+  t.match(build, /^COPY scripts \.\/scripts$/m);
+  t.match(build, /^COPY src \.\/src$/m);
+  t.match(build, /^COPY tsconfig\.json tsconfig\.build\.json \.\/$/m);
+});
