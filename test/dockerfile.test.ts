@@ -35,7 +35,7 @@ t.test('the entrypoint exists in the build output', async (t) => {
 });
 
 t.test('the build stage has what npm run build runs', async (t) => {
-  const build = dockerfile.slice(0, dockerfile.indexOf('\nFROM ', 10));
+  const build = dockerfile.split(/^FROM /m).find((stage) => / AS build$/m.test(stage.split('\n')[0] ?? '')) ?? '';
   const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.build!;
   for (const file of script.match(/scripts\/[\w.-]+/g) ?? []) t.ok(existsSync(join(ROOT, file)), file);
   t.match(build, /^COPY scripts \.\/scripts$/m);

@@ -48,3 +48,8 @@ export class SourceTimeoutError extends Error {
 export class InvalidMetricQueryError extends Error {
   override readonly name = 'InvalidMetricQueryError';
 }
+
+/** A client-supplied string fit for an error message: bounded, so a huge input is not echoed back. */
+export function quoted(s: string, max = 120): string {
+  return JSON.stringify(s.length > max ? `${s.slice(0, max)}...` : s);
+}

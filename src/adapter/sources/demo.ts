@@ -2,7 +2,7 @@
 // with the clock, so that a first-time user sees a changing metric.
 import { matchesSelector } from '../../k8s/labels.js';
 import { formatQuantity, quantityFromNumber } from '../../k8s/quantity.js';
-import { MetricNotFoundError, type ExternalMetricQuery, type ExternalMetricSample, type ExternalMetricsProvider } from '../provider.js';
+import { MetricNotFoundError, quoted, type ExternalMetricQuery, type ExternalMetricSample, type ExternalMetricsProvider } from '../provider.js';
 
 const LABELS = { 'scaledobject.keda.sh/name': 'demo' };
 
@@ -20,7 +20,7 @@ export class DemoSource implements ExternalMetricsProvider {
   async getExternalMetric(q: ExternalMetricQuery): Promise<ExternalMetricSample[]> {
     const series = SERIES[q.metricName];
     if (!series || !matchesSelector(q.selector, LABELS)) {
-      throw new MetricNotFoundError(`no demo metric "${q.metricName}" matches selector "${q.selectorText}" (known: ${Object.keys(SERIES).join(', ')})`);
+      throw new MetricNotFoundError(`no demo metric "${q.metricName}" matches selector ${quoted(q.selectorText)} (known: ${Object.keys(SERIES).join(', ')})`);
     }
     const t = this.now();
     return [{ metricName: q.metricName, metricLabels: LABELS, timestamp: new Date(t), value: formatQuantity(quantityFromNumber(series(t))) }];

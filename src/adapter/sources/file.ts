@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { matchesSelector } from '../../k8s/labels.js';
 import { canonicalQuantity, formatQuantity, quantityFromNumber } from '../../k8s/quantity.js';
 import { ReloadableFiles } from '../../tls/reloadable.js';
-import { MetricNotFoundError, type ExternalMetricQuery, type ExternalMetricSample, type ExternalMetricsProvider } from '../provider.js';
+import { MetricNotFoundError, quoted, type ExternalMetricQuery, type ExternalMetricSample, type ExternalMetricsProvider } from '../provider.js';
 
 interface FileMetric {
   namespace: string | undefined;
@@ -58,7 +58,7 @@ export class FileSource implements ExternalMetricsProvider {
       .filter((m) => (m.namespace === undefined || m.namespace === q.namespace) && matchesSelector(q.selector, m.labels))
       .map((m) => ({ metricName: m.name, metricLabels: m.labels, timestamp: now, value: m.value, ...(m.window !== undefined ? { windowSeconds: m.window } : {}) }));
     if (items.length === 0) {
-      throw new MetricNotFoundError(`no metric "${q.metricName}" in namespace "${q.namespace}" matches selector "${q.selectorText}"`);
+      throw new MetricNotFoundError(`no metric "${q.metricName}" in namespace "${q.namespace}" matches selector ${quoted(q.selectorText)}`);
     }
     return items;
   }

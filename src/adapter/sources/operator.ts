@@ -10,6 +10,7 @@ import {
   MetricNotFoundError,
   SourceTimeoutError,
   SourceUnavailableError,
+  quoted,
   type ExternalMetricQuery,
   type ExternalMetricSample,
   type ExternalMetricsProvider,
@@ -24,7 +25,7 @@ export class OperatorSource implements ExternalMetricsProvider {
   async getExternalMetric(q: ExternalMetricQuery, signal: AbortSignal): Promise<ExternalMetricSample[]> {
     const scaledObject = getEquality(q.selector, SCALED_OBJECT_LABEL);
     if (scaledObject === undefined) {
-      throw new InvalidMetricQueryError(`the labelSelector must name the scaled object: ${SCALED_OBJECT_LABEL}=<name> (got "${q.selectorText}")`);
+      throw new InvalidMetricQueryError(`the labelSelector must name the scaled object: ${SCALED_OBJECT_LABEL}=<name> (got ${quoted(q.selectorText)})`);
     }
     let list;
     try {
