@@ -273,3 +273,18 @@ t.test('35 denials are cached too (their own TTL)', async (t) => {
   for (let i = 0; i < 20; i++) t.equal((await call(adapter, pki.frontProxyClient, METRIC, frontProxy('eve'))).status, 403);
   t.equal(sarsFor('eve').length - before, 1);
 });
+t.test('36 identical concurrent tokens: one TokenReview, then cached', async (t) => {
+  const reviews = () => api.requests.filter((r) => r.path === '/apis/authentication.k8s.io/v1/tokenreviews').length;
+  const before = reviews();
+  const results = await Promise.all(Array.from({ length: 100 }, () => call(tokenAdapter, undefined, METRIC, [['Authorization', 'Bearer hpa-token']])));
+  t.ok(results.every((r) => r.status === 200));
+  t.ok(reviews() - before <= 1, `at most one review for 100 requests (${reviews() - before}; 0 when still cached from case 13)`);
+});
+t.test('37 after a SubjectAccessReview failure the next request asks again and recovers', async (t) => {
+  const path = `${GV}/namespaces/recovery/demo-sine`;
+  sarMode = 'error';
+  refused(t, await call(adapter, pki.frontProxyClient, path, frontProxy('alice')), 500, 'InternalError');
+  sarMode = 'policy';
+  const res = await call(adapter, pki.frontProxyClient, path, frontProxy('alice'));
+  t.equal(res.status, 200, 'the failure was not cached');
+});
