@@ -149,3 +149,40 @@ export class DelegatedAuthMetrics {
     });
   }
 }
+
+/** The operator's certificate lifecycle: what it wrote, what it patched, whether it leads. */
+export class CertificateLifecycleMetrics {
+  readonly rotations: Counter<'kind'>;
+  readonly patches: Counter<'target' | 'result'>;
+  readonly conflicts: Counter<'target'>;
+  readonly leader: Gauge;
+  readonly notAfter: Gauge<'secret' | 'role'>;
+
+  constructor(registry: Registry) {
+    this.rotations = new Counter({
+      name: 'certificate_rotations_total',
+      help: 'Writes of the certificate Secret, by kind (create, replace-corrupt, renew-leaf, reissue-leaf, rollover-publish, rollover-move-leaf, rollover-finish)',
+      labelNames: ['kind'],
+      registers: [registry],
+    });
+    this.patches = new Counter({
+      name: 'cabundle_patches_total',
+      help: 'caBundle writes to the APIService and the webhook configuration, by target kind and result',
+      labelNames: ['target', 'result'],
+      registers: [registry],
+    });
+    this.conflicts = new Counter({
+      name: 'cabundle_patch_conflicts_total',
+      help: 'caBundle writes refused with 409 Conflict and retried after a fresh read',
+      labelNames: ['target'],
+      registers: [registry],
+    });
+    this.leader = new Gauge({ name: 'leader_election_is_leader', help: '1 while this replica holds the certificate Lease and may write', registers: [registry] });
+    this.notAfter = new Gauge({
+      name: 'managed_certificate_expiration_timestamp_seconds',
+      help: 'Not-after of the certificates in the managed Secret (role ca or leaf), as a Unix timestamp',
+      labelNames: ['secret', 'role'],
+      registers: [registry],
+    });
+  }
+}

@@ -1,7 +1,8 @@
 // The operator's flags, turned into one validated configuration at the edge.
 import { join } from 'node:path';
-import { UsageError, boolFlag, durationFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
+import { UsageError, boolFlag, durationFlag, enumFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
 import type { TlsPolicy } from '../tls/policy.js';
+import type { KeyAlgorithm } from '../certs/x509.js';
 import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
 
 const env = envName('OPERATOR');
@@ -14,6 +15,26 @@ export const operatorFlags = {
   enableCertRotation: boolFlag('enable-cert-rotation', true, 'Generate and rotate the certificates in the cert Secret (needs a cluster)', { env: env('enable-cert-rotation') }),
   kubeconfig: stringFlag('kubeconfig', '', 'Kubeconfig for the cluster (default: in-cluster when in a pod)', { env: ['KUBECONFIG'] }),
   namespace: stringFlag('namespace', 'keda', 'The operator\'s namespace', { env: ['POD_NAMESPACE', env('namespace')] }),
+  certSecretName: stringFlag('cert-secret-name', 'kedaorg-certs', 'Secret holding ca.crt, ca.key, tls.crt, tls.key (KEDA\'s name)', { env: env('cert-secret-name') }),
+  operatorServiceName: stringFlag('operator-service-name', 'keda-operator', 'Service of the operator, covered by the certificate', { env: env('operator-service-name') }),
+  metricsServerServiceName: stringFlag('metrics-server-service-name', 'keda-metrics-apiserver', 'Service of the adapter, covered by the certificate', { env: env('metrics-server-service-name') }),
+  webhooksServiceName: stringFlag('webhooks-service-name', 'keda-admission-webhooks', 'Service of the admission webhook, covered by the certificate', { env: env('webhooks-service-name') }),
+  k8sClusterDomain: stringFlag('k8s-cluster-domain', 'cluster.local', 'Cluster DNS domain for the <svc>.<ns>.svc.<domain> names', { env: env('k8s-cluster-domain') }),
+  extraSan: listFlag('extra-san', [], 'More DNS names for the certificate (repeatable)', { env: env('extra-san') }),
+  certKeyAlgorithm: enumFlag('cert-key-algorithm', ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519'] as const, 'ecdsa-p256', 'Key algorithm of the generated CA and certificate', { env: env('cert-key-algorithm') }),
+  caValidity: durationFlag('ca-validity', 87_600 * 3_600_000, 'Validity of a generated CA', { env: env('ca-validity') }),
+  certValidity: durationFlag('cert-validity', 8_760 * 3_600_000, 'Validity of a generated certificate', { env: env('cert-validity') }),
+  certRenewBefore: durationFlag('cert-renew-before', 720 * 3_600_000, 'Renew the certificate when less than this is left', { env: env('cert-renew-before') }),
+  caRolloverOverlap: durationFlag('ca-rollover-overlap', 300_000, 'How long a new CA is published before certificates move to it, and the old CA stays after (kubelet volume sync takes up to a minute or two)', { env: env('ca-rollover-overlap') }),
+  enableApiservicePatching: boolFlag('enable-apiservice-patching', true, 'Keep the APIService caBundle equal to our CA bundle', { env: env('enable-apiservice-patching') }),
+  apiserviceName: stringFlag('apiservice-name', 'v1beta1.external.metrics.k8s.io', 'The APIService to patch', { env: env('apiservice-name') }),
+  enableWebhookPatching: boolFlag('enable-webhook-patching', true, 'Keep every webhook\'s caBundle in the ValidatingWebhookConfiguration equal to our CA bundle', { env: env('enable-webhook-patching') }),
+  validatingWebhookName: stringFlag('validating-webhook-name', 'keda-admission', 'The ValidatingWebhookConfiguration to patch', { env: env('validating-webhook-name') }),
+  leaderElect: boolFlag('leader-elect', true, 'Elect one writer among replicas through a Lease', { env: env('leader-elect') }),
+  leaderElectionId: stringFlag('leader-election-id', 'keda-ts-operator-certificates', 'Name of the Lease', { env: env('leader-election-id') }),
+  leaderElectionLeaseDuration: durationFlag('leader-election-lease-duration', 15_000, 'How long a lease holds without renewal', { env: env('leader-election-lease-duration') }),
+  leaderElectionRenewDeadline: durationFlag('leader-election-renew-deadline', 10_000, 'The leader gives up if it cannot renew within this', { env: env('leader-election-renew-deadline') }),
+  leaderElectionRetryPeriod: durationFlag('leader-election-retry-period', 2_000, 'How often to try to acquire or renew', { env: env('leader-election-retry-period') }),
   maxConnectionAge: durationFlag('metrics-service-max-connection-age', 300_000, 'Connections are recycled after this age, so rotated certificates reach every connection', { env: env('metrics-service-max-connection-age') }),
   maxConnectionAgeGrace: durationFlag('metrics-service-max-connection-age-grace', 30_000, 'Time calls on a recycled connection get to finish', { env: env('metrics-service-max-connection-age-grace') }),
   scalerTimeout: durationFlag('scaler-timeout', 3_000, 'Timeout of one call to a scaler upstream (KEDA\'s HTTP default)', { env: env('scaler-timeout') }),
@@ -21,7 +42,21 @@ export const operatorFlags = {
   help: boolFlag('help', false, 'Show this help'),
 } satisfies FlagSpecs;
 
+export interface CertificateLifecycleConfig {
+  secretName: string;
+  dnsNames: string[];
+  keyAlgorithm: KeyAlgorithm;
+  caValidityMs: number;
+  certValidityMs: number;
+  renewBeforeMs: number;
+  overlapMs: number;
+  apiService: string | undefined;
+  validatingWebhook: string | undefined;
+  leaderElection: { enabled: boolean; name: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
+}
+
 export interface OperatorConfig {
+  certificates: CertificateLifecycleConfig;
   metricsServiceBindAddress: string;
   certFile: string;
   keyFile: string;
@@ -48,7 +83,28 @@ export function parseOperatorConfig(argv: readonly string[], environment: NodeJS
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(f.metricsServiceBindAddress)) {
     throw new UsageError(`--metrics-service-bind-address=${f.metricsServiceBindAddress}: expected host:port or :port`);
   }
+  if (f.certRenewBefore >= f.certValidity) throw new UsageError('--cert-renew-before must be shorter than --cert-validity');
+  if (f.leaderElectionRenewDeadline >= f.leaderElectionLeaseDuration) throw new UsageError('--leader-election-renew-deadline must be shorter than --leader-election-lease-duration');
+  const forms = (svc: string) => [svc, `${svc}.${f.namespace}`, `${svc}.${f.namespace}.svc`, `${svc}.${f.namespace}.svc.${f.k8sClusterDomain}`];
   return {
+    certificates: {
+      secretName: f.certSecretName,
+      dnsNames: [...new Set([...[f.operatorServiceName, f.metricsServerServiceName, f.webhooksServiceName].flatMap(forms), ...f.extraSan])],
+      keyAlgorithm: f.certKeyAlgorithm,
+      caValidityMs: f.caValidity,
+      certValidityMs: f.certValidity,
+      renewBeforeMs: f.certRenewBefore,
+      overlapMs: f.caRolloverOverlap,
+      apiService: f.enableApiservicePatching ? f.apiserviceName : undefined,
+      validatingWebhook: f.enableWebhookPatching ? f.validatingWebhookName : undefined,
+      leaderElection: {
+        enabled: f.leaderElect,
+        name: f.leaderElectionId,
+        leaseDurationMs: f.leaderElectionLeaseDuration,
+        renewDeadlineMs: f.leaderElectionRenewDeadline,
+        retryPeriodMs: f.leaderElectionRetryPeriod,
+      },
+    },
     metricsServiceBindAddress: f.metricsServiceBindAddress,
     certFile: join(f.certDir, 'tls.crt'),
     keyFile: join(f.certDir, 'tls.key'),

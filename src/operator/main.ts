@@ -1,5 +1,6 @@
 // Starts the operator from a validated configuration: the scaled-object store, the scalers'
 // trust, the gRPC metrics service over mutual TLS 1.3, and the metrics/probe port.
+import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { startChannelServer, type RunningChannelServer } from '../channel/server.js';
@@ -13,6 +14,8 @@ import { uncoveredNames } from '../tls/san-check.js';
 import type { OperatorConfig } from './config.js';
 import { MetricsEngine } from './metrics-engine.js';
 import { FileScaledObjectStore } from './scaledobjects/file-store.js';
+import { setUpCertificateLifecycle } from './certificates/lifecycle.js';
+import { loadKubeConfig } from '../k8s/kubeconfig.js';
 import type { ScaledObjectStore } from './scaledobjects/types.js';
 
 export interface RunningOperator {
@@ -37,16 +40,19 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
         : 'no cluster (no kubeconfig, not in a pod) and no --scaled-objects-file: nothing to serve',
     );
   }
-  if (config.enableCertRotation) {
-    log.info(
-      { reason: inCluster ? 'certificate lifecycle not available yet in this build' : 'no cluster' },
-      'certificate rotation is off: serving the certificates found in the cert dir',
-    );
-  }
-
   const registry = createRegistry('operator');
+  const kc = inCluster ? loadKubeConfig(config.kubeconfig, env) : undefined;
+  if (config.enableCertRotation && !kc) log.info({ reason: 'no cluster' }, 'certificate rotation is off: serving the certificates found in the cert dir');
+  const lifecycle = kc ? setUpCertificateLifecycle(kc, config.certificates, config.enableCertRotation, config.namespace, registry, log) : undefined;
+  await lifecycle?.start();
+  if (lifecycle && config.enableCertRotation) await waitForFiles([config.certFile, config.keyFile, config.caFile], log);
+
   const tls = new LiveTls({ certFile: config.certFile, keyFile: config.keyFile, caFiles: { [CA]: config.caFile } }, config.tls, log, new CertificateMetrics(registry));
   await tls.start();
+  // Rotation off (own certificates, cert-manager): what gets injected is the mounted ca.crt.
+  const publishCertDirBundle = () => lifecycle?.setCertDirBundle(tls.bundle(CA)?.pem ?? '');
+  publishCertDirBundle();
+  tls.onChange(publishCertDirBundle);
   const checkSans = () => {
     const expected = [`keda-operator.${config.namespace}.svc`, `keda-operator.${config.namespace}.svc.cluster.local`];
     const { missing, present } = uncoveredNames(tls.keyPair.current.chain[0]!, expected);
@@ -89,7 +95,22 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       await channel.shutdown(config.shutdownGracePeriodMs);
       await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
       engine.close();
-      await Promise.all([store.close(), trust.close(), tls.close()]);
+      await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close()]);
     })());
   return { channel, metricsServer, shutdown };
+}
+
+/**
+ * With rotation on, the certificates come from the Secret this (or another) replica writes, via
+ * the kubelet's volume sync: wait for them rather than fail.
+ */
+async function waitForFiles(files: readonly string[], log: Logger): Promise<void> {
+  let logged = false;
+  for (;;) {
+    const missing = files.filter((f) => !existsSync(f));
+    if (missing.length === 0) return;
+    if (!logged) log.info({ missing }, 'waiting for the certificate Secret to be mounted');
+    logged = true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
