@@ -3,6 +3,7 @@
 // connection or a kube-apiserver restart is a pause, never a silent end of updates.
 import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { describeApiError } from './kubeconfig.js';
 
 export interface ResilientInformerOptions<T extends KubernetesObject> {
   kc: KubeConfig;
@@ -38,7 +39,7 @@ export function resilientInformer<T extends KubernetesObject>(o: ResilientInform
   });
   lw.on('error', (err: unknown) => {
     if (stopped) return;
-    o.log.warn({ informer: o.name, reason: (err as Error)?.message ?? String(err), retryInMs: backoffMs }, 'watch interrupted, restarting');
+    o.log.warn({ informer: o.name, reason: describeApiError(err), retryInMs: backoffMs }, 'watch interrupted, restarting');
     clearTimeout(timer);
     timer = setTimeout(() => {
       if (!stopped) lw.start().catch(() => undefined);

@@ -30,3 +30,18 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
+
+/** A failed API call in one short line: the code and the Status message, not the whole response. */
+export function describeApiError(err: unknown): string {
+  const e = err as { code?: unknown; body?: unknown; message?: string };
+  const code = statusCodeOf(err);
+  if (code === undefined) return e?.message ?? String(err);
+  let message: string;
+  try {
+    const body = typeof e.body === 'string' ? (JSON.parse(e.body) as { message?: string }) : (e.body as { message?: string } | undefined);
+    message = body?.message ?? '';
+  } catch {
+    message = '';
+  }
+  return `HTTP ${code}${message ? `: ${message}` : ''}`;
+}

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { statusCodeOf, withTimeout } from './kubeconfig.js';
+import { describeApiError, statusCodeOf, withTimeout } from './kubeconfig.js';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -73,7 +73,7 @@ export class LeaderElector {
         this.lose('another replica holds the lease');
       }
     } catch (err) {
-      this.log.warn({ lease: this.opts.name, reason: (err as Error).message }, 'lease update failed');
+      this.log.warn({ lease: this.opts.name, reason: describeApiError(err) }, 'lease update failed');
       if (this.leading && Date.now() - this.lastRenew >= this.opts.renewDeadlineMs - this.opts.retryPeriodMs) this.lose('could not renew the lease in time');
     }
     this.schedule();

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { UsageError, boolFlag, durationFlag, enumFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
 import type { TlsPolicy } from '../tls/policy.js';
 import type { KeyAlgorithm } from '../certs/x509.js';
+import { validateLifecycleConfig } from './certificates/plan.js';
 import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
 
 const env = envName('OPERATOR');
@@ -83,7 +84,11 @@ export function parseOperatorConfig(argv: readonly string[], environment: NodeJS
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(f.metricsServiceBindAddress)) {
     throw new UsageError(`--metrics-service-bind-address=${f.metricsServiceBindAddress}: expected host:port or :port`);
   }
-  if (f.certRenewBefore >= f.certValidity) throw new UsageError('--cert-renew-before must be shorter than --cert-validity');
+  try {
+    validateLifecycleConfig({ dnsNames: ['x'], keyAlgorithm: f.certKeyAlgorithm, caValidityMs: f.caValidity, certValidityMs: f.certValidity, renewBeforeMs: f.certRenewBefore, overlapMs: f.caRolloverOverlap });
+  } catch (err) {
+    throw new UsageError(`certificate flags: ${(err as Error).message}`);
+  }
   if (f.leaderElectionRenewDeadline >= f.leaderElectionLeaseDuration) throw new UsageError('--leader-election-renew-deadline must be shorter than --leader-election-lease-duration');
   const forms = (svc: string) => [svc, `${svc}.${f.namespace}`, `${svc}.${f.namespace}.svc`, `${svc}.${f.namespace}.svc.${f.k8sClusterDomain}`];
   return {

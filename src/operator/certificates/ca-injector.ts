@@ -6,7 +6,7 @@ import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type Kuber
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
 import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
-import { statusCodeOf } from '../../k8s/kubeconfig.js';
+import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { CertificateLifecycleMetrics } from '../../observability/metrics.js';
 
 export const CERT_MANAGER_INJECT_ANNOTATION = 'cert-manager.io/inject-ca-from';
@@ -37,13 +37,22 @@ export function withCaBundle(obj: Obj, bundleB64: string): Obj | undefined {
   let changed = false;
   if (copy.kind === 'APIService') {
     copy.spec ??= {};
-    if (copy.spec.caBundle !== bundleB64) (copy.spec.caBundle = bundleB64), (changed = true);
+    if (copy.spec.caBundle !== bundleB64) {
+      copy.spec.caBundle = bundleB64;
+      changed = true;
+    }
     // caBundle and insecureSkipTLSVerify cannot be combined, and we never skip verification.
-    if (copy.spec.insecureSkipTLSVerify) (copy.spec.insecureSkipTLSVerify = false), (changed = true);
+    if (copy.spec.insecureSkipTLSVerify) {
+      copy.spec.insecureSkipTLSVerify = false;
+      changed = true;
+    }
   } else {
     for (const w of copy.webhooks ?? []) {
       w.clientConfig ??= {};
-      if (w.clientConfig.caBundle !== bundleB64) (w.clientConfig.caBundle = bundleB64), (changed = true);
+      if (w.clientConfig.caBundle !== bundleB64) {
+        w.clientConfig.caBundle = bundleB64;
+        changed = true;
+      }
     }
   }
   return changed ? copy : undefined;
@@ -158,7 +167,7 @@ export class CaBundleInjector {
           return;
         }
         this.metrics.patches.inc({ target: target.kind, result: 'error' });
-        this.log.warn({ target: label, reason: (err as Error).message }, 'cannot read caBundle target');
+        this.log.warn({ target: label, reason: describeApiError(err) }, 'cannot read caBundle target');
         return;
       }
       const s = this.state.get(target.name)!;
@@ -182,7 +191,7 @@ export class CaBundleInjector {
           continue;
         }
         this.metrics.patches.inc({ target: target.kind, result: 'error' });
-        this.log.warn({ target: label, reason: (err as Error).message }, 'cannot write caBundle');
+        this.log.warn({ target: label, reason: describeApiError(err) }, 'cannot write caBundle');
         return;
       }
     }

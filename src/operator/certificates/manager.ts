@@ -5,7 +5,7 @@ import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-no
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
 import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
-import { statusCodeOf } from '../../k8s/kubeconfig.js';
+import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { CertificateLifecycleMetrics } from '../../observability/metrics.js';
 import type { CaBundleInjector } from './ca-injector.js';
 import { planCertificates, type LifecycleConfig, type Plan, type SecretState } from './plan.js';
@@ -83,7 +83,7 @@ export class CertificateManager {
     try {
       next = Math.min(next, (await this.reconcileOnce()).getTime());
     } catch (err) {
-      this.o.log.error({ reason: (err as Error).message }, 'certificate reconcile failed; retrying');
+      this.o.log.error({ reason: describeApiError(err) }, 'certificate reconcile failed; retrying');
       next = Date.now() + Math.min(resync, 5_000);
     }
     this.trigger(Math.max(50, next - Date.now()));
