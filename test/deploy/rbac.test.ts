@@ -36,3 +36,20 @@ t.test('no rule grants every verb or every group', async (t) => {
     t.notOk(r.apiGroups.includes('*'), `${d.metadata.name}: no wildcard group`);
   }
 });
+
+t.test('the operator may touch only its own certificate objects by name', async (t) => {
+  const operatorSa = { kind: 'ServiceAccount', name: 'keda-operator', namespace: 'keda' };
+  const cluster = docs.find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'keda-ts-operator-certificates');
+  const role = docs.find((d) => d.kind === 'Role' && d.metadata.name === 'keda-ts-operator-certificates');
+  t.match(docs.find((d) => d.kind === 'ClusterRoleBinding' && d.roleRef?.name === 'keda-ts-operator-certificates')?.subjects, [operatorSa]);
+  t.match(docs.find((d) => d.kind === 'RoleBinding' && d.roleRef?.name === 'keda-ts-operator-certificates'), { metadata: { namespace: 'keda' }, subjects: [operatorSa] });
+  const rules = [...(cluster?.rules ?? []), ...(role?.rules ?? [])] as { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+  for (const r of rules) {
+    const writes = r.verbs.filter((v) => ['update', 'patch', 'delete', 'get', 'list', 'watch'].includes(v));
+    if (writes.length > 0 && r.resources[0] !== 'events') t.ok(r.resourceNames && r.resourceNames.length === 1, `${r.resources.join(',')} ${r.verbs.join(',')} limited by name`);
+    t.notOk(r.verbs.includes('delete'), 'never delete');
+  }
+  t.ok(rules.some((r) => r.resources.includes('apiservices') && r.resourceNames?.includes('v1beta1.external.metrics.k8s.io') && r.verbs.includes('update')));
+  t.ok(rules.some((r) => r.resources.includes('secrets') && r.resourceNames?.includes('kedaorg-certs') && r.verbs.includes('update')));
+  t.ok(rules.some((r) => r.resources.includes('leases') && r.verbs.includes('update')));
+});
