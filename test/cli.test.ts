@@ -85,6 +85,12 @@ t.test('operator: --help, and a clear line when there is nothing to serve', asyn
   const bad = await cli(['operator', '--metrics-service-bind-address=9666']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /expected host:port or :port/);
+  const certs = await cli(['operator', '--cert-validity=1h', '--cert-renew-before=2h']);
+  t.equal(certs.code, 2);
+  t.match(certs.stderr, /^error: certificate flags: /);
+  const lease = await cli(['operator', '--leader-election-lease-duration=5s', '--leader-election-renew-deadline=10s']);
+  t.equal(lease.code, 2);
+  t.match(lease.stderr, /renew-deadline must be shorter/);
 });
 
 t.test('certs dev refuses to overwrite without --force', async (t) => {

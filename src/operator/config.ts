@@ -2,8 +2,7 @@
 import { join } from 'node:path';
 import { UsageError, boolFlag, durationFlag, enumFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
 import type { TlsPolicy } from '../tls/policy.js';
-import type { KeyAlgorithm } from '../certs/x509.js';
-import { validateLifecycleConfig } from './certificates/plan.js';
+import { validateLifecycleConfig, type LifecycleConfig } from './certificates/plan.js';
 import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
 
 const env = envName('OPERATOR');
@@ -45,12 +44,7 @@ export const operatorFlags = {
 
 export interface CertificateLifecycleConfig {
   secretName: string;
-  dnsNames: string[];
-  keyAlgorithm: KeyAlgorithm;
-  caValidityMs: number;
-  certValidityMs: number;
-  renewBeforeMs: number;
-  overlapMs: number;
+  lifecycle: LifecycleConfig;
   apiService: string | undefined;
   validatingWebhook: string | undefined;
   leaderElection: { enabled: boolean; name: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
@@ -84,22 +78,25 @@ export function parseOperatorConfig(argv: readonly string[], environment: NodeJS
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(f.metricsServiceBindAddress)) {
     throw new UsageError(`--metrics-service-bind-address=${f.metricsServiceBindAddress}: expected host:port or :port`);
   }
+  if (f.leaderElectionRenewDeadline >= f.leaderElectionLeaseDuration) throw new UsageError('--leader-election-renew-deadline must be shorter than --leader-election-lease-duration');
+  const forms = (svc: string) => [svc, `${svc}.${f.namespace}`, `${svc}.${f.namespace}.svc`, `${svc}.${f.namespace}.svc.${f.k8sClusterDomain}`];
+  const lifecycle: LifecycleConfig = {
+    dnsNames: [...new Set([...[f.operatorServiceName, f.metricsServerServiceName, f.webhooksServiceName].flatMap(forms), ...f.extraSan])],
+    keyAlgorithm: f.certKeyAlgorithm,
+    caValidityMs: f.caValidity,
+    certValidityMs: f.certValidity,
+    renewBeforeMs: f.certRenewBefore,
+    overlapMs: f.caRolloverOverlap,
+  };
   try {
-    validateLifecycleConfig({ dnsNames: ['x'], keyAlgorithm: f.certKeyAlgorithm, caValidityMs: f.caValidity, certValidityMs: f.certValidity, renewBeforeMs: f.certRenewBefore, overlapMs: f.caRolloverOverlap });
+    validateLifecycleConfig(lifecycle);
   } catch (err) {
     throw new UsageError(`certificate flags: ${(err as Error).message}`);
   }
-  if (f.leaderElectionRenewDeadline >= f.leaderElectionLeaseDuration) throw new UsageError('--leader-election-renew-deadline must be shorter than --leader-election-lease-duration');
-  const forms = (svc: string) => [svc, `${svc}.${f.namespace}`, `${svc}.${f.namespace}.svc`, `${svc}.${f.namespace}.svc.${f.k8sClusterDomain}`];
   return {
     certificates: {
       secretName: f.certSecretName,
-      dnsNames: [...new Set([...[f.operatorServiceName, f.metricsServerServiceName, f.webhooksServiceName].flatMap(forms), ...f.extraSan])],
-      keyAlgorithm: f.certKeyAlgorithm,
-      caValidityMs: f.caValidity,
-      certValidityMs: f.certValidity,
-      renewBeforeMs: f.certRenewBefore,
-      overlapMs: f.caRolloverOverlap,
+      lifecycle,
       apiService: f.enableApiservicePatching ? f.apiserviceName : undefined,
       validatingWebhook: f.enableWebhookPatching ? f.validatingWebhookName : undefined,
       leaderElection: {

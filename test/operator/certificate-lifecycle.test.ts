@@ -81,7 +81,7 @@ t.test('rotation on: fresh install, renewal and a full CA rollover under load, o
   t.equal(apiService(api).spec.insecureSkipTLSVerify, false, 'never insecureSkipTLSVerify');
   t.equal(counter(await metricsOf(operator), 'certificate_rotations_total', 'kind="create"'), 1);
   t.match(await metricsOf(operator), /leader_election_is_leader\{component="operator"\} 1/);
-  t.ok(api.list('v1', 'Event', 'keda').some((e) => (e as { reason?: string }).reason === 'CertificateRotated'), 'an Event on the Secret');
+  await eventually('an Event on the Secret', async () => (api.list('v1', 'Event', 'keda').some((e) => (e as { reason?: string }).reason === 'CertificateRotated') ? true : undefined));
 
   // The adapter on the same mounted Secret, dialing the operator by a name the certificate covers.
   const adapter = await startTestAdapter([
@@ -152,7 +152,8 @@ t.test('conflicts are retried, drift is restored, a corrupt Secret is replaced',
   await eventually('drift restored after a conflict', async () => (apiService(api).spec.caBundle === b64(ca()) ? true : undefined), 10_000);
   const m = await metricsOf(operator);
   t.ok(counter(m, 'cabundle_patch_conflicts_total', 'target="APIService"') >= 1, 'the conflict was counted and retried');
-  t.ok(api.list('v1', 'Event', 'default').some((e) => (e as { reason?: string }).reason === 'CABundleDrift'), 'a drift Event');
+  // Events are written best effort, after the fact: wait for them rather than race them.
+  await eventually('a drift Event', async () => (api.list('v1', 'Event', 'default').some((e) => (e as { reason?: string }).reason === 'CABundleDrift') ? true : undefined));
 
   api.modify('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, 'keda-admission', (o: { webhooks: { clientConfig: { caBundle?: string } }[] }) => {
     o.webhooks[1]!.clientConfig.caBundle = b64('drifted');
@@ -165,7 +166,8 @@ t.test('conflicts are retried, drift is restored, a corrupt Secret is replaced',
     o.data['tls.key'] = b64('-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n');
   });
   await eventually('the corrupt Secret replaced', async () => (ca() !== before ? true : undefined), 10_000);
-  t.ok(api.list('v1', 'Event', 'keda').some((e) => (e as { reason?: string; type?: string }).reason === 'CertificateSecretReplaced' && (e as { type?: string }).type === 'Warning'));
+  await eventually('a Warning Event saying why', async () =>
+    api.list('v1', 'Event', 'keda').some((e) => (e as { reason?: string; type?: string }).reason === 'CertificateSecretReplaced' && (e as { type?: string }).type === 'Warning') ? true : undefined);
   await eventually('bundles follow the new CA', async () => (apiService(api).spec.caBundle === b64(ca()) ? true : undefined), 10_000);
 });
 
