@@ -160,6 +160,15 @@ t.test('conflicts are retried, drift is restored, a corrupt Secret is replaced',
   });
   await eventually('webhook drift restored', async () => (webhooks(api).every((w) => w.clientConfig.caBundle === b64(ca())) ? true : undefined), 10_000);
 
+  // A failed write is reported and tried again until it lands.
+  const clearFailure = api.inject({ method: 'PUT', path: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/', status: 500, times: 1 });
+  t.teardown(clearFailure);
+  api.modify('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, 'keda-admission', (o: { webhooks: { clientConfig: { caBundle?: string } }[] }) => {
+    o.webhooks[0]!.clientConfig.caBundle = b64('drifted again');
+  });
+  await eventually('a Warning Event for the failed write', async () => (api.list('v1', 'Event', 'default').some((e) => (e as { reason?: string }).reason === 'CABundlePatchFailed') ? true : undefined), 10_000);
+  await eventually('the write retried and landed', async () => (webhooks(api).every((w) => w.clientConfig.caBundle === b64(ca())) ? true : undefined), 15_000);
+
   // A corrupt Secret is replaced, with a Warning Event saying why.
   const before = ca();
   api.modify('v1', 'Secret', 'keda', 'kedaorg-certs', (o: { data: Record<string, string> }) => {

@@ -66,6 +66,7 @@ function lastWriter(obj: Obj): string | undefined {
 
 interface TargetState {
   restores: number;
+  failures: number;
   backoffUntil: number;
   timer?: NodeJS.Timeout;
   skippedForCertManager?: boolean;
@@ -87,7 +88,7 @@ export class CaBundleInjector {
     private readonly maxBackoffMs = 300_000,
   ) {
     this.api = KubernetesObjectApi.makeApiClient(kc);
-    for (const t of targets) this.state.set(t.name, { restores: 0, backoffUntil: 0 });
+    for (const t of targets) this.state.set(t.name, { restores: 0, failures: 0, backoffUntil: 0 });
   }
 
   /** Starts watching the targets; patches happen only while active (the leader). */
@@ -154,6 +155,18 @@ export class CaBundleInjector {
     s.timer.unref();
   }
 
+  /** A failed read or write is tried again, with growing waits, until it succeeds. */
+  private retryLater(target: CaBundleTarget): void {
+    const s = this.state.get(target.name)!;
+    if (s.timer) return;
+    s.failures++;
+    s.timer = setTimeout(() => {
+      s.timer = undefined;
+      void this.reconcile(target, 'retry after a failure');
+    }, Math.min(this.maxBackoffMs, 500 * 2 ** Math.min(s.failures, 20)));
+    s.timer.unref();
+  }
+
   private async reconcile(target: CaBundleTarget, why: string): Promise<void> {
     const label = `${target.kind}/${target.name}`;
     for (let attempt = 1; attempt <= 5; attempt++) {
@@ -168,6 +181,7 @@ export class CaBundleInjector {
         }
         this.metrics.patches.inc({ target: target.kind, result: 'error' });
         this.log.warn({ target: label, reason: describeApiError(err) }, 'cannot read caBundle target');
+        this.retryLater(target);
         return;
       }
       const s = this.state.get(target.name)!;
@@ -181,6 +195,7 @@ export class CaBundleInjector {
       if (!desired) return;
       try {
         await this.api.replace(desired);
+        s.failures = 0;
         this.metrics.patches.inc({ target: target.kind, result: 'ok' });
         this.log.info({ target: label, why }, 'caBundle updated');
         return;
@@ -192,6 +207,13 @@ export class CaBundleInjector {
         }
         this.metrics.patches.inc({ target: target.kind, result: 'error' });
         this.log.warn({ target: label, reason: describeApiError(err) }, 'cannot write caBundle');
+        this.events.record(
+          { apiVersion: API_VERSION[target.kind], kind: target.kind, name: target.name },
+          'Warning',
+          'CABundlePatchFailed',
+          `could not write caBundle: ${describeApiError(err)}`,
+        );
+        this.retryLater(target);
         return;
       }
     }

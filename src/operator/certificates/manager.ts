@@ -84,6 +84,12 @@ export class CertificateManager {
       next = Math.min(next, (await this.reconcileOnce()).getTime());
     } catch (err) {
       this.o.log.error({ reason: describeApiError(err) }, 'certificate reconcile failed; retrying');
+      this.o.events.record(
+        { apiVersion: 'v1', kind: 'Secret', name: this.o.secretName, namespace: this.o.namespace },
+        'Warning',
+        'CertificateReconcileFailed',
+        `could not check or write the certificate Secret: ${describeApiError(err)}`,
+      );
       next = Date.now() + Math.min(resync, 5_000);
     }
     this.trigger(Math.max(50, next - Date.now()));
