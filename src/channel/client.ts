@@ -58,15 +58,19 @@ export class ChannelClient {
 
   getMetrics(ref: ScaledObjectRef, signal: AbortSignal): Promise<ExternalMetricValueList> {
     const started = performance.now();
-    const client = this.client as unknown as { GetMetrics: GetMetrics };
+    const current = this.client;
+    const client = current as unknown as { GetMetrics: GetMetrics };
     return new Promise((resolve, reject) => {
       const call = client.GetMetrics(ref, { deadline: new Date(Date.now() + this.opts.timeoutMs) }, (err, value) => {
         signal.removeEventListener('abort', cancel);
         const code = err ? err.code : status.OK;
         this.opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
         if (err) {
-          if (err.code === status.UNAVAILABLE) this.noteDown(err.details);
-          reject(err);
+          const unreachable = err.code === status.UNAVAILABLE || (err.code === status.DEADLINE_EXCEEDED && !this.connected(current));
+          if (unreachable) this.noteDown(err.details);
+          // Retries against an operator that is not there can use up the deadline: that is still
+          // "unreachable" (503), not "slow" (504).
+          reject(err.code === status.DEADLINE_EXCEEDED && unreachable ? Object.assign(err, { code: status.UNAVAILABLE }) : err);
         } else {
           this.downSince = undefined;
           resolve(value as ExternalMetricValueList);
@@ -83,6 +87,10 @@ export class ChannelClient {
     const downMs = Date.now() - this.downSince;
     if (downMs <= this.opts.readinessGraceMs) return { ready: true };
     return { ready: false, reason: `channel to ${this.opts.address} down for ${Math.round(downMs / 1000)}s: ${this.lastError || 'not connected'}` };
+  }
+
+  private connected(client: Client): boolean {
+    return client.getChannel().getConnectivityState(false) === connectivityState.READY;
   }
 
   close(): void {
