@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One executable for every component: `adapter`, `operator`, `certs`. A usage error is one line on
 // stderr and exit code 2; a start-up failure is one line and exit code 1.
-import { formatHelp, UsageError } from './config/flags.js';
+import { formatHelp, UsageError, type FlagSpecs } from './config/flags.js';
 import { adapterFlags, parseAdapterConfig } from './adapter/config.js';
 import { startAdapter } from './adapter/main.js';
 import { operatorFlags, parseOperatorConfig } from './operator/config.js';
@@ -41,29 +41,28 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function runAdapter(argv: string[]): Promise<number> {
-  const config = parseAdapterConfig(argv, process.env);
+interface Component<C extends { logLevel: string }> {
+  name: 'adapter' | 'operator';
+  flags: FlagSpecs;
+  parse(argv: readonly string[], env: NodeJS.ProcessEnv): C | 'help';
+  start(config: C, log: Logger): Promise<{ shutdown(): Promise<void> }>;
+}
+
+/** Parse, start, run until a signal: the same for every long-running component. */
+async function runComponent<C extends { logLevel: string }>(c: Component<C>, argv: string[]): Promise<number> {
+  const config = c.parse(argv, process.env);
   if (config === 'help') {
-    process.stdout.write(formatHelp('keda-ts adapter [flags]', adapterFlags));
+    process.stdout.write(formatHelp(`keda-ts ${c.name} [flags]`, c.flags));
     return 0;
   }
-  const log = createLogger(config.logLevel, 'adapter');
-  const adapter = await startAdapter(config, log);
-  await untilSignal(log, adapter.shutdown);
+  const log = createLogger(config.logLevel, c.name);
+  const running = await c.start(config, log);
+  await untilSignal(log, running.shutdown);
   return 0;
 }
 
-async function runOperator(argv: string[]): Promise<number> {
-  const config = parseOperatorConfig(argv, process.env);
-  if (config === 'help') {
-    process.stdout.write(formatHelp('keda-ts operator [flags]', operatorFlags));
-    return 0;
-  }
-  const log = createLogger(config.logLevel, 'operator');
-  const operator = await startOperator(config, log);
-  await untilSignal(log, operator.shutdown);
-  return 0;
-}
+const runAdapter = (argv: string[]) => runComponent({ name: 'adapter', flags: adapterFlags, parse: parseAdapterConfig, start: (config, log) => startAdapter(config, log) }, argv);
+const runOperator = (argv: string[]) => runComponent({ name: 'operator', flags: operatorFlags, parse: parseOperatorConfig, start: (config, log) => startOperator(config, log) }, argv);
 
 /** SIGTERM (the kubelet) or SIGINT (Ctrl-C): stop accepting, finish what is in flight, return. */
 function untilSignal(log: Logger, shutdown: () => Promise<void>): Promise<void> {
