@@ -12,6 +12,7 @@
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { QuantityError, parseQuantity, quantityToNumber } from '../../k8s/quantity.js';
 import { MaterialError, parseCertificates, parsePrivateKey } from '../../tls/pem.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { ScalerConfigError, ScalerError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
@@ -245,7 +246,7 @@ class MetricsApiScaler implements Scaler {
       return v;
     }
     if (typeof v === 'string') {
-      const n = parseQuantity(v);
+      const n = quantityValue(v);
       if (n === undefined) throw this.fail(`value at "${this.valueLocation}" is not a number (${JSON.stringify(truncate(v, 64))})`);
       return n;
     }
@@ -381,22 +382,18 @@ function parseNumber(name: string, raw: string): number {
   return n;
 }
 
-const QUANTITY = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$/;
-const SUFFIX: Record<string, number> = {
-  n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
-};
-
 /**
  * A string value, read as KEDA does (Kubernetes resource.ParseQuantity): "12.5", "-3", "250m",
  * "1Ki", "2e3". undefined when it is not one.
  */
-export function parseQuantity(s: string): number | undefined {
-  const m = QUANTITY.exec(s);
-  if (!m) return undefined;
-  const [, num = '', exp, suffix] = m;
-  const n = exp !== undefined ? Number(num + exp) : Number(num) * (suffix ? SUFFIX[suffix]! : 1);
-  return Number.isFinite(n) ? n : undefined;
+function quantityValue(s: string): number | undefined {
+  try {
+    const n = quantityToNumber(parseQuantity(s));
+    return Number.isFinite(n) ? n : undefined;
+  } catch (err) {
+    if (err instanceof QuantityError) return undefined;
+    throw err;
+  }
 }
 
 /** Go's strconv.ParseBool. */
