@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { issueCertificate } from '../src/certs/x509.js';
-import { serviceDnsNames } from '../src/tls/san-check.js';
+import { dialedServiceNames } from '../src/k8s/service-names.js';
 import { createClient, type Client, type ClientKind, type Reply } from './client.js';
 import { DISTINCT_METRICS, METRIC_VALUE, THROUGHPUT_METRIC, createFixtures, distinctMetric, metricPath } from './fixtures.js';
 import { burst, closedLoop, openLoop, type Check, type RunResult } from './load.js';
@@ -308,7 +308,7 @@ async function main(): Promise<number> {
         const leaf = await issueCertificate(caPem, {
           commonName: 'keda-ts',
           // localhost/127.0.0.1 for the bench, the Service names so the adapter's SAN self-check stays quiet.
-          dnsNames: ['localhost', ...serviceDnsNames('keda-metrics-apiserver', 'keda')],
+          dnsNames: ['localhost', ...dialedServiceNames('keda-metrics-apiserver', 'keda')],
           ipAddresses: ['127.0.0.1'],
           // The adapter's key pair is also its client certificate towards the operator.
           extendedUsages: ['serverAuth', 'clientAuth'],

@@ -10,7 +10,8 @@ import type { Registry } from 'prom-client';
 import { ChannelClient } from '../channel/client.js';
 import { OperatorSource } from './sources/operator.js';
 import { LiveTls } from '../tls/live-tls.js';
-import { uncoveredNames, serviceDnsNames } from '../tls/san-check.js';
+import { warnOnUncoveredNames } from '../tls/san-check.js';
+import { dialedServiceNames } from '../k8s/service-names.js';
 import { authenticatorChain, certificateAuthenticator, type TrustSource } from './auth/authenticate.js';
 import { setUpDelegation } from './auth/delegation.js';
 import { alwaysAllowGroups, alwaysAllowPaths, authorizerChain } from './auth/authorize.js';
@@ -55,17 +56,12 @@ export async function startAdapter(
     certMetrics,
   );
   await tls.start();
-  const checkSans = () => {
-    const { missing, present } = uncoveredNames(tls.keyPair.current.chain[0]!, serviceDnsNames(config.serviceName, config.serviceNamespace));
-    if (missing.length > 0) {
-      log.warn(
-        { certFile: config.certFile, missing, present },
-        `serving certificate does not cover ${missing.join(', ')}: kube-apiserver dials the Service by that name and the APIService will turn FailedDiscoveryCheck`,
-      );
-    }
-  };
-  checkSans();
-  tls.keyPair.onChange(checkSans);
+  warnOnUncoveredNames(
+    tls,
+    dialedServiceNames(config.serviceName, config.serviceNamespace),
+    log,
+    'kube-apiserver dials the Service by that name and the APIService will turn FailedDiscoveryCheck',
+  );
 
   const provider = providerOverride ?? (await createProvider(config, tls, registry, log));
   const trust: TrustSource = {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { serviceDnsNames } from '../k8s/service-names.js';
 import { createCA, issueCertificate } from './x509.js';
 import type { CertificateBundle } from './x509.js';
 
@@ -57,11 +58,6 @@ function checkDomain(value: string): void {
   value.split('.').forEach((label) => checkLabel('cluster domain label', label));
 }
 
-/** The four ways in-cluster clients may spell a Service's name. */
-export function serviceDnsNames(service: string, namespace: string, clusterDomain: string): string[] {
-  const base = `${service}.${namespace}`;
-  return [service, base, `${base}.svc`, `${base}.svc.${clusterDomain}`];
-}
 
 async function pathExists(path: string): Promise<boolean> {
   try {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { UsageError, boolFlag, durationFlag, enumFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
 import type { TlsPolicy } from '../tls/policy.js';
 import { validateLifecycleConfig, type LifecycleConfig } from './certificates/plan.js';
+import { serviceDnsNames } from '../k8s/service-names.js';
 import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
 
 const env = envName('OPERATOR');
@@ -79,9 +80,8 @@ export function parseOperatorConfig(argv: readonly string[], environment: NodeJS
     throw new UsageError(`--metrics-service-bind-address=${f.metricsServiceBindAddress}: expected host:port or :port`);
   }
   if (f.leaderElectionRenewDeadline >= f.leaderElectionLeaseDuration) throw new UsageError('--leader-election-renew-deadline must be shorter than --leader-election-lease-duration');
-  const forms = (svc: string) => [svc, `${svc}.${f.namespace}`, `${svc}.${f.namespace}.svc`, `${svc}.${f.namespace}.svc.${f.k8sClusterDomain}`];
   const lifecycle: LifecycleConfig = {
-    dnsNames: [...new Set([...[f.operatorServiceName, f.metricsServerServiceName, f.webhooksServiceName].flatMap(forms), ...f.extraSan])],
+    dnsNames: [...new Set([...[f.operatorServiceName, f.metricsServerServiceName, f.webhooksServiceName].flatMap((svc) => serviceDnsNames(svc, f.namespace, f.k8sClusterDomain)), ...f.extraSan])],
     keyAlgorithm: f.certKeyAlgorithm,
     caValidityMs: f.caValidity,
     certValidityMs: f.certValidity,

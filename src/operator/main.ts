@@ -10,7 +10,8 @@ import { startMetricsServer } from '../observability/metrics-server.js';
 import { CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
 import { CustomCaTrust } from '../tls/custom-ca.js';
 import { LiveTls } from '../tls/live-tls.js';
-import { uncoveredNames } from '../tls/san-check.js';
+import { warnOnUncoveredNames } from '../tls/san-check.js';
+import { dialedServiceNames } from '../k8s/service-names.js';
 import type { OperatorConfig } from './config.js';
 import { MetricsEngine } from './metrics-engine.js';
 import { FileScaledObjectStore } from './scaledobjects/file-store.js';
@@ -53,15 +54,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   const publishCertDirBundle = () => lifecycle?.setCertDirBundle(tls.bundle(CA)?.pem ?? '');
   publishCertDirBundle();
   tls.onChange(publishCertDirBundle);
-  const checkSans = () => {
-    const expected = [`keda-operator.${config.namespace}.svc`, `keda-operator.${config.namespace}.svc.cluster.local`];
-    const { missing, present } = uncoveredNames(tls.keyPair.current.chain[0]!, expected);
-    if (missing.length > 0) {
-      log.warn({ certFile: config.certFile, missing, present }, `operator certificate does not cover ${missing.join(', ')}: adapters dialing the Service by that name will fail verification`);
-    }
-  };
-  checkSans();
-  tls.keyPair.onChange(checkSans);
+  warnOnUncoveredNames(tls, dialedServiceNames('keda-operator', config.namespace), log, 'adapters dialing the Service by that name will fail verification');
 
   const trust = new CustomCaTrust(config.caDirs, log);
   await trust.start();
