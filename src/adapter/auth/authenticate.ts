@@ -145,10 +145,16 @@ export function certificateAuthenticator(trust: TrustSource, settings: () => Req
 /** Without a cluster to review tokens, a bearer token is an authentication failure, never anonymous access. */
 export const bearerTokenNotConfigured: Authenticator = {
   authenticate(req) {
-    const h = req.headers.authorization;
-    return h && /^bearer\s/i.test(h) ? { error: 'bearer token authentication is not configured' } : undefined;
+    return bearerToken(req) !== undefined ? { error: 'bearer token authentication is not configured' } : undefined;
   },
 };
+
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const m = /^bearer\s+(\S+)\s*$/i.exec(h);
+  return m ? m[1] : undefined;
+}
 
 export function authenticatorChain(authenticators: readonly Authenticator[]): Authenticator {
   return {

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ReviewCache } from '../../k8s/review-cache.js';
 import { withTimeout } from '../../k8s/kubeconfig.js';
 import type { DelegatedAuthMetrics } from '../../observability/metrics.js';
-import type { AuthResult, Authenticator } from './authenticate.js';
+import { bearerToken, type AuthResult, type Authenticator } from './authenticate.js';
 import { withAuthenticatedGroup, type UserInfo } from './user.js';
 
 export interface TokenReviewOptions {
@@ -72,11 +72,4 @@ export function tokenReviewAuthenticator(kc: KubeConfig, opts: TokenReviewOption
       }
     },
   };
-}
-
-export function bearerToken(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  if (!h) return undefined;
-  const m = /^bearer\s+(\S+)\s*$/i.exec(h);
-  return m ? m[1] : undefined;
 }
