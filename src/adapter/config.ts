@@ -2,8 +2,7 @@
 // inside the adapter reads flags or the environment: it gets an AdapterConfig.
 import { join } from 'node:path';
 import { UsageError, boolFlag, durationFlag, enumFlag, intFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
-import type { TlsPolicy } from '../tls/policy.js';
-import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
+import { commonFlags, componentConfig, envName, type ComponentConfig } from '../config/common.js';
 
 const env = envName('ADAPTER');
 
@@ -62,14 +61,13 @@ export interface DelegationConfig {
   timeoutMs: number;
 }
 
-export interface AdapterConfig {
+export interface AdapterConfig extends ComponentConfig {
   securePort: number;
   bindAddress: string;
   certFile: string;
   keyFile: string;
   clientCaFile: string;
   clientCertMode: 'require' | 'request';
-  tls: TlsPolicy;
   requestHeader: RequestHeaderConfig;
   alwaysAllowGroups: string[];
   alwaysAllowPaths: string[];
@@ -81,16 +79,12 @@ export interface AdapterConfig {
     | { kind: 'demo' }
     | { kind: 'file'; path: string }
     | { kind: 'operator'; address: string; caFile: string; timeoutMs: number; readinessGraceMs: number };
-  shutdownGracePeriodMs: number;
-  metricsPort: number;
-  metricsBindAddress: string;
-  logLevel: LogLevel;
 }
 
 export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.ProcessEnv): AdapterConfig | 'help' {
   const f = parseFlags(adapterFlags, argv, environment);
   if (f.help) return 'help';
-  const tls = tlsPolicyFromFlags(f.tlsMinVersion, f.tlsCipherSuites);
+  const common = componentConfig(f);
   const authenticationKubeconfig = f.authenticationKubeconfig || f.kubeconfig;
   const clusterForAuthentication = authenticationKubeconfig !== '' || Boolean(environment.KUBERNETES_SERVICE_HOST);
   const lookup = clusterForAuthentication && !f.authenticationSkipLookup;
@@ -103,13 +97,13 @@ export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.
     throw new UsageError('--metrics-source=file needs --metrics-source-file');
   }
   return {
+    ...common,
     securePort: f.securePort,
     bindAddress: f.bindAddress,
     certFile: f.tlsCertFile || join(f.certDir, 'tls.crt'),
     keyFile: f.tlsPrivateKeyFile || join(f.certDir, 'tls.key'),
     clientCaFile: f.clientCaFile,
     clientCertMode: f.clientCertMode,
-    tls,
     requestHeader: {
       caFile: f.requestheaderClientCaFile,
       allowedNames: f.requestheaderAllowedNames,
@@ -129,8 +123,6 @@ export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.
       timeoutMs: f.delegatedAuthTimeout,
     },
     alwaysAllowPaths: f.authorizationAlwaysAllowPaths,
-    metricsPort: f.metricsPort,
-    metricsBindAddress: f.metricsBindAddress,
     serviceName: f.serviceName,
     serviceNamespace: f.serviceNamespace,
     certDir: f.certDir,
@@ -144,7 +136,5 @@ export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.
           timeoutMs: f.metricsServiceTimeout,
           readinessGraceMs: f.metricsServiceReadinessGrace,
         },
-    shutdownGracePeriodMs: f.shutdownGracePeriod,
-    logLevel: f.logLevel,
   };
 }

@@ -20,6 +20,27 @@ export function commonFlags(env: (flag: string) => string, what: string) {
   };
 }
 
+/** What every component's configuration holds, built from commonFlags. */
+export interface ComponentConfig {
+  tls: TlsPolicy;
+  metricsPort: number;
+  metricsBindAddress: string;
+  shutdownGracePeriodMs: number;
+  logLevel: LogLevel;
+}
+
+type CommonFlagValues = { tlsMinVersion: string; tlsCipherSuites: string[]; metricsPort: number; metricsBindAddress: string; shutdownGracePeriod: number; logLevel: LogLevel };
+
+export function componentConfig(f: CommonFlagValues): ComponentConfig {
+  return {
+    tls: tlsPolicyFromFlags(f.tlsMinVersion, f.tlsCipherSuites),
+    metricsPort: f.metricsPort,
+    metricsBindAddress: f.metricsBindAddress,
+    shutdownGracePeriodMs: f.shutdownGracePeriod,
+    logLevel: f.logLevel,
+  };
+}
+
 /** The TLS policy from the flags, a usage error (exit 2) when they ask for less than TLS 1.3. */
 export function tlsPolicyFromFlags(minVersion: string, cipherSuites: readonly string[]): TlsPolicy {
   try {

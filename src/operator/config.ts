@@ -1,10 +1,9 @@
 // The operator's flags, turned into one validated configuration at the edge.
 import { join } from 'node:path';
 import { UsageError, boolFlag, durationFlag, enumFlag, listFlag, parseFlags, stringFlag, type FlagSpecs } from '../config/flags.js';
-import type { TlsPolicy } from '../tls/policy.js';
 import { validateLifecycleConfig, type LifecycleConfig } from './certificates/plan.js';
 import { serviceDnsNames } from '../k8s/service-names.js';
-import { commonFlags, envName, tlsPolicyFromFlags, type LogLevel } from '../config/common.js';
+import { commonFlags, componentConfig, envName, type ComponentConfig } from '../config/common.js';
 
 const env = envName('OPERATOR');
 
@@ -51,7 +50,7 @@ export interface CertificateLifecycleConfig {
   leaderElection: { enabled: boolean; name: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
 }
 
-export interface OperatorConfig {
+export interface OperatorConfig extends ComponentConfig {
   certificates: CertificateLifecycleConfig;
   metricsServiceBindAddress: string;
   certFile: string;
@@ -62,20 +61,15 @@ export interface OperatorConfig {
   enableCertRotation: boolean;
   kubeconfig: string;
   namespace: string;
-  tls: TlsPolicy;
   maxConnectionAgeMs: number;
   maxConnectionAgeGraceMs: number;
   scalerTimeoutMs: number;
-  shutdownGracePeriodMs: number;
-  metricsPort: number;
-  metricsBindAddress: string;
-  logLevel: LogLevel;
 }
 
 export function parseOperatorConfig(argv: readonly string[], environment: NodeJS.ProcessEnv): OperatorConfig | 'help' {
   const f = parseFlags(operatorFlags, argv, environment);
   if (f.help) return 'help';
-  const tls = tlsPolicyFromFlags(f.tlsMinVersion, f.tlsCipherSuites);
+  const common = componentConfig(f);
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(f.metricsServiceBindAddress)) {
     throw new UsageError(`--metrics-service-bind-address=${f.metricsServiceBindAddress}: expected host:port or :port`);
   }
@@ -94,6 +88,7 @@ export function parseOperatorConfig(argv: readonly string[], environment: NodeJS
     throw new UsageError(`certificate flags: ${(err as Error).message}`);
   }
   return {
+    ...common,
     certificates: {
       secretName: f.certSecretName,
       lifecycle,
@@ -116,13 +111,8 @@ export function parseOperatorConfig(argv: readonly string[], environment: NodeJS
     enableCertRotation: f.enableCertRotation,
     kubeconfig: f.kubeconfig,
     namespace: f.namespace,
-    metricsPort: f.metricsPort,
-    metricsBindAddress: f.metricsBindAddress,
-    tls,
     maxConnectionAgeMs: f.maxConnectionAge,
     maxConnectionAgeGraceMs: f.maxConnectionAgeGrace,
     scalerTimeoutMs: f.scalerTimeout,
-    shutdownGracePeriodMs: f.shutdownGracePeriod,
-    logLevel: f.logLevel,
   };
 }
