@@ -120,7 +120,8 @@ export class CertificateManager {
         ...(secret?.metadata ?? {}),
         name: secretName,
         namespace,
-        annotations: { ...Object.fromEntries(Object.entries(secret?.metadata?.annotations ?? {}).filter(([k]) => !k.startsWith('cert.keda-ts.io/'))), ...plan.annotations },
+        // The plan returns the whole set: the Secret's own annotations with the rollover ones updated.
+        annotations: plan.annotations,
       },
       data: encode(plan.data),
     };
