@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
-import { startMetricsServer } from '../observability/metrics-server.js';
+import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
 import { CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
 import type { Registry } from 'prom-client';
 import { ChannelClient } from '../channel/client.js';
@@ -106,7 +106,7 @@ export async function startAdapter(
       force.unref();
       await app.close();
       clearTimeout(force);
-      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      await stopMetricsServer(metricsServer);
       await Promise.all([provider.close(), tls.close(), delegation.close()]);
     })());
   return { app, metricsServer, tls, shutdown };

@@ -30,3 +30,7 @@ export function startMetricsServer(port: number, host: string, registry: Registr
     server.listen(port, host, () => resolve(server));
   });
 }
+
+export function stopMetricsServer(server: Server | undefined): Promise<void> {
+  return new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+}

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { startChannelServer, type RunningChannelServer } from '../channel/server.js';
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
-import { startMetricsServer } from '../observability/metrics-server.js';
+import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
 import { CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
 import { CustomCaTrust } from '../tls/custom-ca.js';
 import { LiveTls } from '../tls/live-tls.js';
@@ -86,7 +86,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
     (closing ??= (async () => {
       shuttingDown = true;
       await channel.shutdown(config.shutdownGracePeriodMs);
-      await new Promise<void>((r) => (metricsServer ? metricsServer.close(() => r()) : r()));
+      await stopMetricsServer(metricsServer);
       engine.close();
       await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close()]);
     })());
