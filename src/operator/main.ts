@@ -1,5 +1,7 @@
-// Starts the operator from a validated configuration: the scaled-object store, the scalers'
-// trust, the gRPC metrics service over mutual TLS 1.3, and the metrics/probe port.
+// Starts the operator from a validated configuration: the scaled-object store (the cluster, or a
+// file), the metrics engine and its scalers' trust, the ScaledObject controller (HPAs, status,
+// scaling to and from zero) and the certificate lifecycle behind one Lease, the gRPC metrics
+// service over mutual TLS 1.3, and the metrics/probe port.
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -17,7 +19,11 @@ import { MetricsEngine } from './metrics-engine.js';
 import { FileScaledObjectStore } from './scaledobjects/file-store.js';
 import { setUpCertificateLifecycle } from './certificates/lifecycle.js';
 import { loadKubeConfig } from '../k8s/kubeconfig.js';
+import { EventRecorder } from '../k8s/events.js';
 import type { ScaledObjectStore } from './scaledobjects/types.js';
+import { ClusterScaledObjectStore } from './scaledobjects/cluster-store.js';
+import { ScaledObjectController } from './scaling/controller.js';
+import { Leadership } from './leadership.js';
 
 export interface RunningOperator {
   channel: RunningChannelServer;
@@ -34,18 +40,15 @@ export function clusterReachable(config: OperatorConfig, env: NodeJS.ProcessEnv)
 
 export async function startOperator(config: OperatorConfig, log: Logger = createLogger(config.logLevel, 'operator'), env: NodeJS.ProcessEnv = process.env): Promise<RunningOperator> {
   const inCluster = clusterReachable(config, env);
-  if (!config.scaledObjectsFile) {
-    throw new Error(
-      inCluster
-        ? 'watching ScaledObjects in the cluster is not available yet in this build: pass --scaled-objects-file'
-        : 'no cluster (no kubeconfig, not in a pod) and no --scaled-objects-file: nothing to serve',
-    );
-  }
+  if (!config.scaledObjectsFile && !inCluster) throw new Error('no cluster (no kubeconfig, not in a pod) and no --scaled-objects-file: nothing to serve');
   const registry = createRegistry('operator');
   const kc = inCluster ? loadKubeConfig(config.kubeconfig, env) : undefined;
   if (config.enableCertRotation && !kc) log.info({ reason: 'no cluster' }, 'certificate rotation is off: serving the certificates found in the cert dir');
-  const lifecycle = kc ? setUpCertificateLifecycle(kc, config.certificates, config.enableCertRotation, config.namespace, registry, log) : undefined;
+  const leadership = kc ? new Leadership(kc, config, registry, log) : undefined;
+  const lifecycle = kc && leadership ? setUpCertificateLifecycle(kc, config.certificates, config.enableCertRotation, config.namespace, registry, leadership, log) : undefined;
   await lifecycle?.start();
+  // Before waiting for the certificate files: with rotation on, the leader is who writes them.
+  leadership?.start();
   if (lifecycle && config.enableCertRotation) await waitForFiles([config.certFile, config.keyFile, config.caFile], log);
 
   const tls = new LiveTls({ certFile: config.certFile, keyFile: config.keyFile, caFiles: { [CA]: config.caFile } }, config.tls, log, new CertificateMetrics(registry));
@@ -58,9 +61,19 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
 
   const trust = new CustomCaTrust(config.caDirs, log);
   await trust.start();
-  const store: ScaledObjectStore = new FileScaledObjectStore(config.scaledObjectsFile, log);
+  const clusterStore = kc && !config.scaledObjectsFile ? new ClusterScaledObjectStore({ kc, log, watchNamespace: config.watchNamespace, clusterObjectNamespace: config.namespace }) : undefined;
+  const store: ScaledObjectStore = clusterStore ?? new FileScaledObjectStore(config.scaledObjectsFile, log, { clusterObjectNamespace: config.namespace });
+  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true });
   await store.start();
-  const engine = new MetricsEngine(store, trust, config.scalerTimeoutMs, log);
+  const controller =
+    kc && clusterStore
+      ? new ScaledObjectController({ kc, store: clusterStore, engine, events: new EventRecorder(kc, 'keda-operator', log), log, watchNamespace: config.watchNamespace, syncPeriodMs: config.syncPeriodMs })
+      : undefined;
+  await controller?.start();
+  if (controller && leadership) {
+    leadership.onChange((leading) => controller.setLeading(leading));
+    controller.setLeading(leadership.isLeader);
+  }
 
   const channel = await startChannelServer({
     bindAddress: config.metricsServiceBindAddress,
@@ -87,6 +100,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       shuttingDown = true;
       await channel.shutdown(config.shutdownGracePeriodMs);
       await stopMetricsServer(metricsServer);
+      await leadership?.stop();
+      await controller?.close();
       engine.close();
       await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close()]);
     })());

@@ -1,6 +1,11 @@
-// Answers GetMetrics: finds the scaled object, the trigger behind the metric name, and asks its
-// scaler for the current value. Scalers are built once per trigger and rebuilt when the scaled
-// object changes.
+// The operator's metric values. Answers GetMetrics (the scaled object, the trigger behind the
+// metric name, its scaler) and polls every scaled object per its pollingInterval, so that:
+// - triggers with `useCachedMetrics` are answered from the last poll, not the upstream;
+// - activity (for scaling to and from zero) and trigger health are known without a query;
+// - a failing trigger never costs a healthy one its value.
+// Scalers are built once per trigger and rebuilt when the object changes, its authentication
+// changes, a token in it is due for renewal, or the scaler failed (a rotated Secret is then
+// picked up, as KEDA does).
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { formatQuantity, quantityFromNumber } from '../k8s/quantity.js';
@@ -9,46 +14,115 @@ import { toWireTime, type ExternalMetricValueList, type ScaledObjectRef } from '
 import type { CustomCaTrust } from '../tls/custom-ca.js';
 import { createScaler } from './scalers/index.js';
 import { ScalerError, type Scaler } from './scalers/scaler.js';
-import type { ScaledObject, ScaledObjectStore } from './scaledobjects/types.js';
+import { resolveAuth, type TokenSource } from './scaledobjects/resolve-auth.js';
+import type { ScaledObject, ScaledObjectStore, Trigger } from './scaledobjects/types.js';
 
-// A trigger whose scaler cannot be built still owns its KEDA index prefix `s<i>-`, so a query for
-// it gets the build error rather than a misleading "no such metric".
-type Built = { scaler: Scaler } | { error: string; prefix: string };
-
-interface Entry {
-  generation: number;
-  triggers: Built[];
+/** One trigger as the HPA and the status see it. */
+export interface TriggerReport {
+  index: number;
+  type: string;
+  /** KEDA's metric name; absent when the scaler could not be built. */
+  metricName?: string;
+  metricType: NonNullable<Trigger['metricType']>;
+  targetValue?: number;
+  /** Why the scaler could not be built (configuration, authentication): fix the object. */
+  buildError?: string;
+  /** The last poll's value, and whether it makes the workload needed. */
+  value?: number;
+  active?: boolean;
+  /** The last poll's failure, and how many polls in a row failed. */
+  error?: string;
+  failures: number;
 }
 
+export interface PollReport {
+  namespace: string;
+  name: string;
+  generation: number;
+  triggers: TriggerReport[];
+  /** Any trigger active. Triggers that failed count as not active. */
+  active: boolean;
+  at: Date;
+}
+
+export interface MetricsEngineOptions {
+  trust: CustomCaTrust;
+  scalerTimeoutMs: number;
+  log: Logger;
+  /** Short-lived service-account tokens; absent when the feature is off. */
+  tokens?: TokenSource;
+  /** Poll every object per its pollingInterval (the operator does; tests of queries alone may not). */
+  poll?: boolean;
+}
+
+interface TriggerState {
+  trigger: Trigger;
+  index: number;
+  scaler?: Scaler;
+  buildError?: string;
+  last?: { value: number; at: number };
+  error?: string;
+  failures: number;
+  /** Rebuild before the next use (scaler failed). */
+  stale: boolean;
+}
+
+interface ObjectState {
+  key: string;
+  so: ScaledObject;
+  authRevision: number;
+  triggers: TriggerState[];
+  /** When a token in some trigger's authentication is due for renewal. */
+  refreshAt: number;
+  building: Promise<void> | undefined;
+  timer: NodeJS.Timeout | undefined;
+  polling: Promise<PollReport> | undefined;
+  report: PollReport | undefined;
+}
+
+const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+
 export class MetricsEngine implements MetricsHandler {
-  private readonly cache = new Map<string, Entry>();
+  private readonly objects = new Map<string, ObjectState>();
+  private readonly listeners: ((report: PollReport) => void)[] = [];
+  private readonly log: Logger;
+  private closed = false;
 
   constructor(
     private readonly store: ScaledObjectStore,
-    private readonly trust: CustomCaTrust,
-    private readonly scalerTimeoutMs: number,
-    private readonly log: Logger,
+    private readonly opts: MetricsEngineOptions,
   ) {
-    store.onChange(() => this.prune());
+    this.log = opts.log;
+    store.onChange(() => this.sync());
+  }
+
+  /** Called after every poll of every object. */
+  onPoll(listener: (report: PollReport) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** The last poll of an object, if any. */
+  lastReport(namespace: string, name: string): PollReport | undefined {
+    return this.objects.get(keyOf(namespace, name))?.report;
   }
 
   async getMetrics(ref: ScaledObjectRef, signal: AbortSignal): Promise<ExternalMetricValueList> {
     const so = this.store.get(ref.namespace, ref.name);
     if (!so) throw new ChannelError(status.NOT_FOUND, `scaledobject ${ref.namespace}/${ref.name} not found`);
-    const triggers = this.scalersFor(so);
-    const built = triggers.find((b) => ('scaler' in b ? b.scaler.metricName === ref.metricName : ref.metricName.startsWith(b.prefix)));
-    if (!built) {
-      const names = triggers.map((b) => ('scaler' in b ? b.scaler.metricName : `${b.prefix}*`)).join(', ');
+    const state = await this.ready(so);
+    const t = state.triggers.find((x) => (x.scaler ? x.scaler.metricName === ref.metricName : ref.metricName.startsWith(`s${x.index}-`)));
+    if (!t) {
+      const names = state.triggers.map((x) => x.scaler?.metricName ?? `s${x.index}-*`).join(', ');
       throw new ChannelError(status.NOT_FOUND, `scaledobject ${ref.namespace}/${ref.name} has no metric "${ref.metricName}" (its metrics: ${names || 'none'})`);
     }
-    if ('error' in built) throw new ChannelError(status.FAILED_PRECONDITION, `scaledobject ${ref.namespace}/${ref.name}: ${built.error}`);
+    if (!t.scaler) throw new ChannelError(status.FAILED_PRECONDITION, `scaledobject ${ref.namespace}/${ref.name}: ${t.buildError ?? 'scaler not built'}`);
     let value: number;
-    try {
-      value = await built.scaler.getMetricValue(signal);
-    } catch (err) {
-      const message = err instanceof ScalerError ? err.message : `scaler failed: ${(err as Error).message}`;
-      this.log.warn({ scaledObject: `${ref.namespace}/${ref.name}`, metric: ref.metricName, reason: message }, 'scaler error');
-      throw new ChannelError(status.UNKNOWN, message);
+    if (t.trigger.useCachedMetrics && t.last && !t.error) {
+      value = t.last.value;
+    } else {
+      const read = await this.read(state, t, signal);
+      if ('error' in read) throw new ChannelError(status.UNKNOWN, read.error);
+      value = read.value;
     }
     return {
       metadata: {},
@@ -56,40 +130,217 @@ export class MetricsEngine implements MetricsHandler {
     };
   }
 
+  /** Builds (if needed) and describes an object's triggers, without asking any upstream. */
+  async describe(so: ScaledObject): Promise<TriggerReport[]> {
+    const state = await this.ready(so);
+    return state.triggers.map((t) => this.triggerReport(t));
+  }
+
+  /** Polls one object now (coalesced with a poll already running). */
+  poll(namespace: string, name: string): Promise<PollReport | undefined> {
+    const so = this.store.get(namespace, name);
+    if (!so) return Promise.resolve(undefined);
+    return this.pollObject(so);
+  }
+
   close(): void {
-    for (const entry of this.cache.values()) closeAll(entry);
-    this.cache.clear();
+    this.closed = true;
+    for (const state of this.objects.values()) this.drop(state);
+    this.objects.clear();
   }
 
-  private scalersFor(so: ScaledObject): Built[] {
-    const key = `${so.namespace}/${so.name}`;
-    const cached = this.cache.get(key);
-    if (cached && cached.generation === so.generation) return cached.triggers;
-    if (cached) closeAll(cached);
-    const triggers = so.spec.triggers.map((trigger, triggerIndex): Built => {
-      try {
-        const auth = trigger.authenticationRef ? this.store.resolveAuth(so.namespace, trigger.authenticationRef) : {};
-        return { scaler: createScaler({ triggerIndex, trigger, auth, trust: this.trust, timeoutMs: this.scalerTimeoutMs, log: this.log }) };
-      } catch (err) {
-        const error = `trigger ${triggerIndex} (${trigger.type}): ${(err as Error).message}`;
-        this.log.warn({ scaledObject: key, reason: error }, 'cannot build scaler');
-        return { error, prefix: `s${triggerIndex}-` };
+  // --- building -------------------------------------------------------------------------------
+
+  private async ready(so: ScaledObject): Promise<ObjectState> {
+    const key = keyOf(so.namespace, so.name);
+    let state = this.objects.get(key);
+    if (state && state.so.uid !== so.uid) {
+      this.drop(state);
+      this.objects.delete(key);
+      state = undefined;
+    }
+    if (!state) {
+      state = { key, so, authRevision: -1, triggers: [], refreshAt: Infinity, building: undefined, timer: undefined, polling: undefined, report: undefined };
+      this.objects.set(key, state);
+      this.schedule(state);
+    }
+    if (this.needsBuild(state, so)) {
+      const s = state;
+      s.building ??= this.build(s, so).finally(() => (s.building = undefined));
+      await s.building;
+    }
+    return state;
+  }
+
+  private needsBuild(state: ObjectState, so: ScaledObject): boolean {
+    return (
+      state.so.generation !== so.generation ||
+      state.authRevision !== this.store.authRevision() ||
+      state.triggers.length === 0 ||
+      Date.now() >= state.refreshAt ||
+      state.triggers.some((t) => t.stale)
+    );
+  }
+
+  private async build(state: ObjectState, so: ScaledObject): Promise<void> {
+    const revision = this.store.authRevision();
+    const sameSpec = state.so.generation === so.generation && state.triggers.length === so.spec.triggers.length;
+    let refreshAt = Infinity;
+    const triggers = await Promise.all(
+      so.spec.triggers.map(async (trigger, index): Promise<TriggerState> => {
+        const old = sameSpec ? state.triggers[index] : undefined;
+        const next: TriggerState = { trigger, index, failures: old?.failures ?? 0, stale: false, ...(old?.last ? { last: old.last } : {}), ...(old?.error ? { error: old.error } : {}) };
+        try {
+          const auth = trigger.authenticationRef ? await resolveAuth(this.store, this.opts.tokens, so.namespace, trigger.authenticationRef) : { params: {} };
+          if (auth.refreshAt !== undefined) refreshAt = Math.min(refreshAt, auth.refreshAt);
+          next.scaler = createScaler({ triggerIndex: index, trigger, auth: auth.params, trust: this.opts.trust, timeoutMs: this.opts.scalerTimeoutMs, log: this.log });
+        } catch (err) {
+          next.buildError = `trigger ${index} (${trigger.type}): ${(err as Error).message}`;
+          this.log.warn({ scaledObject: state.key, reason: next.buildError }, 'cannot build scaler');
+        }
+        // A value from before a spec change may mean something else now.
+        if (!sameSpec || next.scaler?.metricName !== old?.scaler?.metricName) {
+          delete next.last;
+          delete next.error;
+          next.failures = 0;
+        }
+        return next;
+      }),
+    );
+    for (const t of state.triggers) t.scaler?.close();
+    if (this.closed) {
+      for (const t of triggers) t.scaler?.close();
+      return;
+    }
+    const intervalChanged = state.so.spec.pollingInterval !== so.spec.pollingInterval;
+    Object.assign(state, { so, authRevision: revision, triggers, refreshAt });
+    if (intervalChanged) this.schedule(state);
+  }
+
+  // --- reading --------------------------------------------------------------------------------
+
+  private async read(state: ObjectState, t: TriggerState, signal: AbortSignal): Promise<{ value: number } | { error: string }> {
+    const scaler = t.scaler!;
+    try {
+      const value = await scaler.getMetricValue(signal);
+      t.last = { value, at: Date.now() };
+      delete t.error;
+      t.failures = 0;
+      return { value };
+    } catch (err) {
+      const error = err instanceof ScalerError ? err.message : `scaler failed: ${(err as Error).message}`;
+      // An abort by the caller says nothing about the upstream.
+      if (!signal.aborted) {
+        t.error = error;
+        t.failures++;
+        t.stale = true;
+        this.log.warn({ scaledObject: state.key, metric: scaler.metricName, reason: error }, 'scaler error');
       }
+      return { error };
+    }
+  }
+
+  private triggerReport(t: TriggerState): TriggerReport {
+    const r: TriggerReport = { index: t.index, type: t.trigger.type, metricType: t.trigger.metricType ?? 'AverageValue', failures: t.failures };
+    if (t.scaler) {
+      r.metricName = t.scaler.metricName;
+      r.targetValue = t.scaler.targetValue;
+    }
+    if (t.buildError !== undefined) r.buildError = t.buildError;
+    if (t.last) {
+      r.value = t.last.value;
+      r.active = t.scaler ? t.scaler.isActive(t.last.value) : false;
+    }
+    if (t.error !== undefined) r.error = t.error;
+    return r;
+  }
+
+  // --- polling --------------------------------------------------------------------------------
+
+  private pollObject(so: ScaledObject): Promise<PollReport> {
+    const key = keyOf(so.namespace, so.name);
+    const existing = this.objects.get(key);
+    if (existing?.polling) return existing.polling;
+    const run = (async () => {
+      const state = await this.ready(so);
+      const signal = AbortSignal.timeout(this.opts.scalerTimeoutMs + 1000);
+      await Promise.all(state.triggers.filter((t) => t.scaler).map((t) => this.read(state, t, signal)));
+      const triggers = state.triggers.map((t) => this.triggerReport(t));
+      const report: PollReport = {
+        namespace: so.namespace,
+        name: so.name,
+        generation: state.so.generation,
+        triggers,
+        active: triggers.some((t) => t.error === undefined && t.active === true),
+        at: new Date(),
+      };
+      state.report = report;
+      for (const l of this.listeners) {
+        try {
+          l(report);
+        } catch (err) {
+          this.log.error({ scaledObject: key, err: (err as Error).message }, 'a poll listener failed');
+        }
+      }
+      return report;
+    })();
+    const state = this.objects.get(key);
+    const tracked = run.finally(() => {
+      const s = this.objects.get(key);
+      if (s) s.polling = undefined;
     });
-    this.cache.set(key, { generation: so.generation, triggers });
-    return triggers;
+    if (state) state.polling = tracked;
+    return tracked;
   }
 
-  /**
-   * Any change to the source drops every scaler; each rebuilds on its next query. Secrets behind a
-   * TriggerAuthentication can change without the scaled object's generation moving.
-   */
-  private prune(): void {
-    for (const entry of this.cache.values()) closeAll(entry);
-    this.cache.clear();
+  private schedule(state: ObjectState): void {
+    if (!this.opts.poll || this.closed) return;
+    if (state.timer) clearTimeout(state.timer);
+    const intervalMs = state.so.spec.pollingInterval * 1000;
+    // Spread the first polls over one interval, so a restart with a thousand objects is not a burst.
+    const first = state.report ? intervalMs : Math.floor(Math.random() * Math.min(intervalMs, 5000));
+    const tick = (delay: number) => {
+      state.timer = setTimeout(() => {
+        const so = this.store.get(state.so.namespace, state.so.name);
+        if (!so || this.closed) return;
+        this.pollObject(so)
+          .catch((err: unknown) => this.log.error({ scaledObject: state.key, err: (err as Error).message }, 'poll failed'))
+          .finally(() => {
+            if (this.objects.get(state.key) === state) tick(so.spec.pollingInterval * 1000);
+          });
+      }, delay);
+      state.timer.unref();
+    };
+    tick(first);
   }
-}
 
-function closeAll(entry: Entry): void {
-  for (const b of entry.triggers) if ('scaler' in b) b.scaler.close();
+  /** The store changed: forget removed objects, start polling new ones; changed ones rebuild on next use. */
+  private sync(): void {
+    if (this.closed) return;
+    const present = new Set<string>();
+    for (const so of this.store.list()) {
+      const key = keyOf(so.namespace, so.name);
+      present.add(key);
+      const state = this.objects.get(key);
+      if (state && state.so.uid !== so.uid) {
+        this.drop(state);
+        this.objects.delete(key);
+      }
+      if (this.opts.poll && !this.objects.has(key)) {
+        void this.ready(so).catch((err: unknown) => this.log.error({ scaledObject: key, err: (err as Error).message }, 'cannot prepare scaled object'));
+      }
+    }
+    for (const [key, state] of this.objects) {
+      if (!present.has(key)) {
+        this.drop(state);
+        this.objects.delete(key);
+      }
+    }
+  }
+
+  private drop(state: ObjectState): void {
+    if (state.timer) clearTimeout(state.timer);
+    state.timer = undefined;
+    for (const t of state.triggers) t.scaler?.close();
+  }
 }

@@ -6,13 +6,12 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { LineCounter, isScalar, parseAllDocuments, type Document } from 'yaml';
+import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { ReloadableFiles, type ReloadOptions } from '../../tls/reloadable.js';
-import type { AuthParams, AuthenticationRef, ScaleTargetRef, ScaledObject, ScaledObjectStore, Trigger } from './types.js';
+import { KEDA_API_VERSION, ManifestError, ObjectReader, readScaledObject, readSecret, readTriggerAuthentication, type Note, type Path, type ScaledObjectManifest } from './manifest.js';
+import type { AuthLookup, AuthSpec, AuthenticationRef, ScaledObject, ScaledObjectStore } from './types.js';
 
-export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
-
-export const SCALED_OBJECT_DEFAULTS = Object.freeze({ pollingInterval: 30, cooldownPeriod: 300, minReplicaCount: 0, maxReplicaCount: 100 });
+export { KEDA_API_VERSION, ManifestError } from './manifest.js';
 
 export interface FileScaledObjectStoreOptions {
   /** Where ClusterTriggerAuthentications find their Secrets: KEDA's own namespace. Default `keda`. */
@@ -21,132 +20,22 @@ export interface FileScaledObjectStoreOptions {
   watch?: ReloadOptions;
 }
 
-export interface SecretTargetRef {
-  parameter: string;
-  name: string;
-  key: string;
-}
-
-export interface ParsedAuth {
-  secretTargetRef: SecretTargetRef[];
-}
-
 /** One parse of the file: what the store serves until the next good write. */
 export interface ParsedManifests {
   /** `namespace/name` -> the object, in file order; uid and generation are the store's business. */
-  scaledObjects: Map<string, { namespace: string; name: string; spec: ScaledObject['spec'] }>;
+  scaledObjects: Map<string, ScaledObjectManifest>;
   /** `namespace/name` -> TriggerAuthentication. */
-  triggerAuthentications: Map<string, ParsedAuth>;
+  triggerAuthentications: Map<string, AuthSpec>;
   /** `name` -> ClusterTriggerAuthentication. */
-  clusterTriggerAuthentications: Map<string, ParsedAuth>;
+  clusterTriggerAuthentications: Map<string, AuthSpec>;
   /** `namespace/name` -> key -> decoded value. Never logged. */
   secrets: Map<string, Map<string, string>>;
   /** Warnings and debug lines, logged only once the whole file has been accepted. */
-  notes: { level: 'warn' | 'debug'; msg: string }[];
+  notes: Note[];
 }
 
 type Obj = Record<string, unknown>;
-type Path = (string | number)[];
-
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const METRIC_TYPES = ['AverageValue', 'Value', 'Utilization'] as const;
-const AUTH_KINDS = ['TriggerAuthentication', 'ClusterTriggerAuthentication'] as const;
-const INT32_MAX = 2 ** 31 - 1;
-
-/** A value quoted in a message, for fields that are never secret (kinds, enum values, names). */
-const quote = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v) : typeof v);
-
-/** What is wrong with the file: document, object and field, never a secret value. */
-export class ManifestError extends Error {
-  override readonly name = 'ManifestError';
-}
-
-/** Reads one object (document or List item), every error prefixed with where it is. */
-class ObjectReader {
-  label: string;
-  constructor(
-    readonly at: string,
-    kind: string,
-    private readonly doc: Document.Parsed,
-    private readonly path: Path,
-    private readonly notes: ParsedManifests['notes'],
-  ) {
-    this.label = kind === '' ? at : `${at} (${kind})`;
-  }
-
-  named(kind: string, namespace: string | undefined, name: string): void {
-    this.label = `${this.at} (${kind} ${namespace === undefined ? name : `${namespace}/${name}`})`;
-  }
-
-  fail(field: string, problem: string): never {
-    throw new ManifestError(`${this.label}: ${field} ${problem}`);
-  }
-
-  warn(msg: string): void {
-    this.notes.push({ level: 'warn', msg: `${this.label}: ${msg}` });
-  }
-
-  debug(msg: string): void {
-    this.notes.push({ level: 'debug', msg: `${this.label}: ${msg}` });
-  }
-
-  mapping(v: unknown, field: string, required: boolean): Obj | undefined {
-    if (v === undefined || v === null) {
-      if (required) this.fail(field, 'is required');
-      return undefined;
-    }
-    if (!isObj(v)) this.fail(field, 'must be a mapping');
-    return v;
-  }
-
-  string(v: unknown, field: string, required: true): string;
-  string(v: unknown, field: string, required: false): string | undefined;
-  string(v: unknown, field: string, required: boolean): string | undefined {
-    if (v === undefined || v === null || v === '') {
-      if (required) this.fail(field, 'is required');
-      return undefined;
-    }
-    if (typeof v !== 'string') this.fail(field, 'must be a string');
-    return v;
-  }
-
-  int(v: unknown, field: string, dflt: number, min: number): number {
-    if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > INT32_MAX) this.fail(field, `must be an integer >= ${min}`);
-    return v;
-  }
-
-  list(v: unknown, field: string): unknown[] | undefined {
-    if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v)) this.fail(field, 'must be a list');
-    return v;
-  }
-
-  /** A string map the API server would insist on (trigger metadata, stringData): numbers and booleans are coerced, with a warning. */
-  stringMap(v: Obj, field: string, fieldPath: Path): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(v)) {
-      if (typeof val === 'string') out[k] = val;
-      else if (typeof val === 'number' || typeof val === 'boolean' || typeof val === 'bigint') {
-        // The text as written (`0.50` stays `0.50`), so the coercion is what the user meant.
-        const node = this.doc.getIn([...this.path, ...fieldPath, k], true);
-        out[k] = isScalar(node) && typeof node.source === 'string' ? node.source : String(val);
-        this.warn(`${field}.${k} is a ${typeof val}, but Kubernetes requires a string here (quote it); used as a string`);
-      } else this.fail(`${field}.${k}`, 'must be a string');
-    }
-    return out;
-  }
-}
-
-function objectName(r: ObjectReader, field: string, value: unknown, pattern: RegExp, max: number, what: string): string {
-  const s = r.string(value, field, true);
-  if (s.length > max || !pattern.test(s)) r.fail(field, `${quote(s)} is not a valid ${what}`);
-  return s;
-}
 
 /** Parses and validates the whole file; throws ManifestError naming document, object and field. */
 export function parseKedaManifests(text: string): ParsedManifests {
@@ -179,11 +68,29 @@ export function parseKedaManifests(text: string): ParsedManifests {
   return out;
 }
 
-const READERS: Record<string, (r: ObjectReader, raw: Obj, out: ParsedManifests) => { kind: string; namespace: string; name: string }> = {
-  [`${KEDA_API_VERSION}/ScaledObject`]: readScaledObject,
-  [`${KEDA_API_VERSION}/TriggerAuthentication`]: readAuth,
-  [`${KEDA_API_VERSION}/ClusterTriggerAuthentication`]: readAuth,
-  'v1/Secret': readSecret,
+type Read = (r: ObjectReader, raw: Obj, out: ParsedManifests) => { kind: string; namespace: string; name: string };
+const readAuthInto: Read = (r, raw, out) => {
+  const a = readTriggerAuthentication(r, raw);
+  const map = a.kind === 'ClusterTriggerAuthentication' ? out.clusterTriggerAuthentications : out.triggerAuthentications;
+  const key = a.namespace === '' ? a.name : `${a.namespace}/${a.name}`;
+  if (!map.has(key)) map.set(key, a.auth);
+  return a;
+};
+const READERS: Record<string, Read> = {
+  [`${KEDA_API_VERSION}/ScaledObject`]: (r, raw, out) => {
+    const so = readScaledObject(r, raw);
+    const key = `${so.namespace}/${so.name}`;
+    if (!out.scaledObjects.has(key)) out.scaledObjects.set(key, so);
+    return { kind: 'ScaledObject', ...so };
+  },
+  [`${KEDA_API_VERSION}/TriggerAuthentication`]: readAuthInto,
+  [`${KEDA_API_VERSION}/ClusterTriggerAuthentication`]: readAuthInto,
+  'v1/Secret': (r, raw, out) => {
+    const secret = readSecret(r, raw);
+    const key = `${secret.namespace}/${secret.name}`;
+    if (!out.secrets.has(key)) out.secrets.set(key, secret.values);
+    return { kind: 'Secret', ...secret };
+  },
 };
 
 /** Where each object was first defined (`Kind namespace/name` -> `document N`), to name both sides of a duplicate. */
@@ -191,9 +98,9 @@ type Origins = Map<string, string>;
 
 function visit(raw: unknown, at: string, doc: Document.Parsed, path: Path, out: ParsedManifests, origins: Origins): void {
   if (!isObj(raw)) throw new ManifestError(`${at}: expected a Kubernetes object (a mapping with apiVersion and kind)`);
-  const probe = new ObjectReader(at, '', doc, path, out.notes);
+  const probe = new ObjectReader(at, '', out.notes);
   const kind = probe.string(raw.kind, 'kind', true);
-  const r = new ObjectReader(at, kind, doc, path, out.notes);
+  const r = new ObjectReader(at, kind, out.notes, { doc, path });
   const apiVersion = r.string(raw.apiVersion, 'apiVersion', true);
 
   if (kind === 'List' || (kind.endsWith('List') && Array.isArray(raw.items))) {
@@ -218,135 +125,6 @@ function visit(raw: unknown, at: string, doc: Document.Parsed, path: Path, out: 
     return;
   }
   r.debug(`ignored: ${apiVersion} ${kind} is not a kind this store reads`);
-}
-
-function readMetadata(r: ObjectReader, raw: Obj, kind: string, namespaced: boolean): { namespace: string; name: string } {
-  const metadata = r.mapping(raw.metadata, 'metadata', true) as Obj;
-  const name = objectName(r, 'metadata.name', metadata.name, DNS_SUBDOMAIN, 253, 'object name (lowercase RFC 1123 subdomain)');
-  if (!namespaced) {
-    r.named(kind, undefined, name);
-    return { namespace: '', name };
-  }
-  const namespace = metadata.namespace === undefined || metadata.namespace === null ? 'default' : objectName(r, 'metadata.namespace', metadata.namespace, DNS_LABEL, 63, 'namespace (lowercase RFC 1123 label)');
-  r.named(kind, namespace, name);
-  return { namespace, name };
-}
-
-function readScaledObject(r: ObjectReader, raw: Obj, out: ParsedManifests) {
-  const { namespace, name } = readMetadata(r, raw, 'ScaledObject', true);
-  const key = `${namespace}/${name}`;
-  if (out.scaledObjects.has(key)) return { kind: 'ScaledObject', namespace, name };
-  const spec = r.mapping(raw.spec, 'spec', true) as Obj;
-
-  const ref = r.mapping(spec.scaleTargetRef, 'spec.scaleTargetRef', true) as Obj;
-  const scaleTargetRef: ScaleTargetRef = { name: r.string(ref.name, 'spec.scaleTargetRef.name', true) };
-  const refKind = r.string(ref.kind, 'spec.scaleTargetRef.kind', false);
-  const refApiVersion = r.string(ref.apiVersion, 'spec.scaleTargetRef.apiVersion', false);
-  if (refKind !== undefined) scaleTargetRef.kind = refKind;
-  if (refApiVersion !== undefined) scaleTargetRef.apiVersion = refApiVersion;
-
-  const d = SCALED_OBJECT_DEFAULTS;
-  const pollingInterval = r.int(spec.pollingInterval, 'spec.pollingInterval', d.pollingInterval, 1);
-  const cooldownPeriod = r.int(spec.cooldownPeriod, 'spec.cooldownPeriod', d.cooldownPeriod, 0);
-  const minReplicaCount = r.int(spec.minReplicaCount, 'spec.minReplicaCount', d.minReplicaCount, 0);
-  const maxReplicaCount = r.int(spec.maxReplicaCount, 'spec.maxReplicaCount', d.maxReplicaCount, 1);
-  if (minReplicaCount > maxReplicaCount) r.fail('spec.minReplicaCount', `(${minReplicaCount}) must not be greater than spec.maxReplicaCount (${maxReplicaCount})`);
-
-  const rawTriggers = r.list(spec.triggers, 'spec.triggers');
-  if (rawTriggers === undefined) r.fail('spec.triggers', 'is required');
-  if (rawTriggers.length === 0) r.fail('spec.triggers', 'must hold at least one trigger');
-  const names = new Map<string, number>();
-  const triggers = rawTriggers.map((t, i) => readTrigger(r, t, i, names));
-
-  out.scaledObjects.set(key, { namespace, name, spec: { scaleTargetRef, pollingInterval, cooldownPeriod, minReplicaCount, maxReplicaCount, triggers } });
-  return { kind: 'ScaledObject', namespace, name };
-}
-
-function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string, number>): Trigger {
-  const at = `spec.triggers[${i}]`;
-  const t = r.mapping(raw, at, true) as Obj;
-  const type = r.string(t.type, `${at}.type`, true);
-  const metadata = r.stringMap(r.mapping(t.metadata, `${at}.metadata`, true) as Obj, `${at}.metadata`, ['spec', 'triggers', i, 'metadata']);
-  const trigger: Trigger = { type, metadata };
-
-  const name = r.string(t.name, `${at}.name`, false);
-  if (name !== undefined) {
-    const first = names.get(name);
-    if (first !== undefined) r.fail(`${at}.name`, `${quote(name)} is already used by spec.triggers[${first}]; trigger names must be unique`);
-    names.set(name, i);
-    trigger.name = name;
-  }
-
-  const metricType = r.string(t.metricType, `${at}.metricType`, false);
-  if (metricType !== undefined) {
-    if (!(METRIC_TYPES as readonly string[]).includes(metricType)) r.fail(`${at}.metricType`, `must be one of ${METRIC_TYPES.join(', ')} (got ${quote(metricType)})`);
-    trigger.metricType = metricType as Trigger['metricType'];
-  }
-
-  if (t.useCachedMetrics !== undefined && t.useCachedMetrics !== null) {
-    if (typeof t.useCachedMetrics !== 'boolean') r.fail(`${at}.useCachedMetrics`, 'must be true or false');
-    if (t.useCachedMetrics && ['cpu', 'memory', 'cron'].includes(type)) r.fail(`${at}.useCachedMetrics`, `is not supported for the ${quote(type)} trigger`);
-    trigger.useCachedMetrics = t.useCachedMetrics;
-  }
-
-  const authRef = r.mapping(t.authenticationRef, `${at}.authenticationRef`, false);
-  if (authRef !== undefined) {
-    const ref: AuthenticationRef = { name: r.string(authRef.name, `${at}.authenticationRef.name`, true) };
-    const kind = r.string(authRef.kind, `${at}.authenticationRef.kind`, false);
-    if (kind !== undefined) {
-      if (!(AUTH_KINDS as readonly string[]).includes(kind)) r.fail(`${at}.authenticationRef.kind`, `must be one of ${AUTH_KINDS.join(', ')} (got ${quote(kind)})`);
-      ref.kind = kind as AuthenticationRef['kind'];
-    }
-    trigger.authenticationRef = ref;
-  }
-  return trigger;
-}
-
-function readAuth(r: ObjectReader, raw: Obj, out: ParsedManifests) {
-  const kind = raw.kind as 'TriggerAuthentication' | 'ClusterTriggerAuthentication';
-  const cluster = kind === 'ClusterTriggerAuthentication';
-  const { namespace, name } = readMetadata(r, raw, kind, !cluster);
-  const map = cluster ? out.clusterTriggerAuthentications : out.triggerAuthentications;
-  const key = cluster ? name : `${namespace}/${name}`;
-  if (map.has(key)) return { kind, namespace, name };
-  const spec = r.mapping(raw.spec, 'spec', true) as Obj;
-
-  const refs = (r.list(spec.secretTargetRef, 'spec.secretTargetRef') ?? []).map((item, i): SecretTargetRef => {
-    const at = `spec.secretTargetRef[${i}]`;
-    const ref = r.mapping(item, at, true) as Obj;
-    return { parameter: r.string(ref.parameter, `${at}.parameter`, true), name: r.string(ref.name, `${at}.name`, true), key: r.string(ref.key, `${at}.key`, true) };
-  });
-  const unsupported = Object.keys(spec).filter((k) => k !== 'secretTargetRef' && spec[k] !== null && spec[k] !== undefined);
-  if (unsupported.length > 0) {
-    r.warn(`spec.${unsupported.join(', spec.')} ${unsupported.length === 1 ? 'is' : 'are'} not supported here (only spec.secretTargetRef is resolved); parameters from ${unsupported.length === 1 ? 'it' : 'them'} will be missing`);
-  }
-  map.set(key, { secretTargetRef: refs });
-  return { kind, namespace, name };
-}
-
-function readSecret(r: ObjectReader, raw: Obj, out: ParsedManifests) {
-  const { namespace, name } = readMetadata(r, raw, 'Secret', true);
-  const key = `${namespace}/${name}`;
-  if (out.secrets.has(key)) return { kind: 'Secret', namespace, name };
-  const values = new Map<string, string>();
-  const data = r.mapping(raw.data, 'data', false);
-  for (const [k, v] of Object.entries(data ?? {})) {
-    if (k.length > 253 || !SECRET_KEY.test(k)) r.fail(`data.${k}`, 'is not a valid key (letters, digits, "-", "_" and "." only)');
-    if (typeof v !== 'string') r.fail(`data.${k}`, 'must be a base64 string');
-    const compact = v.replace(/[\r\n]/g, '');
-    if (!BASE64.test(compact)) r.fail(`data.${k}`, 'is not valid base64 (use stringData for plain text)');
-    values.set(k, Buffer.from(compact, 'base64').toString('utf8'));
-  }
-  const stringData = r.mapping(raw.stringData, 'stringData', false);
-  if (stringData) {
-    // As the API server does: stringData is merged over data, key by key.
-    for (const [k, v] of Object.entries(r.stringMap(stringData, 'stringData', ['stringData']))) {
-      if (k.length > 253 || !SECRET_KEY.test(k)) r.fail(`stringData.${k}`, 'is not a valid key (letters, digits, "-", "_" and "." only)');
-      values.set(k, v);
-    }
-  }
-  out.secrets.set(key, values);
-  return { kind: 'Secret', namespace, name };
 }
 
 // A fixed namespace for the name-based UUIDs below (RFC 9562 version 5 layout).
@@ -382,6 +160,7 @@ export class FileScaledObjectStore implements ScaledObjectStore {
   /** Last spec and generation of every object ever seen, removed ones included, so a generation never goes back. */
   private readonly history = new Map<string, { spec: ScaledObject['spec']; generation: number }>();
   private state: State | undefined;
+  private revision = 0;
 
   constructor(
     readonly path: string,
@@ -423,36 +202,27 @@ export class FileScaledObjectStore implements ScaledObjectStore {
     this.listeners.push(listener);
   }
 
-  resolveAuth(namespace: string, ref: AuthenticationRef): AuthParams {
+  lookupAuth(namespace: string, ref: AuthenticationRef): AuthLookup {
     const { parsed } = this.current;
-    const kind = ref.kind ?? 'TriggerAuthentication';
-    let auth: ParsedAuth | undefined;
-    let label: string;
-    let secretNs: string;
-    if (kind === 'ClusterTriggerAuthentication') {
-      label = `ClusterTriggerAuthentication ${ref.name}`;
-      auth = parsed.clusterTriggerAuthentications.get(ref.name);
-      secretNs = this.clusterObjectNamespace;
-    } else if (kind === 'TriggerAuthentication') {
-      label = `TriggerAuthentication ${namespace}/${ref.name}`;
-      auth = parsed.triggerAuthentications.get(`${namespace}/${ref.name}`);
-      secretNs = namespace;
-    } else {
-      throw new Error(`authenticationRef ${ref.name}: kind ${quote(kind)} is not TriggerAuthentication or ClusterTriggerAuthentication`);
+    if (ref.kind === 'ClusterTriggerAuthentication') {
+      const label = `ClusterTriggerAuthentication ${ref.name}`;
+      const spec = parsed.clusterTriggerAuthentications.get(ref.name);
+      if (!spec) throw new Error(`${label} not found`);
+      return { label, secretNamespace: this.clusterObjectNamespace, spec };
     }
-    if (!auth) throw new Error(`${label} not found`);
+    const label = `TriggerAuthentication ${namespace}/${ref.name}`;
+    const spec = parsed.triggerAuthentications.get(`${namespace}/${ref.name}`);
+    if (!spec) throw new Error(`${label} not found`);
+    return { label, secretNamespace: namespace, spec };
+  }
 
-    const params: AuthParams = {};
-    const problems: string[] = [];
-    for (const t of auth.secretTargetRef) {
-      const secret = parsed.secrets.get(`${secretNs}/${t.name}`);
-      const value = secret?.get(t.key);
-      if (!secret) problems.push(`secret ${secretNs}/${t.name} not found`);
-      else if (value === undefined) problems.push(`secret ${secretNs}/${t.name} has no key ${JSON.stringify(t.key)}`);
-      else params[t.parameter] = value;
-    }
-    if (problems.length > 0) throw new Error(`${label}: ${[...new Set(problems)].join('; ')}`);
-    return params;
+  /** Every reload may have changed authentication objects or Secrets. */
+  authRevision(): number {
+    return this.revision;
+  }
+
+  readSecret(namespace: string, name: string): Promise<Map<string, string> | undefined> {
+    return Promise.resolve(this.current.parsed.secrets.get(`${namespace}/${name}`));
   }
 
   private get current(): State {
@@ -467,9 +237,10 @@ export class FileScaledObjectStore implements ScaledObjectStore {
       const prev = this.history.get(key);
       const generation = !prev ? 1 : isDeepStrictEqual(prev.spec, o.spec) ? prev.generation : prev.generation + 1;
       this.history.set(key, { spec: o.spec, generation });
-      objects.set(key, deepFreeze({ namespace: o.namespace, name: o.name, uid: scaledObjectUid(o.namespace, o.name), generation, spec: o.spec }));
+      objects.set(key, deepFreeze({ namespace: o.namespace, name: o.name, uid: scaledObjectUid(o.namespace, o.name), generation, spec: o.spec, unsupported: o.unsupported }));
     }
     this.state = { parsed, objects };
+    this.revision++;
     for (const n of parsed.notes) this.log[n.level]({ material: this.file.name, file: this.path }, n.msg);
   }
 

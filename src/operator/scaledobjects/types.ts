@@ -30,22 +30,69 @@ export interface ScaledObject {
   generation: number;
   spec: {
     scaleTargetRef: ScaleTargetRef;
-    pollingInterval?: number;
-    cooldownPeriod?: number;
-    minReplicaCount?: number;
-    maxReplicaCount?: number;
+    pollingInterval: number;
+    cooldownPeriod: number;
+    minReplicaCount: number;
+    maxReplicaCount: number;
     triggers: Trigger[];
+    advanced?: {
+      horizontalPodAutoscalerConfig?: {
+        /** The HPA's name instead of `keda-hpa-<scaledobject>`. */
+        name?: string;
+        /** autoscaling/v2 HorizontalPodAutoscalerBehavior, passed through as written. */
+        behavior?: Record<string, unknown>;
+      };
+    };
   };
+  /** KEDA fields set on the object that this operator does not act on, one sentence each. */
+  unsupported: readonly string[];
 }
 
-/** secretTargetRef entries already resolved: trigger parameter name -> value. */
+export interface SecretTargetRef {
+  parameter: string;
+  name: string;
+  key: string;
+}
+
+/** KEDA's `boundServiceAccountToken`: a TokenRequest token for a service account of the ScaledObject's namespace. */
+export interface BoundServiceAccountTokenRef {
+  parameter: string;
+  serviceAccountName: string;
+  /** Our addition: the token's audiences (default: the operator's --service-account-token-audience, else the API server's). */
+  audiences?: string[];
+  /** Our addition: requested lifetime (default --service-account-token-expiration). */
+  expirationSeconds?: number;
+}
+
+/** Trigger parameters from a TriggerAuthentication, resolved: parameter name -> value. Never logged. */
 export type AuthParams = Record<string, string>;
+
+/** What a TriggerAuthentication or ClusterTriggerAuthentication asks for. */
+export interface AuthSpec {
+  secretTargetRef: SecretTargetRef[];
+  boundServiceAccountToken: BoundServiceAccountTokenRef[];
+  /** Spec fields KEDA has and this operator does not resolve, one sentence each. */
+  unsupported: string[];
+}
+
+/** An authenticationRef found: what it asks for, and where its Secrets live. */
+export interface AuthLookup {
+  /** `TriggerAuthentication ns/name` or `ClusterTriggerAuthentication name`, for messages. */
+  label: string;
+  /** The ScaledObject's namespace for a TriggerAuthentication; KEDA's own for a ClusterTriggerAuthentication. */
+  secretNamespace: string;
+  spec: AuthSpec;
+}
 
 export interface ScaledObjectStore {
   get(namespace: string, name: string): ScaledObject | undefined;
   list(): ScaledObject[];
-  /** The parameters a trigger's authenticationRef resolves to (throws with a clear message when it cannot). */
-  resolveAuth(namespace: string, ref: AuthenticationRef): AuthParams;
+  /** The authentication a trigger's authenticationRef names (throws `... not found` when there is none). */
+  lookupAuth(namespace: string, ref: AuthenticationRef): AuthLookup;
+  /** A Secret's decoded values, or undefined when it does not exist. */
+  readSecret(namespace: string, name: string): Promise<Map<string, string> | undefined>;
+  /** Bumped whenever any TriggerAuthentication or ClusterTriggerAuthentication changes: scalers built before are rebuilt. */
+  authRevision(): number;
   /** Called after every successful (re)load. */
   onChange(listener: () => void): void;
   start(): Promise<void>;

@@ -8,6 +8,11 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { FileScaledObjectStore, parseKedaManifests, scaledObjectUid, type FileScaledObjectStoreOptions } from '../../../src/operator/scaledobjects/file-store.js';
 import { eventually } from '../../helpers/loop.js';
+import { resolveAuth } from '../../../src/operator/scaledobjects/resolve-auth.js';
+import type { AuthenticationRef } from '../../../src/operator/scaledobjects/types.js';
+
+/** The parameters an authenticationRef resolves to, as the metrics engine gets them. */
+const auth = async (store: FileScaledObjectStore, namespace: string, ref: AuthenticationRef) => (await resolveAuth(store, undefined, namespace, ref)).params;
 
 // Every secret value used below; the last test checks that none reached a log line.
 const API_KEY = 'sk-live-7Hq2ZpX9-not-for-logs';
@@ -164,15 +169,23 @@ t.test('the KEDA metrics-api example parses to the model', async (t) => {
             authenticationRef: { name: 'keda-metric-api-creds' },
           },
         ],
+        advanced: { horizontalPodAutoscalerConfig: { behavior: { scaleDown: { stabilizationWindowSeconds: 60 } } } },
       },
+      unsupported: ['spec.fallback is not supported: fallback replicas are not implemented; scaler errors keep the last good values instead'],
     },
   ]);
   t.equal(store.get('default', 'http-scaledobject'), store.list()[0]);
   t.equal(store.get('other', 'http-scaledobject'), undefined);
-  t.strictSame(store.resolveAuth('default', { name: 'keda-metric-api-creds' }), { apiKey: API_KEY });
+  t.strictSame(await auth(store, 'default', { name: 'keda-metric-api-creds' }), { apiKey: API_KEY });
   t.match(store.list()[0]?.uid, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUID');
   t.ok(Object.isFrozen(store.list()[0]?.spec.triggers[0]?.metadata), 'served objects are read-only');
-  t.strictSame(logs().filter((l) => l.level >= WARN), [], 'advanced and fallback are accepted without a word');
+  t.strictSame(
+    logs()
+      .filter((l) => l.level >= WARN)
+      .map((l) => l.msg),
+    ['document 3 (ScaledObject default/http-scaledobject): spec.fallback is not supported: fallback replicas are not implemented; scaler errors keep the last good values instead'],
+    'advanced is taken; fallback is accepted, and said to be ignored',
+  );
 });
 
 t.test('defaults, optional fields, and every field carried over', async (t) => {
@@ -221,6 +234,10 @@ t.test('defaults, optional fields, and every field carried over', async (t) => {
         { type: 'prometheus', metadata: {}, name: 'rps', metricType: 'AverageValue', useCachedMetrics: true, authenticationRef: { name: 'prom', kind: 'ClusterTriggerAuthentication' } },
       ],
     },
+    unsupported: [
+      "spec.scaleTargetRef.envSourceContainerName is not supported: trigger parameters are not read from the workload's environment (no *FromEnv)",
+      'spec.idleReplicaCount is not supported: idle replicas are not implemented; the workload scales between 0 (when minReplicaCount is 0) and maxReplicaCount',
+    ],
   });
   t.strictSame([...parsed.scaledObjects.keys()], ['default/bare', 'shop/full'], 'file order');
 });
@@ -236,7 +253,7 @@ t.test('kind: List with items, and empty documents', async (t) => {
   );
   await store.start();
   t.strictSame(store.list().map((o) => o.name), ['a', 'b']);
-  t.strictSame(store.resolveAuth('default', { name: 'ta' }), { p: 'v' });
+  t.strictSame(await auth(store, 'default', { name: 'ta' }), { p: 'v' });
   t.strictSame(parseKedaManifests(stringify({ apiVersion: 'v1', kind: 'List', items: [] })).scaledObjects.size, 0, 'an empty List is a valid empty set');
   const typed = parseKedaManifests(stringify({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObjectList', items: [scaledObject('c')] }));
   t.ok(typed.scaledObjects.has('default/c'), 'a typed list (what the API server returns) works too');
@@ -275,7 +292,7 @@ spec:
   );
   await store.start();
   t.strictSame(store.get('default', 'web')?.spec.triggers[0]?.metadata, { url: 'http://api/stats', targetValue: '8.50', activationTargetValue: '0x10', unsafeSsl: 'true' });
-  t.strictSame(store.resolveAuth('default', { name: 'auth' }), { pin: '987654321012' });
+  t.strictSame(await auth(store, 'default', { name: 'auth' }), { pin: '987654321012' });
   const warnings = logs().filter((l) => l.level === WARN).map((l) => l.msg);
   t.strictSame(warnings, [
     'document 1 (ScaledObject default/web): spec.triggers[0].metadata.targetValue is a number, but Kubernetes requires a string here (quote it); used as a string',
@@ -439,11 +456,11 @@ t.test('resolveAuth', async (t) => {
     ),
   );
   await store.start();
-  t.strictSame(store.resolveAuth('default', { name: 'api-auth' }), { bearerToken: API_KEY, password: PASSWORD, username: 'from-stringData' }, 'data and stringData, stringData winning on a shared key');
-  t.strictSame(store.resolveAuth('default', { name: 'api-auth', kind: 'TriggerAuthentication' }), { bearerToken: API_KEY, password: PASSWORD, username: 'from-stringData' });
-  t.strictSame(store.resolveAuth('default', { name: 'empty' }), {});
+  t.strictSame(await auth(store, 'default', { name: 'api-auth' }), { bearerToken: API_KEY, password: PASSWORD, username: 'from-stringData' }, 'data and stringData, stringData winning on a shared key');
+  t.strictSame(await auth(store, 'default', { name: 'api-auth', kind: 'TriggerAuthentication' }), { bearerToken: API_KEY, password: PASSWORD, username: 'from-stringData' });
+  t.strictSame(await auth(store, 'default', { name: 'empty' }), {});
 
-  const failures: [string, Parameters<FileScaledObjectStore['resolveAuth']>, string][] = [
+  const failures: [string, [string, AuthenticationRef], string][] = [
     ['no TriggerAuthentication', ['default', { name: 'nope' }], 'TriggerAuthentication default/nope not found'],
     ['TriggerAuthentication in another namespace', ['default', { name: 'elsewhere' }], 'TriggerAuthentication default/elsewhere not found'],
     ['no Secret', ['default', { name: 'no-secret' }], 'TriggerAuthentication default/no-secret: secret default/api-cred not found'],
@@ -453,18 +470,19 @@ t.test('resolveAuth', async (t) => {
     ['no ClusterTriggerAuthentication', ['default', { name: 'api-auth', kind: 'ClusterTriggerAuthentication' }], 'ClusterTriggerAuthentication api-auth not found'],
   ];
   for (const [name, args, message] of failures) {
-    const err = t.throws(() => store.resolveAuth(...args), { message }, name) as Error;
-    for (const s of SECRETS) t.notMatch(err.message, s);
+    const err = (await auth(store, ...args).then(() => undefined, (e: unknown) => e)) as Error | undefined;
+    t.equal(err?.message, message, name);
+    for (const s of SECRETS) t.notMatch(err?.message ?? '', s);
   }
 
   t.test('ClusterTriggerAuthentication reads Secrets in the operator namespace', async (t) => {
-    t.strictSame(store.resolveAuth('default', { name: 'shared', kind: 'ClusterTriggerAuthentication' }), { bearerToken: CLUSTER_TOKEN });
-    t.strictSame(store.resolveAuth('anything', { name: 'shared', kind: 'ClusterTriggerAuthentication' }), { bearerToken: CLUSTER_TOKEN }, 'from any namespace');
+    t.strictSame(await auth(store, 'default', { name: 'shared', kind: 'ClusterTriggerAuthentication' }), { bearerToken: CLUSTER_TOKEN });
+    t.strictSame(await auth(store, 'anything', { name: 'shared', kind: 'ClusterTriggerAuthentication' }), { bearerToken: CLUSTER_TOKEN }, 'from any namespace');
     const other = setup(t, docs(triggerAuth('shared', '', [{ parameter: 'bearerToken', name: 'shared-creds', key: 'token' }], 'ClusterTriggerAuthentication'), secret('shared-creds', 'keda', { token: CLUSTER_TOKEN })), {
       clusterObjectNamespace: 'ops',
     });
     await other.store.start();
-    t.throws(() => other.store.resolveAuth('default', { name: 'shared', kind: 'ClusterTriggerAuthentication' }), { message: 'ClusterTriggerAuthentication shared: secret ops/shared-creds not found' });
+    await t.rejects(auth(other.store, 'default', { name: 'shared', kind: 'ClusterTriggerAuthentication' }), { message: 'ClusterTriggerAuthentication shared: secret ops/shared-creds not found' });
   });
 });
 
@@ -488,12 +506,13 @@ t.test('unsupported TriggerAuthentication sources and foreign kinds are reported
     ),
   );
   await store.start();
-  t.strictSame(store.resolveAuth('default', { name: 'mixed' }), { p: 'v' });
-  t.strictSame(store.resolveAuth('default', { name: 'env-only' }), {});
+  t.strictSame(await auth(store, 'default', { name: 'mixed' }), { p: 'v' });
+  t.strictSame(await auth(store, 'default', { name: 'env-only' }), {});
   const at = (level: number) => logs().filter((l) => l.level === level).map((l) => l.msg);
   t.strictSame(at(WARN), [
-    'document 2 (TriggerAuthentication default/mixed): spec.env, spec.podIdentity are not supported here (only spec.secretTargetRef is resolved); parameters from them will be missing',
-    'document 3 (TriggerAuthentication default/env-only): spec.env is not supported here (only spec.secretTargetRef is resolved); parameters from it will be missing',
+    'document 2 (TriggerAuthentication default/mixed): spec.env is not supported (only spec.secretTargetRef and spec.boundServiceAccountToken are resolved); parameters from it will be missing',
+      'document 2 (TriggerAuthentication default/mixed): spec.podIdentity is not supported (only spec.secretTargetRef and spec.boundServiceAccountToken are resolved); parameters from it will be missing',
+    'document 3 (TriggerAuthentication default/env-only): spec.env is not supported (only spec.secretTargetRef and spec.boundServiceAccountToken are resolved); parameters from it will be missing',
     'document 7 (ScaledJob): ignored: keda.sh/v1alpha1 ScaledJob is not supported (only keda.sh/v1alpha1 ScaledObject, TriggerAuthentication and ClusterTriggerAuthentication)',
     'document 8 (ScaledObject): ignored: keda.k8s.io/v1alpha1 ScaledObject is not supported (only keda.sh/v1alpha1 ScaledObject, TriggerAuthentication and ClusterTriggerAuthentication)',
   ]);
@@ -532,7 +551,7 @@ t.test('live reload: generations move only for changed specs, uids never move', 
 
   await s.edit(docs(scaledObject('b'), scaledObject('a'), scaledObject('c'), secret('new', 'default', { k: 'v2' }), triggerAuth('t', 'default', [{ parameter: 'p', name: 'new', key: 'k' }])));
   t.strictSame(gens(), { b: 1, a: 3, c: 1 }, 'reordering and auth changes do not move generations');
-  t.strictSame(s.store.resolveAuth('default', { name: 't' }), { p: 'v2' }, 'new auth objects are served');
+  t.strictSame(await auth(s.store, 'default', { name: 't' }), { p: 'v2' }, 'new auth objects are served');
   t.strictSame(s.store.list().map((o) => o.name), ['b', 'a', 'c'], 'list() follows the file order');
 });
 
@@ -551,7 +570,7 @@ t.test('a bad edit keeps the last good content and logs once', async (t) => {
   t.equal(errors()[0]?.msg, `invalid ScaledObjects file, keeping the last good one: ${s.file}: document 2 (ScaledObject default/web): metadata.name duplicates document 1: ScaledObject default/web is defined twice`);
   t.equal(s.changes(), changesBefore, 'no change announced');
   t.strictSame(s.store.list().map((o) => o.name), ['web']);
-  t.strictSame(s.store.resolveAuth('default', { name: 'auth' }), { token: API_KEY }, 'secrets still served');
+  t.strictSame(await auth(s.store, 'default', { name: 'auth' }), { token: API_KEY }, 'secrets still served');
 
   // A bad write whose broken line holds a secret: the message says where, not what.
   await writeAtomic(s.file, `${good}---\napiVersion: v1\nkind: Secret\nmetadata: {name: x}\nstringData:\n  token: ${IN_SYNTAX_ERROR}: oops\n`);

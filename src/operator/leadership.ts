@@ -1,0 +1,60 @@
+// Which operator replica writes: one Lease for every duty that must have a single writer (the
+// certificate Secret, caBundle injection, HPAs, ScaledObject status, scaling to and from zero).
+// Without leader election (one replica by design) this replica always leads.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import { LeaderElector } from '../k8s/leader.js';
+import type { OperatorConfig } from './config.js';
+
+export class Leadership {
+  private readonly elector: LeaderElector | undefined;
+  private readonly listeners: ((leading: boolean) => void)[] = [];
+  private readonly gauge: Gauge;
+  private leading = false;
+
+  constructor(kc: KubeConfig, config: Pick<OperatorConfig, 'leaderElection' | 'namespace'>, registry: Registry, private readonly log: Logger) {
+    this.gauge = new Gauge({ name: 'leader_election_is_leader', help: '1 while this replica holds the operator Lease and may write', registers: [registry] });
+    const le = config.leaderElection;
+    this.elector = le.enabled
+      ? new LeaderElector(
+          kc,
+          { namespace: config.namespace, name: le.name, leaseDurationMs: le.leaseDurationMs, renewDeadlineMs: le.renewDeadlineMs, retryPeriodMs: le.retryPeriodMs },
+          { onStartedLeading: () => this.set(true), onStoppedLeading: () => this.set(false) },
+          log,
+        )
+      : undefined;
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** Called at once on every change; a duty must stop writing the moment it is told `false`. */
+  onChange(listener: (leading: boolean) => void): void {
+    this.listeners.push(listener);
+  }
+
+  start(): void {
+    if (this.elector) this.elector.start();
+    else this.set(true);
+  }
+
+  async stop(): Promise<void> {
+    await this.elector?.stop();
+    this.set(false);
+  }
+
+  private set(leading: boolean): void {
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.gauge.set(leading ? 1 : 0);
+    for (const l of this.listeners) {
+      try {
+        l(leading);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'a leadership listener failed');
+      }
+    }
+  }
+}

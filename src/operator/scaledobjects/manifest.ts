@@ -1,0 +1,345 @@
+// KEDA's custom resources read and validated one object at a time, from YAML documents or from
+// the API server's JSON: the same rules for the file store, the cluster watch and the admission
+// webhook. Every error names the object and the field, never a secret value.
+import { isScalar, type Document } from 'yaml';
+import type { AuthSpec, AuthenticationRef, BoundServiceAccountTokenRef, ScaleTargetRef, ScaledObject, SecretTargetRef, Trigger } from './types.js';
+
+export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
+
+export const SCALED_OBJECT_DEFAULTS = Object.freeze({ pollingInterval: 30, cooldownPeriod: 300, minReplicaCount: 0, maxReplicaCount: 100 });
+
+type Obj = Record<string, unknown>;
+export type Path = (string | number)[];
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const METRIC_TYPES = ['AverageValue', 'Value', 'Utilization'] as const;
+const AUTH_KINDS = ['TriggerAuthentication', 'ClusterTriggerAuthentication'] as const;
+const INT32_MAX = 2 ** 31 - 1;
+
+/** A value quoted in a message, for fields that are never secret (kinds, enum values, names). */
+const quote = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v) : typeof v);
+
+/** What is wrong with an object: where it is, which field, never a secret value. */
+export class ManifestError extends Error {
+  override readonly name = 'ManifestError';
+}
+
+export interface Note {
+  level: 'warn' | 'debug';
+  msg: string;
+}
+
+/** Where a YAML object came from, to quote numbers as written. Absent for the API server's JSON. */
+export interface YamlSource {
+  doc: Document.Parsed;
+  path: Path;
+}
+
+/** Reads one object, every error prefixed with where it is (`document 2 (ScaledObject ns/name)`, or `ScaledObject ns/name`). */
+export class ObjectReader {
+  label: string;
+  constructor(
+    readonly at: string,
+    kind: string,
+    readonly notes: Note[],
+    private readonly source?: YamlSource,
+  ) {
+    this.label = kind === '' ? at : at === '' ? kind : `${at} (${kind})`;
+  }
+
+  named(kind: string, namespace: string | undefined, name: string): void {
+    const id = `${kind} ${namespace === undefined ? name : `${namespace}/${name}`}`;
+    this.label = this.at === '' ? id : `${this.at} (${id})`;
+  }
+
+  fail(field: string, problem: string): never {
+    throw new ManifestError(`${this.label}: ${field} ${problem}`);
+  }
+
+  warn(msg: string): void {
+    this.notes.push({ level: 'warn', msg: `${this.label}: ${msg}` });
+  }
+
+  debug(msg: string): void {
+    this.notes.push({ level: 'debug', msg: `${this.label}: ${msg}` });
+  }
+
+  mapping(v: unknown, field: string, required: boolean): Obj | undefined {
+    if (v === undefined || v === null) {
+      if (required) this.fail(field, 'is required');
+      return undefined;
+    }
+    if (!isObj(v)) this.fail(field, 'must be a mapping');
+    return v;
+  }
+
+  string(v: unknown, field: string, required: true): string;
+  string(v: unknown, field: string, required: false): string | undefined;
+  string(v: unknown, field: string, required: boolean): string | undefined {
+    if (v === undefined || v === null || v === '') {
+      if (required) this.fail(field, 'is required');
+      return undefined;
+    }
+    if (typeof v !== 'string') this.fail(field, 'must be a string');
+    return v;
+  }
+
+  int(v: unknown, field: string, dflt: number, min: number): number {
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > INT32_MAX) this.fail(field, `must be an integer >= ${min}`);
+    return v;
+  }
+
+  list(v: unknown, field: string): unknown[] | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v)) this.fail(field, 'must be a list');
+    return v;
+  }
+
+  /** A string map the API server would insist on (trigger metadata, stringData): numbers and booleans are coerced, with a warning. */
+  stringMap(v: Obj, field: string, fieldPath: Path): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(v)) {
+      if (typeof val === 'string') out[k] = val;
+      else if (typeof val === 'number' || typeof val === 'boolean' || typeof val === 'bigint') {
+        // The text as written (`0.50` stays `0.50`), so the coercion is what the user meant.
+        const node = this.source?.doc.getIn([...this.source.path, ...fieldPath, k], true);
+        out[k] = isScalar(node) && typeof node.source === 'string' ? node.source : String(val);
+        this.warn(`${field}.${k} is a ${typeof val}, but Kubernetes requires a string here (quote it); used as a string`);
+      } else this.fail(`${field}.${k}`, 'must be a string');
+    }
+    return out;
+  }
+}
+
+function objectName(r: ObjectReader, field: string, value: unknown, pattern: RegExp, max: number, what: string): string {
+  const s = r.string(value, field, true);
+  if (s.length > max || !pattern.test(s)) r.fail(field, `${quote(s)} is not a valid ${what}`);
+  return s;
+}
+
+
+export function readMetadata(r: ObjectReader, raw: Obj, kind: string, namespaced: boolean): { namespace: string; name: string } {
+  const metadata = r.mapping(raw.metadata, 'metadata', true) as Obj;
+  const name = objectName(r, 'metadata.name', metadata.name, DNS_SUBDOMAIN, 253, 'object name (lowercase RFC 1123 subdomain)');
+  if (!namespaced) {
+    r.named(kind, undefined, name);
+    return { namespace: '', name };
+  }
+  const namespace = metadata.namespace === undefined || metadata.namespace === null ? 'default' : objectName(r, 'metadata.namespace', metadata.namespace, DNS_LABEL, 63, 'namespace (lowercase RFC 1123 label)');
+  r.named(kind, namespace, name);
+  return { namespace, name };
+}
+
+export interface ScaledObjectManifest {
+  namespace: string;
+  name: string;
+  spec: ScaledObject['spec'];
+  /** Fields KEDA has and this operator does not act on, one sentence each; also noted as warnings. */
+  unsupported: string[];
+}
+
+// KEDA fields we accept but do not act on. A value equal to KEDA's default changes nothing, so
+// only a different value is reported.
+const UNSUPPORTED_SPEC: Record<string, { isDefault: (v: unknown) => boolean; why: string }> = {
+  idleReplicaCount: { isDefault: () => false, why: 'idle replicas are not implemented; the workload scales between 0 (when minReplicaCount is 0) and maxReplicaCount' },
+  initialCooldownPeriod: { isDefault: (v) => v === 0, why: 'the initial cooldown is not implemented; cooldownPeriod applies from the start' },
+  fallback: { isDefault: () => false, why: 'fallback replicas are not implemented; scaler errors keep the last good values instead' },
+};
+const UNSUPPORTED_ADVANCED: Record<string, { isDefault: (v: unknown) => boolean; why: string }> = {
+  restoreToOriginalReplicaCount: { isDefault: (v) => v === false, why: 'the replica count is not restored when the ScaledObject is deleted' },
+  scalingModifiers: { isDefault: () => false, why: 'scaling modifiers (formula) are not implemented; each trigger is its own HPA metric' },
+};
+const KNOWN_SPEC = new Set(['scaleTargetRef', 'pollingInterval', 'cooldownPeriod', 'minReplicaCount', 'maxReplicaCount', 'advanced', 'triggers', ...Object.keys(UNSUPPORTED_SPEC)]);
+const KNOWN_TRIGGER = new Set(['type', 'name', 'metadata', 'metricType', 'useCachedMetrics', 'authenticationRef']);
+
+export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifest {
+  const { namespace, name } = readMetadata(r, raw, 'ScaledObject', true);
+  const spec = r.mapping(raw.spec, 'spec', true) as Obj;
+  const unsupported: string[] = [];
+  const report = (field: string, why: string) => {
+    unsupported.push(`${field} is not supported: ${why}`);
+    r.warn(`${field} is not supported: ${why}`);
+  };
+
+  const ref = r.mapping(spec.scaleTargetRef, 'spec.scaleTargetRef', true) as Obj;
+  const scaleTargetRef: ScaleTargetRef = { name: r.string(ref.name, 'spec.scaleTargetRef.name', true) };
+  const refKind = r.string(ref.kind, 'spec.scaleTargetRef.kind', false);
+  const refApiVersion = r.string(ref.apiVersion, 'spec.scaleTargetRef.apiVersion', false);
+  if (refKind !== undefined) scaleTargetRef.kind = refKind;
+  if (refApiVersion !== undefined) scaleTargetRef.apiVersion = refApiVersion;
+  if (r.string(ref.envSourceContainerName, 'spec.scaleTargetRef.envSourceContainerName', false) !== undefined) {
+    report('spec.scaleTargetRef.envSourceContainerName', 'trigger parameters are not read from the workload\'s environment (no *FromEnv)');
+  }
+
+  const d = SCALED_OBJECT_DEFAULTS;
+  const pollingInterval = r.int(spec.pollingInterval, 'spec.pollingInterval', d.pollingInterval, 1);
+  const cooldownPeriod = r.int(spec.cooldownPeriod, 'spec.cooldownPeriod', d.cooldownPeriod, 0);
+  const minReplicaCount = r.int(spec.minReplicaCount, 'spec.minReplicaCount', d.minReplicaCount, 0);
+  const maxReplicaCount = r.int(spec.maxReplicaCount, 'spec.maxReplicaCount', d.maxReplicaCount, 1);
+  if (minReplicaCount > maxReplicaCount) r.fail('spec.minReplicaCount', `(${minReplicaCount}) must not be greater than spec.maxReplicaCount (${maxReplicaCount})`);
+
+  const rawTriggers = r.list(spec.triggers, 'spec.triggers');
+  if (rawTriggers === undefined) r.fail('spec.triggers', 'is required');
+  if (rawTriggers.length === 0) r.fail('spec.triggers', 'must hold at least one trigger');
+  const names = new Map<string, number>();
+  const triggers = rawTriggers.map((t, i) => readTrigger(r, t, i, names, report));
+
+  const out: ScaledObject['spec'] = { scaleTargetRef, pollingInterval, cooldownPeriod, minReplicaCount, maxReplicaCount, triggers };
+  const advanced = r.mapping(spec.advanced, 'spec.advanced', false);
+  if (advanced) {
+    const hpa = r.mapping(advanced.horizontalPodAutoscalerConfig, 'spec.advanced.horizontalPodAutoscalerConfig', false);
+    if (hpa) {
+      const config: NonNullable<NonNullable<ScaledObject['spec']['advanced']>['horizontalPodAutoscalerConfig']> = {};
+      const hpaName = r.string(hpa.name, 'spec.advanced.horizontalPodAutoscalerConfig.name', false);
+      if (hpaName !== undefined) {
+        if (hpaName.length > 253 || !DNS_SUBDOMAIN.test(hpaName)) r.fail('spec.advanced.horizontalPodAutoscalerConfig.name', `${quote(hpaName)} is not a valid object name`);
+        config.name = hpaName;
+      }
+      // Passed to the HPA as written: the API server validates it when the HPA is written.
+      const behavior = r.mapping(hpa.behavior, 'spec.advanced.horizontalPodAutoscalerConfig.behavior', false);
+      if (behavior) config.behavior = behavior;
+      out.advanced = { horizontalPodAutoscalerConfig: config };
+    }
+    for (const [k, v] of Object.entries(advanced)) {
+      if (v === undefined || v === null || k === 'horizontalPodAutoscalerConfig') continue;
+      const u = UNSUPPORTED_ADVANCED[k];
+      if (!u) report(`spec.advanced.${k}`, 'this field is unknown');
+      else if (!u.isDefault(v)) report(`spec.advanced.${k}`, u.why);
+    }
+  }
+  for (const [k, v] of Object.entries(spec)) {
+    if (v === undefined || v === null) continue;
+    const u = UNSUPPORTED_SPEC[k];
+    if (!KNOWN_SPEC.has(k)) report(`spec.${k}`, 'this field is unknown');
+    else if (u && !u.isDefault(v)) report(`spec.${k}`, u.why);
+  }
+  return { namespace, name, spec: out, unsupported };
+}
+
+function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string, number>, report: (field: string, why: string) => void): Trigger {
+  const at = `spec.triggers[${i}]`;
+  const t = r.mapping(raw, at, true) as Obj;
+  const type = r.string(t.type, `${at}.type`, true);
+  const metadata = r.stringMap(r.mapping(t.metadata, `${at}.metadata`, true) as Obj, `${at}.metadata`, ['spec', 'triggers', i, 'metadata']);
+  const trigger: Trigger = { type, metadata };
+  for (const k of Object.keys(metadata)) {
+    if (k.endsWith('FromEnv')) report(`${at}.metadata.${k}`, 'values are not read from the workload\'s environment; give the value itself');
+  }
+  for (const k of Object.keys(t)) if (!KNOWN_TRIGGER.has(k) && t[k] !== undefined && t[k] !== null) report(`${at}.${k}`, 'this field is unknown');
+
+  const name = r.string(t.name, `${at}.name`, false);
+  if (name !== undefined) {
+    const first = names.get(name);
+    if (first !== undefined) r.fail(`${at}.name`, `${quote(name)} is already used by spec.triggers[${first}]; trigger names must be unique`);
+    names.set(name, i);
+    trigger.name = name;
+  }
+
+  const metricType = r.string(t.metricType, `${at}.metricType`, false);
+  if (metricType !== undefined) {
+    if (!(METRIC_TYPES as readonly string[]).includes(metricType)) r.fail(`${at}.metricType`, `must be one of ${METRIC_TYPES.join(', ')} (got ${quote(metricType)})`);
+    trigger.metricType = metricType as Trigger['metricType'];
+  }
+
+  if (t.useCachedMetrics !== undefined && t.useCachedMetrics !== null) {
+    if (typeof t.useCachedMetrics !== 'boolean') r.fail(`${at}.useCachedMetrics`, 'must be true or false');
+    if (t.useCachedMetrics && ['cpu', 'memory', 'cron'].includes(type)) r.fail(`${at}.useCachedMetrics`, `is not supported for the ${quote(type)} trigger`);
+    trigger.useCachedMetrics = t.useCachedMetrics;
+  }
+
+  const authRef = r.mapping(t.authenticationRef, `${at}.authenticationRef`, false);
+  if (authRef !== undefined) {
+    const ref: AuthenticationRef = { name: r.string(authRef.name, `${at}.authenticationRef.name`, true) };
+    const kind = r.string(authRef.kind, `${at}.authenticationRef.kind`, false);
+    if (kind !== undefined) {
+      if (!(AUTH_KINDS as readonly string[]).includes(kind)) r.fail(`${at}.authenticationRef.kind`, `must be one of ${AUTH_KINDS.join(', ')} (got ${quote(kind)})`);
+      ref.kind = kind as AuthenticationRef['kind'];
+    }
+    trigger.authenticationRef = ref;
+  }
+  return trigger;
+}
+
+export interface TriggerAuthManifest {
+  kind: 'TriggerAuthentication' | 'ClusterTriggerAuthentication';
+  /** '' for a ClusterTriggerAuthentication. */
+  namespace: string;
+  name: string;
+  auth: AuthSpec;
+}
+
+
+export function readTriggerAuthentication(r: ObjectReader, raw: Obj): TriggerAuthManifest {
+  const kind = raw.kind as TriggerAuthManifest['kind'];
+  const { namespace, name } = readMetadata(r, raw, kind, kind === 'TriggerAuthentication');
+  const spec = r.mapping(raw.spec, 'spec', true) as Obj;
+
+  const secretTargetRef = (r.list(spec.secretTargetRef, 'spec.secretTargetRef') ?? []).map((item, i): SecretTargetRef => {
+    const at = `spec.secretTargetRef[${i}]`;
+    const ref = r.mapping(item, at, true) as Obj;
+    return { parameter: r.string(ref.parameter, `${at}.parameter`, true), name: r.string(ref.name, `${at}.name`, true), key: r.string(ref.key, `${at}.key`, true) };
+  });
+  const boundServiceAccountToken = (r.list(spec.boundServiceAccountToken, 'spec.boundServiceAccountToken') ?? []).map((item, i): BoundServiceAccountTokenRef => {
+    const at = `spec.boundServiceAccountToken[${i}]`;
+    const ref = r.mapping(item, at, true) as Obj;
+    const out: BoundServiceAccountTokenRef = {
+      parameter: r.string(ref.parameter, `${at}.parameter`, true),
+      serviceAccountName: objectName(r, `${at}.serviceAccountName`, ref.serviceAccountName, DNS_SUBDOMAIN, 253, 'service account name'),
+    };
+    // Our additions to KEDA's schema: KEDA itself takes the API server's default audience and lifetime.
+    const audiences = r.list(ref.audiences, `${at}.audiences`);
+    if (audiences) out.audiences = audiences.map((a, j) => r.string(a, `${at}.audiences[${j}]`, true));
+    if (ref.expirationSeconds !== undefined && ref.expirationSeconds !== null) out.expirationSeconds = r.int(ref.expirationSeconds, `${at}.expirationSeconds`, 3600, 600);
+    return out;
+  });
+  const unsupported = Object.keys(spec)
+    .filter((k) => k !== 'secretTargetRef' && k !== 'boundServiceAccountToken' && spec[k] !== null && spec[k] !== undefined)
+    .map((k) => `spec.${k} is not supported (only spec.secretTargetRef and spec.boundServiceAccountToken are resolved); parameters from it will be missing`);
+  for (const u of unsupported) r.warn(u);
+  return { kind, namespace, name, auth: { secretTargetRef, boundServiceAccountToken, unsupported } };
+}
+
+export function readSecret(r: ObjectReader, raw: Obj): { namespace: string; name: string; values: Map<string, string> } {
+  const { namespace, name } = readMetadata(r, raw, 'Secret', true);
+  const values = new Map<string, string>();
+  const data = r.mapping(raw.data, 'data', false);
+  for (const [k, v] of Object.entries(data ?? {})) {
+    if (k.length > 253 || !SECRET_KEY.test(k)) r.fail(`data.${k}`, 'is not a valid key (letters, digits, "-", "_" and "." only)');
+    if (typeof v !== 'string') r.fail(`data.${k}`, 'must be a base64 string');
+    const compact = v.replace(/[\r\n]/g, '');
+    if (!BASE64.test(compact)) r.fail(`data.${k}`, 'is not valid base64 (use stringData for plain text)');
+    values.set(k, Buffer.from(compact, 'base64').toString('utf8'));
+  }
+  const stringData = r.mapping(raw.stringData, 'stringData', false);
+  if (stringData) {
+    // As the API server does: stringData is merged over data, key by key.
+    for (const [k, v] of Object.entries(r.stringMap(stringData, 'stringData', ['stringData']))) {
+      if (k.length > 253 || !SECRET_KEY.test(k)) r.fail(`stringData.${k}`, 'is not a valid key (letters, digits, "-", "_" and "." only)');
+      values.set(k, v);
+    }
+  }
+  return { namespace, name, values };
+}
+
+/** A ScaledObject as the API server returns it (JSON): throws ManifestError naming the field. */
+export function scaledObjectFromApi(raw: unknown, notes: Note[] = []): ScaledObjectManifest {
+  if (!isObj(raw)) throw new ManifestError('ScaledObject: expected an object');
+  return readScaledObject(new ObjectReader('', 'ScaledObject', notes), raw);
+}
+
+/** A TriggerAuthentication or ClusterTriggerAuthentication as the API server returns it. */
+export function triggerAuthenticationFromApi(raw: unknown, kind: TriggerAuthManifest['kind'], notes: Note[] = []): TriggerAuthManifest {
+  if (!isObj(raw)) throw new ManifestError(`${kind}: expected an object`);
+  return readTriggerAuthentication(new ObjectReader('', kind, notes), { ...raw, kind });
+}
+
+/** The values of a Secret as the API server returns it (base64 data). Never logged. */
+export function secretValuesFromApi(raw: unknown): Map<string, string> {
+  if (!isObj(raw)) throw new ManifestError('Secret: expected an object');
+  return readSecret(new ObjectReader('', 'Secret', []), raw).values;
+}

@@ -1,0 +1,349 @@
+// The ScaledObject controller: for every ScaledObject, the HPA it stands for (created, updated,
+// removed), its status, and scaling to and from zero, written only while this replica leads.
+// Work is keyed by `namespace/name` and queued: a burst of events for one object is one
+// reconcile, failures are retried with backoff, and everything is reconciled again every
+// sync period, so a missed event cannot leave an HPA wrong for long.
+import { AutoscalingV2Api, CustomObjectsApi, setHeaderOptions, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { EventRecorder } from '../../k8s/events.js';
+import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
+import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
+import type { MetricsEngine, PollReport } from '../metrics-engine.js';
+import type { ClusterScaledObjectStore, ScaledObjectRecord } from '../scaledobjects/cluster-store.js';
+import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
+import type { ScaledObject } from '../scaledobjects/types.js';
+import { MANAGED_BY, SCALED_OBJECT_LABEL, desiredHpa, hpaDiffers, hpaName, ownedBy, scaleTarget, type Hpa } from './hpa.js';
+import { ScaleTargets, type ScaleTargetProblem } from './scale-targets.js';
+import { buildStatus, conditionTime, readyFalse, readyTrue, statusDiffers, type Verdict } from './status.js';
+
+const API_TIMEOUT_MS = 10_000;
+const WORKERS = 4;
+const MERGE_PATCH = setHeaderOptions('Content-Type', 'application/merge-patch+json');
+
+export interface ControllerOptions {
+  kc: KubeConfig;
+  store: ClusterScaledObjectStore;
+  engine: MetricsEngine;
+  events: EventRecorder;
+  log: Logger;
+  /** '' for all namespaces. */
+  watchNamespace: string;
+  syncPeriodMs: number;
+  maxBackoffMs?: number;
+}
+
+interface KeyState {
+  /** The last Ready verdict, for status writes between reconciles. */
+  ready?: Verdict;
+  hpaName?: string;
+  externalMetricNames?: string[];
+  /** The status last written (or read), to skip writes that change nothing. */
+  written?: Record<string, unknown>;
+  lastActive?: number;
+  failures: number;
+  retry?: NodeJS.Timeout;
+}
+
+export class ScaledObjectController {
+  private readonly hpas: AutoscalingV2Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly targets: ScaleTargets;
+  private readonly states = new Map<string, KeyState>();
+  private readonly queue = new Set<string>();
+  private readonly running = new Set<string>();
+  private hpaInformer: ResilientInformer<Hpa> | undefined;
+  private resync: NodeJS.Timeout | undefined;
+  private leading = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: ControllerOptions) {
+    this.hpas = o.kc.makeApiClient(AutoscalingV2Api);
+    this.custom = o.kc.makeApiClient(CustomObjectsApi);
+    this.targets = new ScaleTargets(o.kc);
+    o.store.onRecordChange((key) => this.enqueue(key));
+    o.engine.onPoll((report) => void this.onPoll(report));
+  }
+
+  /** Watches the HPAs we manage, so an edit or deletion by someone else is undone. */
+  async start(): Promise<void> {
+    const ns = this.o.watchNamespace;
+    const path = ns ? `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers` : '/apis/autoscaling/v2/horizontalpodautoscalers';
+    const labelSelector = `app.kubernetes.io/managed-by=${MANAGED_BY},${SCALED_OBJECT_LABEL}`;
+    this.hpaInformer = resilientInformer<Hpa>({
+      kc: this.o.kc,
+      path,
+      labelSelector,
+      list: () =>
+        (ns
+          ? this.hpas.listNamespacedHorizontalPodAutoscaler({ namespace: ns, labelSelector })
+          : this.hpas.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector })) as unknown as Promise<KubernetesListObject<Hpa>>,
+      name: 'keda horizontalpodautoscalers',
+      log: this.o.log,
+    });
+    this.hpaInformer.onObject((hpa) => {
+      const owner = hpa?.metadata.labels?.[SCALED_OBJECT_LABEL];
+      if (hpa && owner) this.enqueue(`${hpa.metadata.namespace}/${owner}`);
+    });
+    await this.hpaInformer.start();
+    this.resync = setInterval(() => this.enqueueAll(), this.o.syncPeriodMs);
+    this.resync.unref();
+  }
+
+  /** Leadership changed: a leader reconciles everything at once; a follower stops writing. */
+  setLeading(leading: boolean): void {
+    this.leading = leading;
+    if (leading) this.enqueueAll();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.resync);
+    for (const s of this.states.values()) clearTimeout(s.retry);
+    await this.hpaInformer?.stop();
+  }
+
+  /** Resolves when no reconcile is queued or running (for tests and orderly shutdown). */
+  idle(): Promise<void> {
+    if (this.queue.size === 0 && this.running.size === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  // --- queue ----------------------------------------------------------------------------------
+
+  private enqueueAll(): void {
+    for (const r of this.o.store.allRecords()) this.enqueue(`${r.namespace}/${r.name}`);
+  }
+
+  private enqueue(key: string): void {
+    if (this.closed || !this.leading) return;
+    this.queue.add(key);
+    this.pump();
+  }
+
+  private pump(): void {
+    for (const key of this.queue) {
+      if (this.running.size >= WORKERS) return;
+      if (this.running.has(key)) continue; // queued again; runs after the current pass
+      this.queue.delete(key);
+      this.running.add(key);
+      void this.reconcile(key)
+        .then(
+          () => this.succeeded(key),
+          (err: unknown) => this.failed(key, err),
+        )
+        .finally(() => {
+          this.running.delete(key);
+          this.pump();
+          if (this.queue.size === 0 && this.running.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+        });
+    }
+  }
+
+  private state(key: string): KeyState {
+    let s = this.states.get(key);
+    if (!s) this.states.set(key, (s = { failures: 0 }));
+    return s;
+  }
+
+  private succeeded(key: string): void {
+    const s = this.states.get(key);
+    if (s) s.failures = 0;
+  }
+
+  private failed(key: string, err: unknown): void {
+    const s = this.state(key);
+    s.failures++;
+    const delay = Math.min(1000 * 2 ** (s.failures - 1), this.o.maxBackoffMs ?? 300_000);
+    this.o.log.warn({ scaledObject: key, reason: describeApiError(err), retryInMs: delay }, 'reconcile failed');
+    clearTimeout(s.retry);
+    s.retry = setTimeout(() => this.enqueue(key), delay);
+    s.retry.unref();
+  }
+
+  // --- reconcile ------------------------------------------------------------------------------
+
+  private async reconcile(key: string): Promise<void> {
+    if (!this.leading) return;
+    const [namespace, name] = key.split('/') as [string, string];
+    const rec = this.o.store.record(namespace, name);
+    if (!rec) {
+      await this.deleteHpas(namespace, name, () => true);
+      const s = this.states.get(key);
+      clearTimeout(s?.retry);
+      this.states.delete(key);
+      return;
+    }
+    const s = this.state(key);
+    if (rec.error !== undefined || !rec.object) {
+      s.ready = readyFalse('ScaledObjectCheckFailed', rec.error ?? 'invalid');
+      await this.writeStatus(rec, s);
+      return;
+    }
+    const so = rec.object;
+    const target = scaleTarget(so);
+    s.hpaName = hpaName(so);
+    const problem = await this.targets.check(so.namespace, target);
+    if (problem) {
+      s.ready = readyFalse(problem.reason, problem.message);
+      await this.writeStatus(rec, s);
+      return;
+    }
+    const triggers = await this.o.engine.describe(so);
+    const desired = desiredHpa(so, triggers, rec.raw.metadata?.labels ?? {});
+    s.externalMetricNames = triggers.flatMap((t) => (t.metricName ? [t.metricName] : []));
+    if (!desired) {
+      s.ready = readyFalse('TriggerError', triggers.map((t) => t.buildError ?? `trigger ${t.index}: no metric`).join('; '));
+      await this.writeStatus(rec, s);
+      return;
+    }
+    const conflict = await this.applyHpa(so, desired.hpa);
+    // An HPA left behind under an old name (advanced.horizontalPodAutoscalerConfig.name changed).
+    await this.deleteHpas(namespace, name, (h) => ownedBy(h, so.uid) && h.metadata.name !== desired.hpa.metadata.name);
+    s.ready =
+      conflict ? readyFalse('HPAOwnedByOther', conflict)
+      : desired.skipped.length > 0 ? readyFalse('TriggerError', `${desired.skipped.join('; ')} (the other triggers scale)`)
+      : readyTrue();
+    await this.writeStatus(rec, s);
+  }
+
+  /** Creates or updates the HPA; returns a message when an HPA of that name belongs to someone else. */
+  private async applyHpa(so: ScaledObject, desired: Hpa): Promise<string | undefined> {
+    const { namespace, name } = desired.metadata;
+    let live: Hpa | undefined;
+    try {
+      live = (await withTimeout(this.hpas.readNamespacedHorizontalPodAutoscaler({ namespace, name }), API_TIMEOUT_MS, `reading HPA ${namespace}/${name}`)) as unknown as Hpa;
+    } catch (err) {
+      if (statusCodeOf(err) !== 404) throw err;
+    }
+    if (!live) {
+      await withTimeout(this.hpas.createNamespacedHorizontalPodAutoscaler({ namespace, body: desired as never }), API_TIMEOUT_MS, `creating HPA ${namespace}/${name}`);
+      this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: name }, 'HPA created');
+      this.o.events.record(involved(so), 'Normal', 'KEDAHPACreated', `Created HPA ${name}`);
+      return undefined;
+    }
+    if (!ownedBy(live, so.uid)) {
+      // A ScaledObject deleted and created again under the same name: its HPA is ours to take over.
+      const labels = live.metadata.labels ?? {};
+      const previousIncarnation = labels['app.kubernetes.io/managed-by'] === MANAGED_BY && labels[SCALED_OBJECT_LABEL] === so.name;
+      if (!previousIncarnation) return `HPA ${namespace}/${name} already exists and is not managed by this ScaledObject; delete it or set spec.advanced.horizontalPodAutoscalerConfig.name`;
+    } else if (!hpaDiffers(live, desired)) {
+      return undefined;
+    }
+    const body: Hpa = { ...desired, metadata: { ...desired.metadata, resourceVersion: live.metadata.resourceVersion! } };
+    await withTimeout(this.hpas.replaceNamespacedHorizontalPodAutoscaler({ namespace, name, body: body as never }), API_TIMEOUT_MS, `updating HPA ${namespace}/${name}`);
+    this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: name }, 'HPA updated');
+    this.o.events.record(involved(so), 'Normal', 'KEDAHPAUpdated', `Updated HPA ${name}`);
+    return undefined;
+  }
+
+  /** Deletes the HPAs labelled for this ScaledObject name that `which` selects (ours by owner reference). */
+  private async deleteHpas(namespace: string, soName: string, which: (h: Hpa) => boolean): Promise<void> {
+    const list = (await withTimeout(
+      this.hpas.listNamespacedHorizontalPodAutoscaler({ namespace, labelSelector: `${SCALED_OBJECT_LABEL}=${soName},app.kubernetes.io/managed-by=${MANAGED_BY}` }),
+      API_TIMEOUT_MS,
+      `listing HPAs in ${namespace}`,
+    )) as unknown as { items: Hpa[] };
+    const live = this.o.store.record(namespace, soName);
+    for (const h of list.items) {
+      // Never one that the current object owns unless asked to, never one owned by another live object.
+      if (live && !ownedBy(h, live.uid) && (h.metadata.ownerReferences ?? []).length > 0) continue;
+      if (!which(h)) continue;
+      try {
+        await withTimeout(this.hpas.deleteNamespacedHorizontalPodAutoscaler({ namespace, name: h.metadata.name }), API_TIMEOUT_MS, `deleting HPA ${namespace}/${h.metadata.name}`);
+        this.o.log.info({ scaledObject: `${namespace}/${soName}`, hpa: h.metadata.name }, 'HPA deleted');
+      } catch (err) {
+        if (statusCodeOf(err) !== 404) throw err;
+      }
+    }
+  }
+
+  // --- polls: activity, scaling to and from zero, status --------------------------------------
+
+  private async onPoll(report: PollReport): Promise<void> {
+    if (!this.leading || this.closed) return;
+    const key = `${report.namespace}/${report.name}`;
+    const rec = this.o.store.record(report.namespace, report.name);
+    if (!rec?.object || rec.object.generation !== report.generation) return;
+    const s = this.state(key);
+    const so = rec.object;
+    const now = Date.now();
+    if (report.active) s.lastActive = now;
+    try {
+      await this.scaleToOrFromZero(so, report, s, now);
+      if (s.ready) await this.writeStatus(rec, s);
+    } catch (err) {
+      this.o.log.warn({ scaledObject: key, reason: describeApiError(err) }, 'acting on a poll failed');
+    }
+  }
+
+  /**
+   * KEDA's activation: with minReplicaCount 0 the workload goes to zero once no trigger has been
+   * active for cooldownPeriod, and back to max(minReplicaCount, 1) when one is (the HPA cannot do
+   * either: it stops at 1 and does nothing at 0). Never to zero on errors: a broken upstream is
+   * not an idle one.
+   */
+  private async scaleToOrFromZero(so: ScaledObject, report: PollReport, s: KeyState, now: number): Promise<void> {
+    if (s.ready?.status !== 'True' && s.ready?.reason !== 'TriggerError') return;
+    const target = scaleTarget(so);
+    const replicas = await this.targets.replicas(so.namespace, target);
+    if (replicas === undefined) return;
+    const min = so.spec.minReplicaCount;
+    if (replicas === 0 && (report.active || min > 0)) {
+      const to = Math.max(min, 1);
+      await this.targets.scale(so.namespace, target, to);
+      this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, replicas: to }, 'scaled from zero');
+      this.o.events.record(involved(so), 'Normal', 'KEDAScaleTargetActivated', `Scaled ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from 0 to ${to}`);
+      return;
+    }
+    if (min !== 0 || replicas === 0 || report.active) return;
+    if (report.triggers.some((t) => t.error !== undefined)) return;
+    s.lastActive ??= lastActiveFromStatus(this.o.store.record(so.namespace, so.name)) ?? now;
+    if (now - s.lastActive < so.spec.cooldownPeriod * 1000) return;
+    await this.targets.scale(so.namespace, target, 0);
+    this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, from: replicas }, 'scaled to zero');
+    this.o.events.record(involved(so), 'Normal', 'KEDAScaleTargetDeactivated', `Deactivated ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from ${replicas} to 0`);
+  }
+
+  private async writeStatus(rec: ScaledObjectRecord, s: KeyState): Promise<void> {
+    if (!this.leading) return;
+    const previous = s.written ?? rec.raw.status;
+    const so = rec.object;
+    const next = buildStatus({
+      ready: s.ready!,
+      report: so ? this.o.engine.lastReport(rec.namespace, rec.name) : undefined,
+      unsupported: so?.unsupported ?? [],
+      ...(so ? { scaleTargetKind: `${scaleTarget(so).apiVersion}.${scaleTarget(so).kind}` } : {}),
+      ...(s.hpaName !== undefined ? { hpaName: s.hpaName } : {}),
+      ...(s.externalMetricNames !== undefined ? { externalMetricNames: s.externalMetricNames } : {}),
+      ...(s.lastActive !== undefined ? { lastActiveTime: conditionTime(new Date(s.lastActive)) } : {}),
+      previous,
+      now: new Date(),
+    });
+    if (!statusDiffers(previous, next)) return;
+    try {
+      await withTimeout(
+        this.custom.patchNamespacedCustomObjectStatus({ group: 'keda.sh', version: 'v1alpha1', namespace: rec.namespace, plural: 'scaledobjects', name: rec.name, body: { status: next } }, MERGE_PATCH),
+        API_TIMEOUT_MS,
+        `writing the status of ScaledObject ${rec.namespace}/${rec.name}`,
+      );
+      s.written = next;
+    } catch (err) {
+      // Deleted meanwhile: the delete event brings the HPA cleanup.
+      if (statusCodeOf(err) === 404) return;
+      throw err;
+    }
+  }
+}
+
+function involved(so: ScaledObject) {
+  return { apiVersion: KEDA_API_VERSION, kind: 'ScaledObject', name: so.name, namespace: so.namespace, uid: so.uid };
+}
+
+function lastActiveFromStatus(rec: ScaledObjectRecord | undefined): number | undefined {
+  const t = rec?.raw.status?.lastActiveTime;
+  const ms = typeof t === 'string' ? Date.parse(t) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+export type { ScaleTargetProblem };

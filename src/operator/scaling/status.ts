@@ -1,0 +1,96 @@
+// A ScaledObject's status as KEDA's tooling reads it (conditions Ready and Active, hpaName,
+// externalMetricNames, scaleTargetKind, health, lastActiveTime), plus our `FullySupported`
+// condition naming the fields this operator does not act on. Pure: computed, then compared, so
+// that a write happens only when something a reader can see changed.
+import { isDeepStrictEqual } from 'node:util';
+import type { PollReport } from '../metrics-engine.js';
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime?: string;
+}
+
+export type Verdict = Pick<Condition, 'status' | 'reason' | 'message'>;
+
+export interface StatusInput {
+  ready: Verdict;
+  report: PollReport | undefined;
+  unsupported: readonly string[];
+  hpaName?: string;
+  scaleTargetKind?: string;
+  externalMetricNames?: string[];
+  lastActiveTime?: string;
+  /** The status as it is now, for lastTransitionTime and the fields we do not own. */
+  previous: Record<string, unknown> | undefined;
+  now: Date;
+}
+
+const time = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+export function activeVerdict(report: PollReport | undefined): Verdict {
+  if (!report) return { status: 'Unknown', reason: 'NotPolledYet', message: 'The triggers have not been polled yet' };
+  const failing = report.triggers.filter((t) => t.error !== undefined);
+  if (report.active) return { status: 'True', reason: 'ScalerActive', message: 'Scaling is performed because triggers are active' };
+  if (failing.length > 0 && failing.length === report.triggers.filter((t) => t.metricName !== undefined).length) {
+    return { status: 'Unknown', reason: 'ScalerErrors', message: `Every trigger failed: ${failing.map((t) => t.error).join('; ')}` };
+  }
+  return { status: 'False', reason: 'ScalerNotActive', message: 'Scaling is not performed because triggers are not active' };
+}
+
+export function buildStatus(input: StatusInput): Record<string, unknown> {
+  const prevConditions = (Array.isArray(input.previous?.conditions) ? input.previous.conditions : []) as Condition[];
+  const condition = (type: string, v: Verdict): Condition => {
+    const prev = prevConditions.find((c) => c.type === type);
+    const since = prev && prev.status === v.status && prev.lastTransitionTime ? prev.lastTransitionTime : time(input.now);
+    return { type, ...v, lastTransitionTime: since };
+  };
+  const supported: Verdict =
+    input.unsupported.length === 0
+      ? { status: 'True', reason: 'AllFieldsSupported', message: 'Every field set is acted on' }
+      : { status: 'False', reason: 'UnsupportedFields', message: input.unsupported.join('; ') };
+  const status: Record<string, unknown> = {
+    conditions: [condition('Ready', input.ready), condition('Active', activeVerdict(input.report)), condition('FullySupported', supported)],
+  };
+  if (input.hpaName !== undefined) status.hpaName = input.hpaName;
+  if (input.scaleTargetKind !== undefined) status.scaleTargetKind = input.scaleTargetKind;
+  if (input.externalMetricNames !== undefined) status.externalMetricNames = input.externalMetricNames;
+  if (input.lastActiveTime !== undefined) status.lastActiveTime = input.lastActiveTime;
+  if (input.report) {
+    // KEDA's health map: per metric, failures in a row and Happy/Failing.
+    const health: Record<string, { numberOfFailures: number; status: 'Happy' | 'Failing' }> = {};
+    for (const t of input.report.triggers) {
+      if (t.metricName !== undefined) health[t.metricName] = { numberOfFailures: t.failures, status: t.error === undefined ? 'Happy' : 'Failing' };
+    }
+    status.health = health;
+  } else if (input.previous?.health !== undefined) {
+    status.health = input.previous.health;
+  }
+  return status;
+}
+
+/** Would writing `next` change what a reader sees? (A new lastTransitionTime alone does not count when nothing else moved.) */
+export function statusDiffers(previous: Record<string, unknown> | undefined, next: Record<string, unknown>): boolean {
+  const strip = (s: Record<string, unknown> | undefined) => {
+    if (!s) return {};
+    const conditions = Array.isArray(s.conditions) ? (s.conditions as Condition[]).map(({ lastTransitionTime: _, ...c }) => c) : undefined;
+    const picked: Record<string, unknown> = {};
+    for (const k of Object.keys(next)) if (k !== 'conditions') picked[k] = s[k];
+    return { ...picked, conditions };
+  };
+  return !isDeepStrictEqual(strip(previous), strip(next));
+}
+
+export function readyTrue(): Verdict {
+  return { status: 'True', reason: 'ScaledObjectReady', message: 'ScaledObject is defined correctly and is ready for scaling' };
+}
+
+export function readyFalse(reason: string, message: string): Verdict {
+  return { status: 'False', reason, message };
+}
+
+export const conditionTime = time;
