@@ -53,3 +53,22 @@ t.test('the operator may touch only its own certificate objects by name', async 
   t.ok(rules.some((r) => r.resources.includes('secrets') && r.resourceNames?.includes('kedaorg-certs') && r.verbs.includes('update')));
   t.ok(rules.some((r) => r.resources.includes('leases') && r.verbs.includes('update')));
 });
+
+t.test('the operator scales with read access to KEDA objects, status patches, its HPAs and scale subresources', async (t) => {
+  const operatorSa = { kind: 'ServiceAccount', name: 'keda-operator', namespace: 'keda' };
+  t.match(docs.find((d) => d.kind === 'ClusterRoleBinding' && d.roleRef?.name === 'keda-ts-operator-scaling')?.subjects, [operatorSa]);
+  const rules = docs.find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'keda-ts-operator-scaling')?.rules ?? [];
+  const verbsOn = (group: string, resource: string) => rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
+  t.strictSame(verbsOn('keda.sh', 'scaledobjects'), ['get', 'list', 'watch'], 'ScaledObjects are read, never written');
+  t.strictSame(verbsOn('keda.sh', 'triggerauthentications'), ['get', 'list', 'watch']);
+  t.strictSame(verbsOn('keda.sh', 'clustertriggerauthentications'), ['get', 'list', 'watch']);
+  t.strictSame(verbsOn('keda.sh', 'scaledobjects/status'), ['patch'], 'only the status is written');
+  t.strictSame(verbsOn('autoscaling', 'horizontalpodautoscalers'), ['create', 'delete', 'get', 'list', 'update', 'watch']);
+  t.strictSame(verbsOn('apps', 'deployments/scale'), ['get', 'patch'], 'scaling to and from zero');
+  t.strictSame(verbsOn('', 'secrets'), ['get'], 'Secrets are read one by one, never listed or watched');
+  t.strictSame(verbsOn('apps', 'deployments'), [], 'no access to the workloads themselves');
+  // The Lease the operator elects its writer with, by the flag's default name.
+  const lease = docs.find((d) => d.kind === 'Role' && d.metadata.name === 'keda-ts-operator-certificates')?.rules?.find((r) => r.resources.includes('leases') && r.verbs.includes('update')) as { resourceNames?: string[] } | undefined;
+  const { operatorFlags } = await import('../../src/operator/config.js');
+  t.strictSame(lease?.resourceNames, [operatorFlags.leaderElectionId.default], 'the Lease named as the operator names it');
+});
