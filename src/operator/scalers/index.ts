@@ -1,9 +1,11 @@
 // The scalers this operator implements, by KEDA trigger type.
 import { createMetricsApiScaler } from './metrics-api.js';
+import { createPrometheusScaler } from './prometheus.js';
 import { ScalerConfigError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
 
 export const scalerFactories: Record<string, ScalerFactory> = {
   'metrics-api': createMetricsApiScaler,
+  prometheus: createPrometheusScaler,
 };
 
 /** The scaler for one trigger; a ScalerConfigError for a type we do not implement or bad metadata. */
@@ -18,4 +20,5 @@ export function createScaler(ctx: ScalerContext): Scaler {
 
 export { ScalerConfigError, ScalerError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
 export { createMetricsApiScaler } from './metrics-api.js';
+export { createPrometheusScaler } from './prometheus.js';
 export { metricNameFor, normalizeMetricName } from './metric-name.js';

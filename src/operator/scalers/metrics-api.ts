@@ -9,34 +9,32 @@
 // What the upstream says is never improved upon: unreachable, slow, non-2xx, not JSON, no value
 // or not a number is a ScalerError naming the URL (credentials and query values removed) and the
 // problem. Secrets never appear in messages or logs.
-import { X509Certificate } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { QuantityError, parseQuantity, quantityToNumber } from '../../k8s/quantity.js';
-import { MaterialError, parseCertificates, parsePrivateKey } from '../../tls/pem.js';
+import {
+  SecretScrubber,
+  UpstreamClient,
+  basicAuth,
+  checkCa,
+  checkClientPair,
+  configError as upstreamConfigError,
+  httpStatusProblem,
+  nonEmpty,
+  optionalBool,
+  parseNumber as upstreamParseNumber,
+  showUrl,
+  takeUrlCredentials,
+  truncate,
+  warnUnsafeSslOnce,
+  type TlsMaterial,
+} from './http-upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
-import { ScalerConfigError, ScalerError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
+import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
 
 const TYPE = 'metrics-api';
-/** A metrics endpoint answers a few kilobytes; this only stops a runaway upstream eating memory. */
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
-/** How much of a non-2xx answer is quoted in the error (after removing secrets). */
-const ERROR_BODY_CHARS = 200;
-/** Go's http.Client default, which KEDA uses. */
-const MAX_REDIRECTS = 10;
 const AUTH_MODES = ['bearer', 'basic', 'tls', 'apiKey'] as const;
 type AuthMode = (typeof AUTH_MODES)[number];
 
-/** URLs already warned about for unsafeSsl: once per process, not at every rebuild of the scaler. */
-const unsafeWarned = new Set<string>();
-
 export const createMetricsApiScaler: ScalerFactory = (ctx) => new MetricsApiScaler(ctx);
-
-interface TlsMaterial {
-  cert?: string;
-  key?: string;
-  ca?: string;
-}
 
 class MetricsApiScaler implements Scaler {
   readonly metricName: string;
@@ -48,20 +46,20 @@ class MetricsApiScaler implements Scaler {
   private readonly path: PathSegment[];
   private readonly valueLocation: string;
   private readonly headers: Record<string, string>;
-  private readonly secrets: string[];
-  private readonly unsafeSsl: boolean;
-  private readonly tlsMaterial: TlsMaterial;
-  private readonly stripOnCrossOrigin: string[];
-  private dispatcher: Dispatcher | undefined;
-  private agent: Agent | undefined;
-  /** The trust bundle the current dispatcher was built with. */
-  private dispatcherCa: string | undefined;
-  private closed = false;
+  private readonly scrubber: SecretScrubber;
+  private readonly client: UpstreamClient;
+  private readonly validateOnly: boolean;
 
-  constructor(private readonly ctx: ScalerContext) {
+  constructor(ctx: ScalerContext) {
     const md = ctx.trigger.metadata ?? {};
     const fromMeta = (name: string): string | undefined => nonEmpty(md[name]) ?? nonEmpty(ctx.auth[name]);
     const fromAuth = (name: string): string | undefined => nonEmpty(ctx.auth[name]) ?? nonEmpty(md[name]);
+    // Validation only (an admission webhook, which cannot read Secrets): the metadata is checked
+    // in full, missing credentials are not an error, and the scaler never sends a request.
+    this.validateOnly = ctx.validateOnly === true;
+    const missing = (message: string): void => {
+      if (!this.validateOnly) throw configError(message);
+    };
 
     // --- what to read --------------------------------------------------------------------------
     const rawUrl = nonEmpty(md.url);
@@ -91,14 +89,14 @@ class MetricsApiScaler implements Scaler {
     }
     const activation = nonEmpty(md.activationTargetValue);
     this.activationTargetValue = activation === undefined ? 0 : parseNumber('activationTargetValue', activation);
-    this.unsafeSsl = md.unsafeSsl === undefined || md.unsafeSsl.trim() === '' ? false : parseBool('unsafeSsl', md.unsafeSsl);
+    const unsafeSsl = optionalBool(TYPE, md, 'unsafeSsl', false);
     this.metricName = metricNameFor(ctx.triggerIndex, normalizeMetricName(`metric-api-${valueLocation}`));
 
     // --- how to authenticate -------------------------------------------------------------------
     const headers: Record<string, string> = { accept: 'application/json' };
     const secrets: string[] = [];
     const tlsMaterial: TlsMaterial = {};
-    this.stripOnCrossOrigin = [];
+    const stripOnCrossOrigin: string[] = [];
     const authMode = fromMeta('authMode')?.trim();
     if (authMode !== undefined && !(AUTH_MODES as readonly string[]).includes(authMode)) {
       throw configError(`authMode "${authMode}" is not supported (one of: ${AUTH_MODES.join(', ')})`);
@@ -106,37 +104,47 @@ class MetricsApiScaler implements Scaler {
     switch (authMode as AuthMode | undefined) {
       case 'bearer': {
         const token = fromAuth('token');
-        if (token === undefined) throw configError('authMode bearer: no token provided');
+        if (token === undefined) {
+          missing('authMode bearer: no token provided');
+          break;
+        }
         headers.authorization = `Bearer ${token.trim()}`;
         secrets.push(token.trim(), headers.authorization);
         break;
       }
       case 'basic': {
         const username = fromAuth('username');
-        if (username === undefined) throw configError('authMode basic: no username given');
         // The password is optional, as in KEDA: some APIs take the key as user name and nothing else.
         const password = fromAuth('password') ?? '';
+        secrets.push(password);
+        if (username === undefined) {
+          missing('authMode basic: no username given');
+          break;
+        }
         headers.authorization = basicAuth(username, password);
-        secrets.push(password, headers.authorization.slice('Basic '.length));
+        secrets.push(headers.authorization.slice('Basic '.length));
         break;
       }
       case 'tls': {
         const cert = fromAuth('cert');
         const key = fromAuth('key');
-        if (cert === undefined) throw configError('authMode tls: no cert given');
-        if (key === undefined) throw configError('authMode tls: no key given');
-        Object.assign(tlsMaterial, checkClientPair(cert, key));
+        if (cert === undefined) missing('authMode tls: no cert given');
+        else if (key === undefined) missing('authMode tls: no key given');
+        else Object.assign(tlsMaterial, checkClientPair(TYPE, 'authMode tls', cert, key));
         // KEDA requires ca here; we accept its absence (the system roots and --ca-dir still apply).
         const ca = fromAuth('ca');
-        if (ca !== undefined) tlsMaterial.ca = checkCa(ca);
+        if (ca !== undefined) tlsMaterial.ca = checkCa(TYPE, 'authMode tls', ca);
         break;
       }
       case 'apiKey': {
-        const apiKey = fromAuth('apiKey');
-        if (apiKey === undefined) throw configError('authMode apiKey: no apiKey provided');
         const method = fromMeta('method') ?? 'header';
         if (method !== 'header' && method !== 'query') throw configError(`method "${method}" is not supported (header or query)`);
         const param = fromMeta('keyParamName');
+        const apiKey = fromAuth('apiKey');
+        if (apiKey === undefined) {
+          missing('authMode apiKey: no apiKey provided');
+          break;
+        }
         secrets.push(apiKey);
         if (method === 'query') {
           url.searchParams.set(param ?? 'api_key', apiKey);
@@ -144,7 +152,7 @@ class MetricsApiScaler implements Scaler {
           const header = (param ?? 'X-API-KEY').toLowerCase();
           headers[header] = apiKey;
           // Go keeps custom headers across redirects; we do not hand the key to another origin.
-          this.stripOnCrossOrigin.push(header);
+          stripOnCrossOrigin.push(header);
         }
         break;
       }
@@ -152,36 +160,30 @@ class MetricsApiScaler implements Scaler {
         break;
     }
     // Credentials in the URL itself: Go's client turns them into basic auth, so do we.
-    if (url.username !== '' || url.password !== '') {
-      let user: string;
-      let pass: string;
-      try {
-        user = decodeURIComponent(url.username);
-        pass = decodeURIComponent(url.password);
-      } catch {
-        throw configError('url has malformed credentials (bad percent-encoding)');
-      }
-      secrets.push(pass);
+    const inUrl = takeUrlCredentials(TYPE, 'url', url);
+    if (inUrl) {
+      secrets.push(inUrl.password);
       if (headers.authorization === undefined) {
-        headers.authorization = basicAuth(user, pass);
+        headers.authorization = basicAuth(inUrl.user, inUrl.password);
         secrets.push(headers.authorization.slice('Basic '.length));
       }
-      url.username = '';
-      url.password = '';
     }
     this.url = url;
     this.headers = headers;
-    this.tlsMaterial = tlsMaterial;
-    this.secrets = [...new Set(secrets.flatMap((s) => [s, encodeURIComponent(s)]))]
-      // Too short to scrub without mangling every message; also too short to be a real secret.
-      .filter((s) => s.length >= 4)
-      .sort((a, b) => b.length - a.length);
+    this.scrubber = new SecretScrubber(secrets);
     this.shownUrl = showUrl(url);
+    this.client = new UpstreamClient({
+      trust: ctx.trust,
+      timeoutMs: ctx.timeoutMs,
+      https: url.protocol === 'https:',
+      unsafeSsl,
+      tls: tlsMaterial,
+      stripOnCrossOrigin,
+      clientCertHint: 'see authMode tls',
+      fail: (problem) => this.fail(problem),
+    });
 
-    if (this.unsafeSsl && !unsafeWarned.has(this.shownUrl)) {
-      unsafeWarned.add(this.shownUrl);
-      ctx.log?.warn({ scaler: TYPE, url: this.shownUrl }, `metrics-api ${this.shownUrl}: unsafeSsl is true, the upstream's certificate is NOT verified`);
-    }
+    if (unsafeSsl && !this.validateOnly) warnUnsafeSslOnce(ctx.log, TYPE, this.shownUrl);
   }
 
   isActive(value: number): boolean {
@@ -189,40 +191,12 @@ class MetricsApiScaler implements Scaler {
   }
 
   async getMetricValue(signal: AbortSignal): Promise<number> {
-    if (this.closed) throw this.fail('the scaler is closed');
-    if (signal.aborted) throw this.fail('request aborted');
-    // A cleared timer, not AbortSignal.timeout: that one would fire (and build an exception)
-    // after every call, long after the answer arrived.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), this.ctx.timeoutMs);
-    const both = AbortSignal.any([signal, deadline.signal]);
-    let text: string;
-    try {
-      const res = await request(this.url, {
-        method: 'GET',
-        headers: this.headers,
-        dispatcher: this.currentDispatcher(),
-        signal: both,
-      });
-      if (res.statusCode < 200 || res.statusCode > 299) {
-        const { text: body } = await readBody(res.body, 4096);
-        const snippet = oneLine(body).slice(0, ERROR_BODY_CHARS);
-        throw this.fail(`the upstream answered HTTP ${res.statusCode}${snippet ? `: ${snippet}` : ''}`);
-      }
-      const body = await readBody(res.body, MAX_BODY_BYTES);
-      if (body.truncated) throw this.fail(`the answer is larger than ${MAX_BODY_BYTES} bytes`);
-      text = body.text;
-    } catch (err) {
-      if (err instanceof ScalerError) throw err;
-      if (signal.aborted) throw this.fail('request aborted');
-      if (deadline.signal.aborted) throw this.fail(`no answer within ${this.ctx.timeoutMs} ms`);
-      throw this.fail(describeNetworkError(err, this.url.protocol === 'https:' && !this.tlsMaterial.cert));
-    } finally {
-      clearTimeout(timer);
-    }
+    if (this.validateOnly) throw this.fail('this scaler was built to validate the trigger only, not to query');
+    const res = await this.client.get(this.url, this.headers, signal);
+    if (!res.ok) throw this.fail(httpStatusProblem(res.status, res.text));
     let doc: unknown;
     try {
-      doc = JSON.parse(text.replace(/^\uFEFF/, ''));
+      doc = JSON.parse(res.text.replace(/^\uFEFF/, ''));
     } catch (err) {
       throw this.fail(`the answer is not valid JSON (${(err as Error).message})`);
     }
@@ -230,11 +204,7 @@ class MetricsApiScaler implements Scaler {
   }
 
   close(): void {
-    this.closed = true;
-    const agent = this.agent;
-    this.agent = undefined;
-    this.dispatcher = undefined;
-    agent?.destroy().catch(() => undefined);
+    this.client.close();
   }
 
   private extract(doc: unknown): number {
@@ -254,62 +224,9 @@ class MetricsApiScaler implements Scaler {
     throw this.fail(`value at "${this.valueLocation}" is not a number (got ${kind})`);
   }
 
-  /** One dispatcher (and one TLS context) per trust bundle: rebuilt only when the trust changes. */
-  private currentDispatcher(): Dispatcher {
-    const trust = this.ctx.trust.caBundle();
-    if (this.dispatcher && this.dispatcherCa === trust) return this.dispatcher;
-    // Plain HTTP needs no TLS context at all; HTTPS without client material shares one per bundle.
-    const secureContext: SecureContext | undefined =
-      this.url.protocol !== 'https:' ? undefined
-      : this.tlsMaterial.cert || this.tlsMaterial.ca ? upstreamContext(trust, this.tlsMaterial)
-      : sharedUpstreamContext(trust);
-    // The whole call is bounded by timeoutMs through the abort signal; undici's own timers are
-    // only a backstop, set later so that the signal (and its clear message) always wins.
-    const backstop = this.ctx.timeoutMs + 1000;
-    const agent = new Agent({
-      connect: { ...(secureContext ? { secureContext } : {}), rejectUnauthorized: !this.unsafeSsl, timeout: backstop },
-      headersTimeout: backstop,
-      bodyTimeout: backstop,
-      allowH2: false,
-    });
-    const old = this.agent;
-    this.agent = agent;
-    this.dispatcherCa = trust;
-    this.dispatcher = agent.compose(
-      interceptors.redirect({ maxRedirections: MAX_REDIRECTS, throwOnMaxRedirect: true, stripHeadersOnCrossOriginRedirect: this.stripOnCrossOrigin }),
-    );
-    // Requests still running on the old one finish; its idle connections go.
-    old?.close().catch(() => undefined);
-    return this.dispatcher;
-  }
-
   private fail(problem: string): ScalerError {
-    return new ScalerError(this.scrub(`${TYPE} ${this.shownUrl}: ${problem}`));
+    return new ScalerError(this.scrubber.scrub(`${TYPE} ${this.shownUrl}: ${problem}`));
   }
-
-  private scrub(message: string): string {
-    let out = message;
-    for (const s of this.secrets) out = out.split(s).join('[redacted]');
-    return out;
-  }
-}
-
-// Upstreams are third-party servers we do not control: TLS 1.2 is the floor, not 1.3 as for our
-// own endpoints.
-function upstreamContext(trust: string, material: { ca?: string; cert?: string; key?: string }): SecureContext {
-  return createSecureContext({
-    ca: material.ca ? `${trust}\n${material.ca}` : trust,
-    ...(material.cert ? { cert: material.cert, key: material.key } : {}),
-    minVersion: 'TLSv1.2',
-  });
-}
-
-// Parsing the system roots costs milliseconds and most of a megabyte per context: every scaler
-// that trusts exactly the shared bundle uses the same context, rebuilt when the bundle changes.
-let shared: { trust: string; context: SecureContext } | undefined;
-function sharedUpstreamContext(trust: string): SecureContext {
-  if (shared?.trust !== trust) shared = { trust, context: upstreamContext(trust, {}) };
-  return shared.context;
 }
 
 // --- valueLocation ------------------------------------------------------------------------------
@@ -373,15 +290,6 @@ function lookup(doc: unknown, path: PathSegment[]): Lookup {
 
 // --- numbers ------------------------------------------------------------------------------------
 
-const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-function parseNumber(name: string, raw: string): number {
-  const s = raw.trim();
-  const n = DECIMAL.test(s) ? Number(s) : NaN;
-  if (!Number.isFinite(n)) throw configError(`${name} "${raw}" is not a number`);
-  return n;
-}
-
 /**
  * A string value, read as KEDA does (Kubernetes resource.ParseQuantity): "12.5", "-3", "250m",
  * "1Ki", "2e3". undefined when it is not one.
@@ -396,114 +304,12 @@ function quantityValue(s: string): number | undefined {
   }
 }
 
-/** Go's strconv.ParseBool. */
-function parseBool(name: string, raw: string): boolean {
-  const s = raw.trim();
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(s)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s)) return false;
-  throw configError(`${name} "${raw}" is not a boolean (true or false)`);
-}
-
-// --- TLS client material ------------------------------------------------------------------------
-
-function checkClientPair(cert: string, key: string): { cert: string; key: string } {
-  try {
-    const certs = parseCertificates('auth parameter "cert"', cert);
-    const keyObject = parsePrivateKey('auth parameter "key"', key);
-    if (!new X509Certificate(certs[0]!.raw).checkPrivateKey(keyObject)) {
-      throw configError('authMode tls: the key does not match the certificate');
-    }
-  } catch (err) {
-    if (err instanceof MaterialError) throw configError(`authMode tls: ${err.message}`);
-    throw err;
-  }
-  return { cert, key };
-}
-
-function checkCa(ca: string): string {
-  try {
-    return parseCertificates('auth parameter "ca"', ca)
-      .map((c) => c.toString().trim())
-      .join('\n');
-  } catch (err) {
-    throw configError(`authMode tls: ${(err as Error).message}`);
-  }
-}
-
-// --- HTTP ---------------------------------------------------------------------------------------
-
-async function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<{ text: string; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      chunks.push(chunk.subarray(0, chunk.length - (size - limit)));
-      body.destroy();
-      return { text: Buffer.concat(chunks).toString('utf8'), truncated: true };
-    }
-    chunks.push(chunk);
-  }
-  return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
-}
-
-/** OpenSSL's verification failures: the answer to these is trust (a CA in --ca-dir, or `ca`). */
-const VERIFY_CODES = /^(UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)/;
-
-function describeNetworkError(err: unknown, httpsWithoutClientCert: boolean): string {
-  const e = err as NodeJS.ErrnoException & { errors?: unknown[]; cause?: unknown };
-  // Happy eyeballs reports an AggregateError with an empty message; the first attempt says it.
-  const inner = (e?.message === '' && Array.isArray(e.errors) && e.errors.length > 0 ? e.errors[0] : e) as NodeJS.ErrnoException;
-  const code = inner?.code ?? e?.code;
-  // Node appends advice about --use-system-ca to verification errors; ours is the one that applies.
-  const message = (inner?.message || String(err)).replace(/; if the root CA is installed locally.*$/s, '');
-  if (code && VERIFY_CODES.test(code)) {
-    return `TLS: the upstream's certificate is not trusted: ${message} (${code}); put its CA in a --ca-dir folder or the trigger's ca`;
-  }
-  if (code && /^ERR_(SSL|TLS)_/.test(code)) return `TLS handshake failed: ${message} (${code})`;
-  if (code === 'ECONNREFUSED') return `connection refused (${message})`;
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve the host (${message})`;
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timed out (${message})`;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `the upstream went silent (${message})`;
-  if (code === 'UND_ERR_MAX_REDIRECTIONS') return `more than ${MAX_REDIRECTS} redirects`;
-  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') {
-    // With TLS 1.3 a server refuses a missing or untrusted client certificate after the
-    // handshake, so the client only sees the connection close.
-    const hint = httpsWithoutClientCert ? ' (an upstream that requires a client certificate does this: see authMode tls)' : '';
-    return `the upstream closed the connection: ${message}${hint}`;
-  }
-  return `request failed: ${message}${code ? ` (${code})` : ''}`;
-}
-
 // --- helpers ------------------------------------------------------------------------------------
 
 function configError(message: string): ScalerConfigError {
-  return new ScalerConfigError(`${TYPE}: ${message}`);
+  return upstreamConfigError(TYPE, message);
 }
 
-function nonEmpty(v: string | undefined): string | undefined {
-  return v === undefined || v.trim() === '' ? undefined : v;
-}
-
-function basicAuth(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-}
-
-/** The URL for messages: without userinfo, with every query value replaced (any may be a key). */
-function showUrl(url: URL): string {
-  const u = new URL(url.href);
-  u.username = '';
-  u.password = '';
-  const names = [...new Set([...u.searchParams.keys()])];
-  u.search = '';
-  const query = names.map((n) => `${encodeURIComponent(n)}=***`).join('&');
-  return `${u.origin}${u.pathname}${query ? `?${query}` : ''}`;
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s+/g, ' ').trim();
-}
-
-function truncate(s: string, n: number): string {
-  return s.length > n ? `${s.slice(0, n)}…` : s;
+function parseNumber(name: string, raw: string): number {
+  return upstreamParseNumber(TYPE, name, raw);
 }

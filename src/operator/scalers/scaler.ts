@@ -36,6 +36,12 @@ export interface ScalerContext {
   timeoutMs: number;
   /** For the few things a scaler must say itself (e.g. `unsafeSsl` in use); optional. */
   log?: Logger;
+  /**
+   * Build only to validate the trigger (an admission webhook, which cannot read the Secrets behind
+   * an authenticationRef): invalid metadata is still refused, absent auth parameters are not.
+   * Such a scaler never queries its upstream.
+   */
+  validateOnly?: boolean;
 }
 
 export type ScalerFactory = (ctx: ScalerContext) => Scaler;

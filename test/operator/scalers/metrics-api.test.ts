@@ -101,9 +101,20 @@ const json = (body: unknown, status = 200): Handler => (_req, res) => {
   res.end(typeof body === 'string' ? body : JSON.stringify(body));
 };
 
-function makeScaler(metadata: Record<string, string>, o: { auth?: AuthParams; trust?: CustomCaTrust; timeoutMs?: number; index?: number; metricType?: Trigger['metricType'] } = {}): Scaler {
+function makeScaler(
+  metadata: Record<string, string>,
+  o: { auth?: AuthParams; trust?: CustomCaTrust; timeoutMs?: number; index?: number; metricType?: Trigger['metricType']; validateOnly?: boolean } = {},
+): Scaler {
   const trigger: Trigger = { type: 'metrics-api', metadata, ...(o.metricType ? { metricType: o.metricType } : {}) };
-  const ctx: ScalerContext = { triggerIndex: o.index ?? 0, trigger, auth: o.auth ?? {}, trust: o.trust ?? trust, timeoutMs: o.timeoutMs ?? 5000, log };
+  const ctx: ScalerContext = {
+    triggerIndex: o.index ?? 0,
+    trigger,
+    auth: o.auth ?? {},
+    trust: o.trust ?? trust,
+    timeoutMs: o.timeoutMs ?? 5000,
+    log,
+    ...(o.validateOnly ? { validateOnly: true } : {}),
+  };
   const s = createScaler(ctx);
   t.teardown(() => s.close());
   return s;
@@ -389,11 +400,42 @@ t.test('configuration errors', async (t) => {
   for (const [md, re] of cases) t.match(configFailure(() => makeScaler(md)), re, JSON.stringify(md));
   t.doesNotThrow(() => makeScaler({ ...ok, format: 'json' }));
   t.match(
-    configFailure(() => createScaler({ triggerIndex: 0, trigger: { type: 'prometheus', metadata: {} }, auth: {}, trust, timeoutMs: 1000 })),
-    /^unsupported trigger type "prometheus" \(supported: metrics-api\)$/,
+    configFailure(() => createScaler({ triggerIndex: 0, trigger: { type: 'kafka', metadata: {} }, auth: {}, trust, timeoutMs: 1000 })),
+    /^unsupported trigger type "kafka" \(supported: metrics-api, prometheus\)$/,
   );
   t.match(configFailure(() => createScaler({ triggerIndex: 0, trigger: { type: 'constructor', metadata: {} }, auth: {}, trust, timeoutMs: 1000 })), /unsupported trigger type/);
   t.equal(scalerFactories['metrics-api'], createMetricsApiScaler);
+});
+
+t.test('validateOnly: the metadata is checked, absent auth parameters are not an error', async (t) => {
+  const ok = { url: 'https://example.test/m', valueLocation: 'v', targetValue: '1' };
+  const vo = (md: Record<string, string>, auth: AuthParams = {}) => makeScaler(md, { validateOnly: true, auth });
+  for (const authMode of ['bearer', 'basic', 'tls', 'apiKey']) {
+    t.doesNotThrow(() => vo({ ...ok, authMode }), `authMode ${authMode} without its parameters`);
+    t.throws(() => makeScaler({ ...ok, authMode }), ScalerConfigError, `authMode ${authMode} without its parameters, not validating: refused`);
+  }
+  t.doesNotThrow(() => vo({ ...ok, authMode: 'tls' }, { cert: clientCert.certPem }), 'a cert without its key');
+  const s = vo({ ...ok, authMode: 'bearer' });
+  t.equal(s.metricName, 's0-metric-api-v');
+  t.equal(s.targetValue, 1);
+  t.match(await failure(value(s)), /^metrics-api https:\/\/example\.test\/m: this scaler was built to validate the trigger only/, 'and it never queries');
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ valueLocation: 'v', targetValue: '1' }, /no url given/],
+    [{ ...ok, url: 'ftp://example.test/x' }, /url must be http or https/],
+    [{ url: ok.url, valueLocation: 'v' }, /no targetValue given/],
+    [{ ...ok, targetValue: 'abc' }, /targetValue "abc" is not a number/],
+    [{ ...ok, valueLocation: 'items.*' }, /only dotted keys/],
+    [{ ...ok, authMode: 'oauth' }, /authMode "oauth" is not supported/],
+    [{ ...ok, authMode: 'apiKey', method: 'body' }, /method "body" is not supported/],
+    [{ ...ok, unsafeSsl: 'maybe' }, /unsafeSsl "maybe" is not a boolean/],
+  ];
+  for (const [md, re] of cases) t.match(configFailure(() => vo(md)), re, JSON.stringify(md));
+  // What is given is still checked.
+  t.match(configFailure(() => vo({ ...ok, authMode: 'tls' }, { cert: clientCert.certPem, key: otherClient.keyPem })), /key does not match the certificate/);
+  t.match(configFailure(() => vo({ ...ok, authMode: 'tls' }, { ca: 'not a ca' })), /auth parameter "ca": no PEM CERTIFICATE/);
+  const unsafeUrl = 'https://validate-only.test/m';
+  vo({ ...ok, url: unsafeUrl, unsafeSsl: 'true' });
+  t.notOk(logLines.some((l) => l.msg.includes(unsafeUrl)), 'no unsafeSsl warning for a validation');
 });
 
 t.test('a key with an escaped dot', async (t) => {

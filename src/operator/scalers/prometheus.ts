@@ -1,0 +1,355 @@
+// KEDA's `prometheus` scaler: one instant PromQL query against Prometheus' HTTP API (or anything
+// that speaks it: Thanos querier, Cortex/Mimir, VictoriaMetrics, an authenticating proxy).
+// https://keda.sh/docs/latest/scalers/prometheus/
+//
+// Metadata (as KEDA): serverAddress, query, threshold, activationThreshold, namespace (sent as the
+// `namespace` query parameter, for multi-tenant queriers), customHeaders (`k1=v1,k2=v2`),
+// queryParameters (`k1=v1,...`), ignoreNullValues (default true), unsafeSsl, timeout (ms) and
+// authModes (comma list of bearer, basic, tls, custom). The secrets come from the trigger's
+// authentication only, with KEDA's names: bearerToken; username/password; cert/key/keyPassword/ca;
+// customAuthHeader/customAuthValue. An auth parameter `ca` is trusted in every mode.
+//
+// The request is KEDA's: GET <serverAddress>/api/v1/query?query=<q>&time=<now, RFC 3339>, plus
+// namespace and the extra parameters. The answer must be one sample (a one-series vector, or a
+// scalar) holding a finite number; anything else is a ScalerError saying what came back. Where
+// KEDA differs, we say so rather than return a number nobody asked for: NaN and ±Inf are errors
+// (KEDA hands NaN on, and turns ±Inf into 0 under ignoreNullValues).
+import {
+  SecretScrubber,
+  UpstreamClient,
+  basicAuth,
+  checkCa,
+  checkClientPair,
+  configError as upstreamConfigError,
+  httpStatusProblem,
+  nonEmpty,
+  oneLine,
+  optionalBool,
+  parseNumber,
+  showUrl,
+  takeUrlCredentials,
+  truncate,
+  warnUnsafeSslOnce,
+  type TlsMaterial,
+} from './http-upstream.js';
+import { metricNameFor, normalizeMetricName } from './metric-name.js';
+import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
+
+const TYPE = 'prometheus';
+const AUTH_MODES = ['bearer', 'basic', 'tls', 'custom'] as const;
+type AuthMode = (typeof AUTH_MODES)[number];
+/** How much of the query is repeated in a message. */
+const QUERY_CHARS = 200;
+/** RFC 7230 token: what a header name may be. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Parameters the scaler sets itself: queryParameters may not replace them. */
+const OWN_PARAMETERS = ['query', 'time', 'namespace'];
+
+export const createPrometheusScaler: ScalerFactory = (ctx) => new PrometheusScaler(ctx);
+
+class PrometheusScaler implements Scaler {
+  readonly metricName: string;
+  readonly targetValue: number;
+  private readonly activationThreshold: number;
+  /** `<serverAddress>/api/v1/query`, without credentials or query. */
+  private readonly endpoint: URL;
+  private readonly shownUrl: string;
+  private readonly query: string;
+  private readonly namespace: string | undefined;
+  private readonly queryParameters: [string, string][];
+  private readonly ignoreNullValues: boolean;
+  private readonly headers: Record<string, string>;
+  private readonly scrubber: SecretScrubber;
+  private readonly client: UpstreamClient;
+  private readonly validateOnly: boolean;
+
+  constructor(ctx: ScalerContext) {
+    const md = ctx.trigger.metadata ?? {};
+    const auth = ctx.auth ?? {};
+    // Validation only (an admission webhook, which cannot read Secrets): every metadata value is
+    // checked, absent auth parameters are not an error, and the scaler never sends a request.
+    this.validateOnly = ctx.validateOnly === true;
+    const missing = (message: string): void => {
+      if (!this.validateOnly) throw configError(message);
+    };
+
+    // --- what to ask ---------------------------------------------------------------------------
+    const address = nonEmpty(md.serverAddress)?.trim();
+    if (address === undefined) throw configError('no serverAddress given in metadata');
+    let server: URL;
+    try {
+      server = new URL(address);
+    } catch {
+      throw configError(`serverAddress "${truncate(address, 100)}" is not a valid URL`);
+    }
+    if (server.protocol !== 'http:' && server.protocol !== 'https:') {
+      throw configError(`serverAddress must be http or https, not ${server.protocol.replace(/:$/, '')}`);
+    }
+    if (server.search !== '' || server.hash !== '') {
+      throw configError('serverAddress must not have a query or fragment (use queryParameters for extra parameters)');
+    }
+    const query = nonEmpty(md.query);
+    if (query === undefined) throw configError('no query given in metadata');
+    this.query = query;
+
+    // KEDA requires the threshold for this scaler (Utilization is for cpu and memory only).
+    const threshold = nonEmpty(md.threshold);
+    if (threshold === undefined) throw configError('no threshold given in metadata');
+    this.targetValue = parseNumber(TYPE, 'threshold', threshold);
+    const activation = nonEmpty(md.activationThreshold);
+    this.activationThreshold = activation === undefined ? 0 : parseNumber(TYPE, 'activationThreshold', activation);
+
+    this.namespace = nonEmpty(md.namespace)?.trim();
+    const customHeaders = parsePairs('customHeaders', md.customHeaders);
+    for (const [name, value] of customHeaders) {
+      if (!HEADER_NAME.test(name)) throw configError(`customHeaders: "${truncate(name, 64)}" is not a valid header name`);
+      if (/[\r\n\0]/.test(value)) throw configError(`customHeaders: the value of "${name}" has a line break`);
+    }
+    this.queryParameters = parsePairs('queryParameters', md.queryParameters);
+    for (const [name] of this.queryParameters) {
+      if (OWN_PARAMETERS.includes(name)) throw configError(`queryParameters: "${name}" is set by the scaler itself${name === 'namespace' ? ' (use the namespace metadata)' : ''}`);
+    }
+    this.ignoreNullValues = optionalBool(TYPE, md, 'ignoreNullValues', true);
+    const unsafeSsl = optionalBool(TYPE, md, 'unsafeSsl', false);
+    const timeout = nonEmpty(md.timeout);
+    let timeoutMs = ctx.timeoutMs;
+    if (timeout !== undefined) {
+      if (!/^\d+$/.test(timeout.trim()) || Number(timeout) <= 0) throw configError(`timeout "${timeout}" is not a positive whole number of milliseconds`);
+      timeoutMs = Number(timeout);
+    }
+    this.metricName = metricNameFor(ctx.triggerIndex, normalizeMetricName(TYPE));
+
+    // --- how to authenticate -------------------------------------------------------------------
+    // customHeaders first: the auth modes set theirs over them, as KEDA does.
+    const headers: Record<string, string> = {};
+    for (const [name, value] of customHeaders) headers[name.toLowerCase()] = value;
+    headers.accept ??= 'application/json';
+    const secrets: string[] = [];
+    const tlsMaterial: TlsMaterial = {};
+    const modes = parseAuthModes(md.authModes);
+    const param = (name: string): string | undefined => nonEmpty(auth[name]);
+    for (const mode of modes) {
+      switch (mode) {
+        case 'bearer': {
+          const token = param('bearerToken')?.trim();
+          if (token === undefined) {
+            missing('authModes bearer: no bearerToken given in the trigger authentication');
+            break;
+          }
+          headers.authorization = `Bearer ${token}`;
+          secrets.push(token, headers.authorization);
+          break;
+        }
+        case 'basic': {
+          const username = param('username');
+          // The password is optional, as in KEDA.
+          const password = auth.password ?? '';
+          secrets.push(password);
+          if (username === undefined) {
+            missing('authModes basic: no username given in the trigger authentication');
+            break;
+          }
+          headers.authorization = basicAuth(username, password);
+          secrets.push(headers.authorization.slice('Basic '.length));
+          break;
+        }
+        case 'tls': {
+          const cert = param('cert');
+          const key = param('key');
+          const keyPassword = auth.keyPassword === undefined || auth.keyPassword === '' ? undefined : auth.keyPassword;
+          if (keyPassword !== undefined) secrets.push(keyPassword);
+          if (cert === undefined) missing('authModes tls: no cert given in the trigger authentication');
+          else if (key === undefined) missing('authModes tls: no key given in the trigger authentication');
+          else Object.assign(tlsMaterial, checkClientPair(TYPE, 'authModes tls', cert, key, { value: keyPassword }));
+          break;
+        }
+        case 'custom': {
+          const header = param('customAuthHeader')?.trim();
+          const value = auth.customAuthValue;
+          if (value !== undefined) secrets.push(value);
+          if (header === undefined) {
+            missing('authModes custom: no customAuthHeader given in the trigger authentication');
+            break;
+          }
+          if (!HEADER_NAME.test(header)) throw configError(`authModes custom: customAuthHeader "${truncate(header, 64)}" is not a valid header name`);
+          if (nonEmpty(value) === undefined) {
+            missing('authModes custom: no customAuthValue given in the trigger authentication');
+            break;
+          }
+          if (/[\r\n\0]/.test(value!)) throw configError('authModes custom: customAuthValue has a line break');
+          headers[header.toLowerCase()] = value!;
+          break;
+        }
+      }
+    }
+    // A CA for the server: trusted whatever the modes (KEDA builds its TLS config from it alone).
+    const ca = param('ca');
+    if (ca !== undefined) tlsMaterial.ca = checkCa(TYPE, '', ca);
+
+    // Credentials in serverAddress: Go's client sends them as basic auth, so do we.
+    const inUrl = takeUrlCredentials(TYPE, 'serverAddress', server);
+    if (inUrl) {
+      secrets.push(inUrl.password);
+      if (headers.authorization === undefined) {
+        headers.authorization = basicAuth(inUrl.user, inUrl.password);
+        secrets.push(headers.authorization.slice('Basic '.length));
+      }
+    }
+    // KEDA appends the path to the address as written; a trailing slash would make it `//api`.
+    server.pathname = `${server.pathname.replace(/\/+$/, '')}/api/v1/query`;
+    this.endpoint = server;
+    this.headers = headers;
+    this.scrubber = new SecretScrubber(secrets);
+    this.shownUrl = showUrl(server);
+    this.client = new UpstreamClient({
+      trust: ctx.trust,
+      timeoutMs,
+      https: server.protocol === 'https:',
+      unsafeSsl,
+      tls: tlsMaterial,
+      // Custom auth and custom headers are credentials too, for all we know: not for another origin.
+      stripOnCrossOrigin: Object.keys(headers).filter((h) => h !== 'accept' && h !== 'authorization'),
+      clientCertHint: 'see authModes tls',
+      clientCertRefusedHint: 'does it trust the CA that issued the auth parameter cert?',
+      fail: (problem) => this.fail(problem),
+    });
+
+    if (unsafeSsl && !this.validateOnly) warnUnsafeSslOnce(ctx.log, TYPE, this.shownUrl);
+  }
+
+  isActive(value: number): boolean {
+    return value > this.activationThreshold; // KEDA: strictly above the activation threshold
+  }
+
+  async getMetricValue(signal: AbortSignal): Promise<number> {
+    if (this.validateOnly) throw this.fail('this scaler was built to validate the trigger only, not to query');
+    const url = new URL(this.endpoint.href);
+    url.searchParams.set('query', this.query);
+    // Go's time.RFC3339: whole seconds, UTC.
+    url.searchParams.set('time', new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+    if (this.namespace !== undefined) url.searchParams.set('namespace', this.namespace);
+    for (const [k, v] of this.queryParameters) url.searchParams.append(k, v);
+
+    const res = await this.client.get(url, this.headers, signal);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(res.text);
+    } catch (err) {
+      if (!res.ok) throw this.fail(httpStatusProblem(res.status, res.text) + authHint(res.status));
+      throw this.fail(`the answer is not valid JSON (${(err as Error).message}): is serverAddress a Prometheus API?`);
+    }
+    const body = (doc ?? {}) as PromResponse;
+    if (body.status === 'error' || (!res.ok && typeof body.error === 'string')) {
+      const kind = typeof body.errorType === 'string' && body.errorType !== '' ? `${body.errorType}: ` : '';
+      throw this.fail(`the query failed (HTTP ${res.status}): ${kind}${oneLine(String(body.error ?? 'no error message'))} (query: ${this.shownQuery()})`);
+    }
+    if (!res.ok) throw this.fail(httpStatusProblem(res.status, res.text) + authHint(res.status));
+    if (body.status !== 'success' || body.data === null || typeof body.data !== 'object') {
+      throw this.fail('the answer is not a Prometheus query response (no "status": "success" with "data"): is serverAddress a Prometheus API?');
+    }
+    return this.extract(body.data);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private extract(data: NonNullable<PromResponse['data']>): number {
+    const { resultType, result } = data;
+    if (resultType === 'scalar') return this.sampleValue(result, 'the scalar');
+    if (resultType !== 'vector') {
+      throw this.fail(`the query returned a ${typeof resultType === 'string' ? resultType : 'result of no known type'}, expected an instant vector or a scalar (query: ${this.shownQuery()})`);
+    }
+    if (!Array.isArray(result)) throw this.fail('the answer\'s vector has no result list');
+    if (result.length === 0) {
+      if (this.ignoreNullValues) return 0;
+      throw this.fail(`query returned no series, and ignoreNullValues is false: the target may be lost (query: ${this.shownQuery()})`);
+    }
+    if (result.length > 1) {
+      throw this.fail(`query returned ${result.length} series, expected 1: aggregate them, e.g. with sum() (query: ${this.shownQuery()})`);
+    }
+    const series = result[0] as { value?: unknown; metric?: unknown } | null;
+    return this.sampleValue(series?.value, 'the sample');
+  }
+
+  /** A `[<unix time>, "<value>"]` pair, as the API encodes every sample. */
+  private sampleValue(pair: unknown, what: string): number {
+    if (!Array.isArray(pair) || pair.length < 2 || typeof pair[1] !== 'string') {
+      throw this.fail(`${what} is not a [time, "value"] pair (got ${truncate(JSON.stringify(pair) ?? String(pair), 64)})`);
+    }
+    const raw = pair[1];
+    const n = promFloat(raw);
+    if (n === undefined) throw this.fail(`${what} value ${JSON.stringify(truncate(raw, 64))} is not a number`);
+    if (!Number.isFinite(n)) throw this.fail(`the query returned ${raw}, not a finite number (query: ${this.shownQuery()})`);
+    return n;
+  }
+
+  private shownQuery(): string {
+    return truncate(oneLine(this.query), QUERY_CHARS);
+  }
+
+  private fail(problem: string): ScalerError {
+    return new ScalerError(this.scrubber.scrub(`${TYPE} ${this.shownUrl}: ${problem}`));
+  }
+}
+
+interface PromResponse {
+  status?: unknown;
+  errorType?: unknown;
+  error?: unknown;
+  data?: { resultType?: unknown; result?: unknown } | null;
+}
+
+/** Prometheus' float encoding (Go's strconv.FormatFloat 'f', -1): decimals, exponents, NaN, ±Inf. */
+function promFloat(raw: string): number | undefined {
+  const s = raw.trim();
+  if (s === 'NaN') return NaN;
+  if (/^\+?Inf$/.test(s)) return Infinity;
+  if (s === '-Inf') return -Infinity;
+  if (!/^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/.test(s)) return undefined;
+  return Number(s);
+}
+
+/** A word on 401 and 403: the answer to those is the trigger's authentication. */
+function authHint(status: number): string {
+  if (status === 401) return ' (the server wants credentials: check authModes and the trigger authentication)';
+  if (status === 403) return ' (the server refused these credentials: check authModes and the trigger authentication)';
+  return '';
+}
+
+/**
+ * KEDA's `k1=v1,k2=v2` lists: entries separated by commas, key and value by the first `=`, both
+ * trimmed. An entry without `=` or with an empty key is a configuration error.
+ */
+function parsePairs(name: string, raw: string | undefined): [string, string][] {
+  if (nonEmpty(raw) === undefined) return [];
+  const out: [string, string][] = [];
+  for (const entry of raw!.split(',')) {
+    if (entry.trim() === '') continue;
+    const eq = entry.indexOf('=');
+    if (eq < 0) throw configError(`${name}: "${truncate(entry.trim(), 64)}" is not key=value (the format is k1=v1,k2=v2)`);
+    const key = entry.slice(0, eq).trim();
+    if (key === '') throw configError(`${name}: "${truncate(entry.trim(), 64)}" has an empty key`);
+    out.push([key, entry.slice(eq + 1).trim()]);
+  }
+  return out;
+}
+
+function parseAuthModes(raw: string | undefined): AuthMode[] {
+  if (nonEmpty(raw) === undefined) return [];
+  const modes: AuthMode[] = [];
+  for (const item of raw!.split(',')) {
+    const mode = item.trim();
+    if (mode === '') continue;
+    if (!(AUTH_MODES as readonly string[]).includes(mode)) throw configError(`authModes: "${truncate(mode, 32)}" is not supported (one of: ${AUTH_MODES.join(', ')})`);
+    if (!modes.includes(mode as AuthMode)) modes.push(mode as AuthMode);
+  }
+  // Each of these sets the request's credentials header: two would fight over it.
+  const header = modes.filter((m) => m !== 'tls');
+  if (header.length > 1) throw configError(`authModes: ${header.join(' and ')} cannot be combined (each sets the request's credentials; tls combines with any)`);
+  return modes;
+}
+
+function configError(message: string): ScalerConfigError {
+  return upstreamConfigError(TYPE, message);
+}

@@ -1,0 +1,416 @@
+// A real Prometheus server for tests: Debian's /usr/bin/prometheus on 127.0.0.1, scraping every
+// second a /metrics target whose gauges the test sets, optionally behind TLS (with or without
+// required client certificates) and basic auth through its --web.config.file. For the auth that
+// Prometheus does not do itself (bearer tokens, custom headers) there is a small HTTPS reverse
+// proxy in front of it, the way kube-rbac-proxy or a Thanos querier gateway is deployed.
+//
+// Every process and server started here is stopped at the test's teardown. Prometheus runs under
+// a tiny shell watchdog that stops it as soon as this process's end of a pipe closes, so not even
+// a test process that is killed outright leaves a Prometheus running.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Debian's package puts it at /usr/bin/prometheus; scripts/require-system-tools.mjs installs it. */
+export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? 'prometheus';
+
+/** What the helpers need of a tap test. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+// --- the scrape target ------------------------------------------------------------------------
+
+export interface MetricsTarget {
+  /** host:port, as Prometheus' static_configs want it. */
+  readonly address: string;
+  /** Scrapes served so far. */
+  readonly scrapes: number;
+  /** Sets a gauge sample (NaN and ±Infinity are written as Prometheus writes them). */
+  set(name: string, value: number, labels?: Record<string, string>): void;
+  /** Removes a sample: Prometheus marks the series stale at the next scrape. */
+  remove(name: string, labels?: Record<string, string>): void;
+}
+
+/** A node:http server on 127.0.0.1 that answers /metrics in the text exposition format. */
+export async function startMetricsTarget(t: Teardown): Promise<MetricsTarget> {
+  const samples = new Map<string, { name: string; labels: string; value: number }>();
+  let scrapes = 0;
+  const labelText = (labels: Record<string, string> = {}): string => {
+    const parts = Object.entries(labels)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+    return parts.length ? `{${parts.join(',')}}` : '';
+  };
+  const formatValue = (v: number): string => (Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v));
+  const server = createHttpServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    scrapes++;
+    const names = [...new Set([...samples.values()].map((s) => s.name))].sort();
+    const lines: string[] = [];
+    for (const name of names) {
+      lines.push(`# TYPE ${name} gauge`);
+      for (const s of samples.values()) if (s.name === name) lines.push(`${name}${s.labels} ${formatValue(s.value)}`);
+    }
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    res.end(`${lines.join('\n')}\n`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => closeServer(server));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    address: `127.0.0.1:${port}`,
+    get scrapes() {
+      return scrapes;
+    },
+    set(name, value, labels) {
+      const l = labelText(labels);
+      samples.set(`${name}${l}`, { name, labels: l, value });
+    },
+    remove(name, labels) {
+      samples.delete(`${name}${labelText(labels)}`);
+    },
+  };
+}
+
+// --- Prometheus -------------------------------------------------------------------------------
+
+export interface PrometheusOptions {
+  target: MetricsTarget;
+  /** Serve HTTPS with this certificate (its `ca` is what the helper's own client trusts). */
+  tls?: {
+    cert: string;
+    key: string;
+    /** The CA that issued `cert`: for the helper's own requests (readiness, the proxy). */
+    ca: string;
+    /** Require client certificates signed by this CA (client_auth_type RequireAndVerifyClientCert). */
+    clientCa?: string;
+    /** The client certificate the helper's own requests present when clientCa is set. */
+    client?: { cert: string; key: string };
+  };
+  /** Require basic auth. Prometheus stores bcrypt hashes only: the test gives the hash too. */
+  basicAuth?: { username: string; password: string; bcryptHash: string };
+  /** How long start-up may take, readiness and the first scrape included (default 90 s). */
+  startTimeoutMs?: number;
+}
+
+/** How to talk to a Prometheus (or anything in front of it) as a trusted client. */
+export interface ClientOptions {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  headers?: Record<string, string>;
+}
+
+export interface PrometheusServer {
+  /** http(s)://127.0.0.1:<port>: what a trigger's serverAddress is. */
+  readonly url: string;
+  readonly port: number;
+  /** What the helper's own requests use (trust, client certificate, basic auth). */
+  readonly client: ClientOptions;
+  /** An instant query through the helper's own client: the parsed JSON answer. */
+  query(promql: string): Promise<PromAnswer>;
+  /** The last lines Prometheus logged. */
+  logs(): string;
+}
+
+export interface PromAnswer {
+  status: string;
+  data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] };
+  error?: string;
+}
+
+const LOG_KEEP_CHARS = 20_000;
+
+/**
+ * Starts Prometheus and waits until it is ready and has scraped the target once. Stopped (and its
+ * storage removed) at teardown. A port lost to a race between choosing and binding it is retried.
+ */
+export async function startPrometheus(t: Teardown, opts: PrometheusOptions): Promise<PrometheusServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'keda-ts-prometheus-'));
+  const started: Watched[] = [];
+  // In this order: every process stopped, then its storage removed. At teardown, and right away
+  // when start-up fails (a test file that fails at its top level may not get to its teardowns).
+  let cleaned: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaned ??= (async () => {
+      await Promise.all(started.map((p) => p.stop()));
+      await rm(dir, { recursive: true, force: true });
+    })());
+  t.teardown(cleanUp);
+  try {
+    return await launch(opts, dir, started);
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
+}
+
+async function launch(opts: PrometheusOptions, dir: string, started: Watched[]): Promise<PrometheusServer> {
+  const scheme = opts.tls ? 'https' : 'http';
+  const client: ClientOptions = {
+    ...(opts.tls ? { ca: opts.tls.ca } : {}),
+    ...(opts.tls?.clientCa && opts.tls.client ? { cert: opts.tls.client.cert, key: opts.tls.client.key } : {}),
+    ...(opts.basicAuth ? { headers: { authorization: `Basic ${Buffer.from(`${opts.basicAuth.username}:${opts.basicAuth.password}`).toString('base64')}` } } : {}),
+  };
+
+  await writeFile(
+    join(dir, 'prometheus.yml'),
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  scrape_timeout: 1s',
+      '  evaluation_interval: 1m',
+      'scrape_configs:',
+      '  - job_name: target',
+      '    static_configs:',
+      `      - targets: ['${opts.target.address}']`,
+      '',
+    ].join('\n'),
+  );
+  const args = ['--config.file', join(dir, 'prometheus.yml'), '--storage.tsdb.retention.time', '1h', '--log.level', 'info'];
+  if (opts.tls || opts.basicAuth) {
+    const web: string[] = [];
+    if (opts.tls) {
+      await writeFile(join(dir, 'server.crt'), opts.tls.cert);
+      await writeFile(join(dir, 'server.key'), opts.tls.key, { mode: 0o600 });
+      web.push('tls_server_config:', `  cert_file: ${join(dir, 'server.crt')}`, `  key_file: ${join(dir, 'server.key')}`);
+      if (opts.tls.clientCa) {
+        await writeFile(join(dir, 'client-ca.crt'), opts.tls.clientCa);
+        web.push('  client_auth_type: RequireAndVerifyClientCert', `  client_ca_file: ${join(dir, 'client-ca.crt')}`);
+      }
+    }
+    if (opts.basicAuth) web.push('basic_auth_users:', `  ${opts.basicAuth.username}: '${opts.basicAuth.bcryptHash}'`);
+    await writeFile(join(dir, 'web.yml'), `${web.join('\n')}\n`);
+    args.push('--web.config.file', join(dir, 'web.yml'));
+  }
+
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
+  let lastError: Error | undefined;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const port = await freePort();
+    const storage = join(dir, `data-${attempt}`);
+    const proc = startWatched([...args, '--storage.tsdb.path', storage, '--web.listen-address', `127.0.0.1:${port}`]);
+    started.push(proc);
+    const server: PrometheusServer = {
+      url: `${scheme}://127.0.0.1:${port}`,
+      port,
+      client,
+      query: async (promql) => {
+        const res = await fetchText(`${scheme}://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(promql)}`, client);
+        try {
+          return JSON.parse(res.text) as PromAnswer;
+        } catch {
+          throw new Error(`Prometheus answered HTTP ${res.status}: ${res.text.slice(0, 200)}`);
+        }
+      },
+      logs: proc.logs,
+    };
+    try {
+      // Ready: the TSDB is open and the web handler serves.
+      await until(deadline, proc, async () => (await fetchText(`${server.url}/-/ready`, client)).status === 200);
+      // The first scrape landed (the scrape manager applies its targets only after ~5 s).
+      await until(deadline, proc, async () => {
+        const answer = await server.query('up{job="target"}');
+        return answer.data?.result.length === 1 && answer.data.result[0]!.value[1] === '1';
+      });
+      return server;
+    } catch (err) {
+      lastError = err as Error;
+      await proc.stop();
+      // Only a lost port is worth another try.
+      if (!/address already in use/.test(proc.logs()) || Date.now() > deadline) break;
+    }
+  }
+  throw lastError ?? new Error('Prometheus did not start');
+}
+
+interface Watched {
+  readonly exited: boolean;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+// The watchdog: Prometheus in the background, stopped with SIGTERM when our end of fd 3's pipe
+// closes (teardown, or this process dying in any way); `wait` then ends the shell with it.
+// Prometheus gets neither the pipe nor a terminal.
+const WATCHDOG = [
+  'exec 3<&0',
+  '"$@" 3<&- </dev/null &',
+  'child=$!',
+  'echo "watchdog-pid $child"',
+  '( cat <&3 >/dev/null; kill -TERM "$child" 2>/dev/null ) &',
+  'exec 3<&-',
+  'wait "$child"',
+].join('\n');
+
+function startWatched(args: string[]): Watched {
+  const child: ChildProcess = spawn('/bin/sh', ['-c', WATCHDOG, 'prometheus-watchdog', PROMETHEUS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let log = '';
+  let pid: number | undefined;
+  let exited = false;
+  const keep = (d: Buffer) => {
+    log = (log + d.toString()).slice(-LOG_KEEP_CHARS);
+    const m = /watchdog-pid (\d+)/.exec(log);
+    if (m && pid === undefined) pid = Number(m[1]);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  child.stdin!.on('error', () => undefined);
+  const exit = new Promise<void>((r) =>
+    child.once('exit', () => {
+      exited = true;
+      r();
+    }),
+  );
+  child.once('error', (err) => {
+    log += `\nspawn failed: ${err.message}`;
+    exited = true;
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      child.stdin!.end();
+      const timer = setTimeout(() => {
+        // Prometheus did not stop on SIGTERM within the grace time: no more asking.
+        if (pid !== undefined) tryKill(pid, 'SIGKILL');
+        if (child.pid !== undefined) tryKill(child.pid, 'SIGKILL');
+      }, 15_000);
+      if (!exited) await exit;
+      clearTimeout(timer);
+    })());
+  return {
+    get exited() {
+      return exited;
+    },
+    logs: () => log,
+    stop,
+  };
+}
+
+function tryKill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Polls `probe` until it says true; fails early when the process died, with its log. */
+async function until(deadline: number, proc: Watched, probe: () => Promise<boolean>): Promise<void> {
+  let lastError = '';
+  for (;;) {
+    if (proc.exited) {
+      const hint = /not found|No such file/.test(proc.logs()) ? ` (is it installed? "node scripts/require-system-tools.mjs" installs it)` : '';
+      throw new Error(`Prometheus (${PROMETHEUS_BIN}) exited during start-up${hint}:\n${proc.logs().slice(-4000)}`);
+    }
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`Prometheus did not become ready in time (last error: ${lastError || 'none'}):\n${proc.logs().slice(-4000)}`);
+    await sleep(100);
+  }
+}
+
+// --- a reverse proxy that checks credentials Prometheus cannot ----------------------------------
+
+export interface ProxyRequest {
+  url: string;
+  headers: IncomingHttpHeaders;
+  authorized: boolean;
+}
+
+export interface AuthProxy {
+  readonly url: string;
+  readonly requests: ProxyRequest[];
+}
+
+/**
+ * An HTTPS reverse proxy in front of `upstream`: a request that `authorize` accepts is forwarded
+ * (with the helper's own credentials for Prometheus), anything else gets 401 Unauthorized.
+ * Every request is recorded, so a test can see what the scaler sent.
+ */
+export async function startAuthProxy(
+  t: Teardown,
+  o: { upstream: PrometheusServer; cert: string; key: string; authorize: (req: IncomingMessage) => boolean },
+): Promise<AuthProxy> {
+  const requests: ProxyRequest[] = [];
+  const server = createHttpsServer({ cert: o.cert, key: o.key }, (req, res) => {
+    const authorized = o.authorize(req);
+    requests.push({ url: req.url ?? '', headers: req.headers, authorized });
+    if (!authorized) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="prometheus"' });
+      res.end('Unauthorized\n');
+      return;
+    }
+    fetchText(`${o.upstream.url}${req.url ?? '/'}`, o.upstream.client).then(
+      (up) => {
+        res.writeHead(up.status, { 'content-type': up.contentType ?? 'application/json' });
+        res.end(up.text);
+      },
+      (err: Error) => {
+        res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`bad gateway: ${err.message}\n`);
+      },
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => closeServer(server));
+  return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+}
+
+// --- small things -----------------------------------------------------------------------------
+
+function fetchText(url: string, c: ClientOptions, timeoutMs = 5000): Promise<{ status: number; text: string; contentType: string | undefined }> {
+  const u = new URL(url);
+  const doRequest = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = doRequest(
+      u,
+      {
+        method: 'GET',
+        agent: false,
+        headers: { ...(c.headers ?? {}), connection: 'close' },
+        timeout: timeoutMs,
+        ...(u.protocol === 'https:' ? { ca: c.ca, servername: 'localhost', ...(c.cert ? { cert: c.cert, key: c.key } : {}) } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), contentType: res.headers['content-type'] }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
