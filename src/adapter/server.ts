@@ -1,7 +1,7 @@
 // The adapter's HTTPS API: TLS 1.3 with client certificates, then one way through for every
 // request: authenticate -> authorize -> route -> provider. Errors leave as Kubernetes Status.
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -9,6 +9,7 @@ import { HttpMetrics } from '../observability/metrics.js';
 import type { HealthChecks } from '../observability/health.js';
 import { StatusError, forbidden, notFound, unauthorized, type Status } from '../k8s/status.js';
 import type { LiveTls } from '../tls/live-tls.js';
+import { followLiveTls } from '../tls/live-server.js';
 import type { Authenticator } from './auth/authenticate.js';
 import type { Authorizer } from './auth/authorize.js';
 import { requestInfo, type RequestInfo } from './auth/request-info.js';
@@ -57,9 +58,7 @@ export async function buildAdapterServer(deps: AdapterServerDeps): Promise<Fasti
     clientErrorHandler: writeClientError,
   });
 
-  deps.tls.onChange(() => {
-    (app.server as unknown as { setSecureContext(o: object): void }).setSecureContext(deps.tls.secureContextOptions(CLIENT_TRUST));
-  });
+  followLiveTls(app.server as unknown as TlsServer, deps.tls, CLIENT_TRUST);
 
   app.decorateRequest('info', null as never);
   app.decorateRequest('user', null as never);

@@ -150,12 +150,11 @@ export class DelegatedAuthMetrics {
   }
 }
 
-/** The operator's certificate lifecycle: what it wrote, what it patched, whether it leads. */
+/** The operator's certificate lifecycle: what it wrote, what it patched. */
 export class CertificateLifecycleMetrics {
   readonly rotations: Counter<'kind'>;
   readonly patches: Counter<'target' | 'result'>;
   readonly conflicts: Counter<'target'>;
-  readonly leader: Gauge;
   readonly notAfter: Gauge<'secret' | 'role'>;
 
   constructor(registry: Registry) {
@@ -177,12 +176,38 @@ export class CertificateLifecycleMetrics {
       labelNames: ['target'],
       registers: [registry],
     });
-    this.leader = new Gauge({ name: 'leader_election_is_leader', help: '1 while this replica holds the certificate Lease and may write', registers: [registry] });
     this.notAfter = new Gauge({
       name: 'managed_certificate_expiration_timestamp_seconds',
       help: 'Not-after of the certificates in the managed Secret (role ca or leaf), as a Unix timestamp',
       labelNames: ['secret', 'role'],
       registers: [registry],
     });
+  }
+}
+
+/** The operator's validating admission webhooks (KEDA's keda-admission), one series per resource. */
+export class AdmissionMetrics {
+  readonly requests: Counter<'resource' | 'operation' | 'allowed'>;
+  readonly duration: Histogram<'resource' | 'operation'>;
+
+  constructor(registry: Registry) {
+    this.requests = new Counter({
+      name: 'keda_webhook_admission_requests_total',
+      help: 'Admission reviews answered, by resource (scaledobjects, triggerauthentications, clustertriggerauthentications), operation and allowed (true, false, or error: not a valid review, answered with an HTTP error)',
+      labelNames: ['resource', 'operation', 'allowed'],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'keda_webhook_admission_duration_seconds',
+      help: 'Time from an admission review received to its answer sent, by resource and operation',
+      labelNames: ['resource', 'operation'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  }
+
+  observe(resource: string, operation: string, allowed: 'true' | 'false' | 'error', seconds: number): void {
+    this.requests.inc({ resource, operation, allowed });
+    this.duration.observe({ resource, operation }, seconds);
   }
 }

@@ -9,7 +9,8 @@ import { startChannelServer, type RunningChannelServer } from '../channel/server
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
-import { CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
+import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
+import { startWebhookServer } from './webhook/server.js';
 import { CustomCaTrust } from '../tls/custom-ca.js';
 import { LiveTls } from '../tls/live-tls.js';
 import { warnOnUncoveredNames } from '../tls/san-check.js';
@@ -24,6 +25,7 @@ import type { ScaledObjectStore } from './scaledobjects/types.js';
 import { ClusterScaledObjectStore } from './scaledobjects/cluster-store.js';
 import { ScaledObjectController } from './scaling/controller.js';
 import { Leadership } from './leadership.js';
+import { ServiceAccountTokens } from '../k8s/service-account-tokens.js';
 
 export interface RunningOperator {
   channel: RunningChannelServer;
@@ -63,7 +65,9 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   await trust.start();
   const clusterStore = kc && !config.scaledObjectsFile ? new ClusterScaledObjectStore({ kc, log, watchNamespace: config.watchNamespace, clusterObjectNamespace: config.namespace }) : undefined;
   const store: ScaledObjectStore = clusterStore ?? new FileScaledObjectStore(config.scaledObjectsFile, log, { clusterObjectNamespace: config.namespace });
-  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true });
+  if (config.serviceAccountTokens && !kc) log.warn({ reason: 'no cluster' }, '--enable-service-account-token-requests has no effect without a cluster');
+  const tokens = config.serviceAccountTokens && kc ? new ServiceAccountTokens(kc, { ...config.serviceAccountTokens, log }) : undefined;
+  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}) });
   await store.start();
   const controller =
     kc && clusterStore
@@ -86,24 +90,30 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
     maxConnectionAgeGraceMs: config.maxConnectionAgeGraceMs,
   });
 
+  // After the store's first list, so that the duplicate-workload check sees every object.
+  const webhooks =
+    config.webhookPort > 0
+      ? await startWebhookServer({ bindAddress: `:${config.webhookPort}`, tls, store, trust, scalerTimeoutMs: config.scalerTimeoutMs, log, metrics: new AdmissionMetrics(registry) })
+      : undefined;
+
   let shuttingDown = false;
   const health = new HealthChecks();
   health.add('ping', ['livez', 'readyz'], () => ({ ok: true }));
   health.add('scaled-objects', ['readyz'], () => ({ ok: true, reason: `${store.list().length} loaded` }));
   health.add('shutdown', ['readyz'], () => (shuttingDown ? { ok: false, reason: 'process is shutting down' } : { ok: true }));
   const metricsServer = config.metricsPort > 0 ? await startMetricsServer(config.metricsPort, config.metricsBindAddress, registry, health) : undefined;
-  log.info({ grpcPort: channel.port, metricsPort: config.metricsPort, scaledObjects: store.list().length }, 'operator serving');
+  log.info({ grpcPort: channel.port, webhookPort: webhooks?.port, metricsPort: config.metricsPort, scaledObjects: store.list().length }, 'operator serving');
 
   let closing: Promise<void> | undefined;
   const shutdown = () =>
     (closing ??= (async () => {
       shuttingDown = true;
-      await channel.shutdown(config.shutdownGracePeriodMs);
+      await Promise.all([channel.shutdown(config.shutdownGracePeriodMs), webhooks?.close(config.shutdownGracePeriodMs)]);
       await stopMetricsServer(metricsServer);
       await leadership?.stop();
       await controller?.close();
       engine.close();
-      await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close()]);
+      await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close(), tokens?.close()]);
     })());
   return { channel, metricsServer, shutdown };
 }

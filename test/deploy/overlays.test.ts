@@ -5,6 +5,8 @@ import t from 'tap';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { run } from '../helpers/tools.js';
+import { operatorFlags } from '../../src/operator/config.js';
+import { WEBHOOK_PATHS } from '../../src/operator/webhook/server.js';
 
 interface Port { name?: string; port?: number; containerPort?: number; targetPort?: number | string }
 interface Probe { httpGet?: { path: string; port: number | string } }
@@ -28,15 +30,28 @@ interface Doc {
   kind: string;
   metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
   spec?: {
-    template?: { spec: PodSpec };
+    template?: { metadata?: { labels?: Record<string, string> }; spec: PodSpec };
+    selector?: Record<string, string>;
     ports?: Port[];
     service?: { name: string; namespace: string; port: number };
     secretName?: string;
     dnsNames?: string[];
     insecureSkipTLSVerify?: boolean;
   };
-  webhooks?: { name: string; clientConfig: { service?: { name: string; namespace: string; port?: number } } }[];
+  webhooks?: Webhook[];
   rules?: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+}
+
+interface Webhook {
+  name: string;
+  clientConfig: { service?: { name: string; namespace: string; port?: number; path?: string }; url?: string; caBundle?: string };
+  rules?: { apiGroups: string[]; apiVersions: string[]; operations: string[]; resources: string[]; scope?: string }[];
+  failurePolicy?: string;
+  matchPolicy?: string;
+  sideEffects?: string;
+  timeoutSeconds?: number;
+  admissionReviewVersions?: string[];
+  matchConditions?: { name: string; expression: string }[];
 }
 
 const root = join(import.meta.dirname, '..', '..');
@@ -131,10 +146,29 @@ for (const [overlay, rotation] of Object.entries(overlays)) {
       t.equal(flag(adC, 'secure-port'), '6443');
     });
 
-    t.test('the webhook targets keda-admission-webhooks', async (t) => {
-      const vwc = find(docs, 'ValidatingWebhookConfiguration', 'keda-admission');
-      t.match(vwc?.webhooks, [{ name: 'vscaledobject.keda.sh', failurePolicy: 'Ignore', clientConfig: { service: { name: 'keda-admission-webhooks', namespace: 'keda', port: 443 } } }]);
-      t.match(find(docs, 'Service', 'keda-admission-webhooks')?.spec?.ports, [{ port: 443, targetPort: 9443 }]);
+    t.test('every webhook reaches a path the operator serves, through keda-admission-webhooks:443 to its webhook port', async (t) => {
+      const hooks = find(docs, 'ValidatingWebhookConfiguration', 'keda-admission')?.webhooks ?? [];
+      const served = Object.entries(WEBHOOK_PATHS);
+      t.same(hooks.map((w) => w.clientConfig.service?.path).sort(), served.map(([, path]) => path).sort(), 'one webhook per path served, no other');
+      const webhookPort = Number(flag(opC, 'webhook-port') ?? operatorFlags.webhookPort.default);
+      t.equal(webhookPort, 9443, 'KEDA\'s webhook port');
+      t.equal(opC?.ports?.find((p) => p.containerPort === webhookPort)?.name, 'webhooks', 'declared by the operator container');
+      for (const w of hooks) {
+        const ref = w.clientConfig.service;
+        t.notOk(w.clientConfig.url, `${w.name}: through the Service, not a URL`);
+        t.notOk(w.clientConfig.caBundle, `${w.name}: no caBundle in the manifests (injected at run time)`);
+        t.match(ref, { name: 'keda-admission-webhooks', namespace: 'keda', port: 443 }, w.name);
+        const svc = find(docs, 'Service', ref?.name ?? '');
+        t.equal(svc?.metadata.namespace, ref?.namespace, `${w.name}: the Service exists in that namespace`);
+        const svcPort = svc?.spec?.ports?.find((p) => p.port === (ref?.port ?? 443));
+        t.equal(svcPort && opC && targetContainerPort(svcPort, opC), webhookPort, `${w.name}: the Service port reaches the operator's webhook port`);
+        const labels = operator?.spec?.template?.metadata?.labels ?? {};
+        t.ok(Object.entries(svc?.spec?.selector ?? { none: '' }).every(([k, v]) => labels[k] === v), `${w.name}: the Service selects the operator pods`);
+        const resource = served.find(([, path]) => path === ref?.path)?.[0];
+        t.same(w.rules, [{ apiGroups: ['keda.sh'], apiVersions: ['v1alpha1'], operations: ['CREATE', 'UPDATE'], resources: [resource], scope: resource === 'clustertriggerauthentications' ? 'Cluster' : 'Namespaced' }], `${w.name}: the rule matches the path's resource`);
+        t.match(w, { admissionReviewVersions: ['v1'], sideEffects: 'None', timeoutSeconds: 10, matchPolicy: 'Equivalent', failurePolicy: 'Fail' }, `${w.name}: settings`);
+        t.match(w.matchConditions, [{ name: 'spec-changed', expression: /request\.operation != 'UPDATE'/ }], `${w.name}: spec-preserving updates are not sent (an outage never blocks finalizer removal)`);
+      }
     });
 
     t.test(`certificate rotation is ${rotation}`, async (t) => {

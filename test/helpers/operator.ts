@@ -14,7 +14,7 @@ export interface TestOperator extends RunningOperator {
 export async function startTestOperator(flags: string[], grpcPort?: number): Promise<TestOperator> {
   const port = grpcPort ?? (await freePort());
   const config = parseOperatorConfig(
-    [`--metrics-service-bind-address=127.0.0.1:${port}`, '--metrics-bind-address=127.0.0.1', `--metrics-port=${await freePort()}`, '--enable-cert-rotation=false', ...flags],
+    [`--metrics-service-bind-address=127.0.0.1:${port}`, '--metrics-bind-address=127.0.0.1', `--metrics-port=${await freePort()}`, `--webhook-port=${await freePort()}`, '--enable-cert-rotation=false', ...flags],
     {},
   );
   if (config === 'help') throw new Error('unexpected --help');

@@ -23,11 +23,10 @@ t.teardown(() => trust.close());
 
 // An upstream answering {"v": <value>}; it records the Authorization header of every request.
 let value = 4;
-let failing = false;
 const seen: { auth: string | undefined }[] = [];
 const server = createServer((req: IncomingMessage, res) => {
   seen.push({ auth: req.headers.authorization });
-  if (failing || (req.headers.authorization !== undefined && !req.headers.authorization.endsWith(expectedToken))) {
+  if (req.headers.authorization !== undefined && !req.headers.authorization.endsWith(expectedToken)) {
     res.statusCode = 503;
     res.end('down');
     return;
@@ -67,7 +66,7 @@ async function setup(text: string, opts: { poll?: boolean; tokens?: TokenSource 
     reports,
     query: async (name: string, metricName: string) => {
       const list = await engine.getMetrics({ namespace: 'default', name, metricName }, new AbortController().signal);
-      return list.items[0]!.value.string;
+      return list.items[0]!.value!.string;
     },
     async edit(content: string) {
       await writeFile(`${file}.tmp`, content);

@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startFakeApiServer, type FakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js';
+import { startFakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js';
 import { createTestPki } from '../helpers/pki.js';
 import { startTestOperator, type TestOperator } from '../helpers/operator.js';
 import { eventually } from '../helpers/loop.js';

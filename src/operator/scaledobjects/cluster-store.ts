@@ -140,8 +140,8 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
     } catch (err) {
       const code = statusCodeOf(err);
       if (code === 404) return undefined;
-      if (code === 403) throw new Error(`the operator may not read it (RBAC: get on secrets in namespace ${namespace})`);
-      throw new Error(`cannot be read: ${describeApiError(err)}`);
+      if (code === 403) throw new Error(`the operator may not read it (RBAC: get on secrets in namespace ${namespace})`, { cause: err });
+      throw new Error(`cannot be read: ${describeApiError(err)}`, { cause: err });
     }
   }
 
