@@ -211,3 +211,71 @@ export class AdmissionMetrics {
     this.duration.observe({ resource, operation }, seconds);
   }
 }
+
+/** What the operator's polls saw, per trigger (KEDA's keda_scaler_* family), and what its controller did. */
+export class ScalingMetrics {
+  readonly value: Gauge<'namespace' | 'scaled_object' | 'trigger_index' | 'scaler' | 'metric'>;
+  readonly active: Gauge<'namespace' | 'scaled_object' | 'trigger_index' | 'scaler' | 'metric'>;
+  readonly errors: Counter<'namespace' | 'scaled_object' | 'trigger_index' | 'scaler'>;
+  readonly reconciles: Counter<'result'>;
+  readonly replicaChanges: Counter<'direction'>;
+  readonly tokenRequests: Counter<'outcome'>;
+  /** Label sets written per `namespace/name`, so a deleted ScaledObject's series go with it. */
+  private readonly series = new Map<string, Record<string, string>[]>();
+
+  constructor(registry: Registry) {
+    const labelNames = ['namespace', 'scaled_object', 'trigger_index', 'scaler', 'metric'] as const;
+    this.value = new Gauge({ name: 'keda_scaler_metrics_value', help: 'The last value a trigger\'s poll read, as the HPA gets it', labelNames, registers: [registry] });
+    this.active = new Gauge({ name: 'keda_scaler_active', help: '1 when the trigger\'s last value was above its activation threshold', labelNames, registers: [registry] });
+    this.errors = new Counter({
+      name: 'keda_scaler_errors_total',
+      help: 'Polls of a trigger that failed (upstream unreachable, refused, or answering nothing usable)',
+      labelNames: ['namespace', 'scaled_object', 'trigger_index', 'scaler'],
+      registers: [registry],
+    });
+    this.reconciles = new Counter({ name: 'keda_scaledobject_reconciles_total', help: 'ScaledObject reconciles (HPA and status), by result (ok, error)', labelNames: ['result'], registers: [registry] });
+    this.replicaChanges = new Counter({
+      name: 'keda_scale_target_replica_changes_total',
+      help: 'Scale targets moved by the operator itself, by direction (to_zero, from_zero)',
+      labelNames: ['direction'],
+      registers: [registry],
+    });
+    this.tokenRequests = new Counter({
+      name: 'keda_service_account_token_requests_total',
+      help: 'TokenRequest calls for boundServiceAccountToken, by outcome (ok, forbidden, not_found, error)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+  }
+
+  /** One poll of one ScaledObject. */
+  observePoll(report: { namespace: string; name: string; triggers: { index: number; type: string; metricName?: string; value?: number; active?: boolean; error?: string }[] }): void {
+    const key = `${report.namespace}/${report.name}`;
+    const written: Record<string, string>[] = [];
+    for (const t of report.triggers) {
+      if (t.metricName === undefined) continue;
+      const labels = { namespace: report.namespace, scaled_object: report.name, trigger_index: String(t.index), scaler: t.type, metric: t.metricName };
+      written.push(labels);
+      if (t.error !== undefined) {
+        const { metric: _, ...errorLabels } = labels;
+        this.errors.inc(errorLabels);
+      } else if (t.value !== undefined) {
+        this.value.set(labels, t.value);
+        this.active.set(labels, t.active ? 1 : 0);
+      }
+    }
+    this.series.set(key, written);
+  }
+
+  /** Drops the series of ScaledObjects no longer present. */
+  retain(present: ReadonlySet<string>): void {
+    for (const [key, labelSets] of this.series) {
+      if (present.has(key)) continue;
+      for (const labels of labelSets) {
+        this.value.remove(labels);
+        this.active.remove(labels);
+      }
+      this.series.delete(key);
+    }
+  }
+}

@@ -9,7 +9,7 @@ import { startChannelServer, type RunningChannelServer } from '../channel/server
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
-import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
+import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, ScalingMetrics, createRegistry } from '../observability/metrics.js';
 import { startWebhookServer } from './webhook/server.js';
 import { CustomCaTrust } from '../tls/custom-ca.js';
 import { LiveTls } from '../tls/live-tls.js';
@@ -66,12 +66,27 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   const clusterStore = kc && !config.scaledObjectsFile ? new ClusterScaledObjectStore({ kc, log, watchNamespace: config.watchNamespace, clusterObjectNamespace: config.namespace }) : undefined;
   const store: ScaledObjectStore = clusterStore ?? new FileScaledObjectStore(config.scaledObjectsFile, log, { clusterObjectNamespace: config.namespace });
   if (config.serviceAccountTokens && !kc) log.warn({ reason: 'no cluster' }, '--enable-service-account-token-requests has no effect without a cluster');
-  const tokens = config.serviceAccountTokens && kc ? new ServiceAccountTokens(kc, { ...config.serviceAccountTokens, log }) : undefined;
+  const scalingMetrics = new ScalingMetrics(registry);
+  const tokens =
+    config.serviceAccountTokens && kc
+      ? new ServiceAccountTokens(kc, { ...config.serviceAccountTokens, log, metrics: { requestFinished: (outcome) => scalingMetrics.tokenRequests.inc({ outcome }) } })
+      : undefined;
   const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}) });
+  engine.onPoll((report) => scalingMetrics.observePoll(report));
+  store.onChange(() => scalingMetrics.retain(new Set(store.list().map((so) => `${so.namespace}/${so.name}`))));
   await store.start();
   const controller =
     kc && clusterStore
-      ? new ScaledObjectController({ kc, store: clusterStore, engine, events: new EventRecorder(kc, 'keda-operator', log), log, watchNamespace: config.watchNamespace, syncPeriodMs: config.syncPeriodMs })
+      ? new ScaledObjectController({
+          kc,
+          store: clusterStore,
+          engine,
+          events: new EventRecorder(kc, 'keda-operator', log),
+          log,
+          metrics: scalingMetrics,
+          watchNamespace: config.watchNamespace,
+          syncPeriodMs: config.syncPeriodMs,
+        })
       : undefined;
   await controller?.start();
   if (controller && leadership) {

@@ -69,6 +69,7 @@ type So = KubeObject & { status?: { conditions?: Condition[]; hpaName?: string; 
 const hpa = (name: string) => api.get<Hpa>('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', name);
 const so = (name: string) => api.get<So>('keda.sh/v1alpha1', 'ScaledObject', 'shop', name);
 const condition = (name: string, type: string) => so(name)?.status?.conditions?.find((c) => c.type === type);
+const metricsText = async () => (await fetch(`http://127.0.0.1:${operator.metricsPort}/metrics`)).text();
 const replicas = (name: string) => (api.get<KubeObject & { spec: { replicas: number } }>('apps/v1', 'Deployment', 'shop', name)?.spec.replicas);
 
 function scaledObject(name: string, spec: Record<string, unknown>): Record<string, unknown> {
@@ -189,6 +190,11 @@ t.test('scale to zero after the cooldown, and back when a trigger is active', as
   const events = api.list<KubeObject & { reason: string; involvedObject: { name: string } }>('v1', 'Event', 'shop').filter((e) => e.involvedObject.name === 'idle');
   t.ok(events.some((e) => e.reason === 'KEDAScaleTargetDeactivated'), 'an Event for scaling to zero');
   t.ok(events.some((e) => e.reason === 'KEDAScaleTargetActivated'), 'an Event for scaling from zero');
+  const metrics = await metricsText();
+  t.match(metrics, /keda_scale_target_replica_changes_total\{direction="to_zero",component="operator"\} [1-9]/);
+  t.match(metrics, /keda_scale_target_replica_changes_total\{direction="from_zero",component="operator"\} [1-9]/);
+  t.match(metrics, /keda_scaler_metrics_value\{namespace="shop",scaled_object="idle",trigger_index="0",scaler="metrics-api",metric="s0-metric-api-queue-depth",component="operator"\} 10/);
+  t.match(metrics, /keda_scaler_active\{namespace="shop",scaled_object="idle",trigger_index="0",scaler="metrics-api",metric="s0-metric-api-queue-depth",component="operator"\} 1/);
   await kubectlDelete('scaledobject', 'idle');
 });
 
@@ -208,6 +214,7 @@ t.test('a failing upstream never scales to zero and shows in health', async (t) 
   const polledBefore = hits;
   await eventually('a few more polls', async () => (hits >= polledBefore + 3 ? true : undefined));
   t.equal(replicas('worker'), 2, 'not scaled to zero while a trigger fails');
+  t.match(await metricsText(), /keda_scaler_errors_total\{namespace="shop",scaled_object="worker",trigger_index="0",scaler="metrics-api",component="operator"\} [1-9]/);
   await kubectlDelete('scaledobject', 'worker');
 });
 

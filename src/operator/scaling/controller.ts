@@ -6,6 +6,7 @@
 import { AutoscalingV2Api, CustomObjectsApi, setHeaderOptions, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
+import type { ScalingMetrics } from '../../observability/metrics.js';
 import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
 import type { MetricsEngine, PollReport } from '../metrics-engine.js';
@@ -26,6 +27,7 @@ export interface ControllerOptions {
   engine: MetricsEngine;
   events: EventRecorder;
   log: Logger;
+  metrics?: ScalingMetrics;
   /** '' for all namespaces. */
   watchNamespace: string;
   syncPeriodMs: number;
@@ -149,11 +151,13 @@ export class ScaledObjectController {
   private succeeded(key: string): void {
     const s = this.states.get(key);
     if (s) s.failures = 0;
+    this.o.metrics?.reconciles.inc({ result: 'ok' });
   }
 
   private failed(key: string, err: unknown): void {
     const s = this.state(key);
     s.failures++;
+    this.o.metrics?.reconciles.inc({ result: 'error' });
     const delay = Math.min(1000 * 2 ** (s.failures - 1), this.o.maxBackoffMs ?? 300_000);
     this.o.log.warn({ scaledObject: key, reason: describeApiError(err), retryInMs: delay }, 'reconcile failed');
     clearTimeout(s.retry);
@@ -292,6 +296,7 @@ export class ScaledObjectController {
     if (replicas === 0 && (report.active || min > 0)) {
       const to = Math.max(min, 1);
       await this.targets.scale(so.namespace, target, to);
+      this.o.metrics?.replicaChanges.inc({ direction: 'from_zero' });
       this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, replicas: to }, 'scaled from zero');
       this.o.events.record(involved(so), 'Normal', 'KEDAScaleTargetActivated', `Scaled ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from 0 to ${to}`);
       return;
@@ -301,6 +306,7 @@ export class ScaledObjectController {
     s.lastActive ??= lastActiveFromStatus(this.o.store.record(so.namespace, so.name)) ?? now;
     if (now - s.lastActive < so.spec.cooldownPeriod * 1000) return;
     await this.targets.scale(so.namespace, target, 0);
+    this.o.metrics?.replicaChanges.inc({ direction: 'to_zero' });
     this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, from: replicas }, 'scaled to zero');
     this.o.events.record(involved(so), 'Normal', 'KEDAScaleTargetDeactivated', `Deactivated ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from ${replicas} to 0`);
   }
