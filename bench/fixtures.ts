@@ -12,6 +12,8 @@ export const NAMESPACE = 'default';
 export const DISTINCT_METRICS = 1_000;
 /** KEDA's metrics-api metric name: `s<trigger index>-metric-api-<valueLocation, . -> ->`. */
 export const THROUGHPUT_METRIC = { name: 's0-metric-api-throughput', so: 'so-throughput', valueLocation: 'throughput' };
+/** The same upstream value through a trigger with `useCachedMetrics: true`: answered from the operator's last poll. */
+export const CACHED_METRIC = { name: 's0-metric-api-throughput', so: 'so-throughput-cached', valueLocation: 'throughput', cached: true };
 export const METRIC_VALUE = '1500m';
 
 export const distinctMetric = (i: number) => ({ name: `s0-metric-api-m${i}`, so: `so-${i}`, valueLocation: `m${i}` });
@@ -27,7 +29,7 @@ export interface Fixtures {
   pkiDir: string;
   /** For the file source. */
   metricsFile: string;
-  /** For the operator: 1 + DISTINCT_METRICS ScaledObjects. */
+  /** For the operator: 2 + DISTINCT_METRICS ScaledObjects (the throughput one twice: plain and cached). */
   scaledObjectsFile: string;
   /** The operator's --ca-dir (empty: the upstream is plain HTTP). */
   caDir: string;
@@ -51,7 +53,7 @@ export async function createFixtures(): Promise<Fixtures> {
 
   const upstreamPort = await freePort();
   const scaledObjectsFile = join(dir, 'scaledobjects.yaml');
-  const scaledObject = (m: { so: string; valueLocation: string }) =>
+  const scaledObject = (m: { so: string; valueLocation: string; cached?: boolean }) =>
     `apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
 metadata: {name: ${m.so}, namespace: ${NAMESPACE}}
@@ -63,8 +65,8 @@ spec:
         url: "http://127.0.0.1:${upstreamPort}/${m.valueLocation}"
         valueLocation: "${m.valueLocation}"
         targetValue: "10"
-`;
-  await writeFile(scaledObjectsFile, all.map(scaledObject).join('---\n'));
+${m.cached ? '      useCachedMetrics: true\n' : ''}`;
+  await writeFile(scaledObjectsFile, [...all, CACHED_METRIC].map(scaledObject).join('---\n'));
 
   const caDir = join(dir, 'custom-ca');
   await mkdir(caDir);

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { Latency, OpenLoopResult, RunResult } from './load.js';
 import type { ServerStats } from './servers.js';
 
-export type Target = 'baseline' | 'full path' | 'adapter, file source';
+export type Target = 'baseline' | 'full path' | 'full path, cached' | 'adapter, file source';
 
 /** One server process's share of a run. */
 export interface ProcessUse {
@@ -75,9 +75,12 @@ export interface BenchReport {
     /** (max - min) / mean of the baseline runs: above ~10% the machine was not quiet and the ratios are rough. */
     baselineSpread: number;
     fullPath: Comparison;
+    /** The same path with `useCachedMetrics: true`: no upstream fetch per query. */
+    fullPathCached: Comparison;
     fileSource: Comparison;
   };
   openLoop: OpenLoopResult & Usage & { p99TargetMs: number; meetsTarget: boolean };
+  openLoopCached: OpenLoopResult & Usage & { p99TargetMs: number; meetsTarget: boolean };
   distinctMetrics: { metrics: number; bursts: BurstRun[] };
   coldStart: { operator: ColdStart; adapter: ColdStart & { forkToFirstMetricMs: number } };
   rotation: {
@@ -156,6 +159,7 @@ export function formatReport(r: BenchReport): string {
   const cmp = (c: Comparison, what: string) =>
     `${what} = ${f(c.rps, 0)} / ${f(c.baselineRps, 0)} = ${pct(c.ratio)}  (target >= ${c.goal * 100}%: ${c.meetsTarget ? 'MET' : 'MISSED'}); server CPU per request baseline/${c.target} = ${pct(c.cpuRatio)}`;
   out.push(cmp(t.fullPath, 'FULL PATH / baseline'));
+  out.push(cmp(t.fullPathCached, 'FULL PATH, useCachedMetrics / baseline'));
   out.push(cmp(t.fileSource, 'secondary: adapter with file source / baseline (the adapter\'s own cost, no gRPC, no operator)'));
   out.push('(each ratio against the mean of the baseline runs just before and after it; the CPU ratio is what the req/s ratio would be with the servers as the only limit)');
   const busy = t.runs.filter((x) => x.otherCpuCores > 0.25).map((x) => `${t.runs.indexOf(x) + 1}. ${x.target}`);
@@ -164,6 +168,7 @@ export function formatReport(r: BenchReport): string {
   out.push('');
 
   const o = r.openLoop;
+  const oc = r.openLoopCached;
   out.push(`b. open loop against the full path, ${o.targetRps} req/s for ${r.settings.openDurationMs} ms (latency from scheduled send)`);
   out.push(
     table(
@@ -171,10 +176,12 @@ export function formatReport(r: BenchReport): string {
       [
         ['full path', f(o.rps, 0), ...lat(o.latency), o.errors, `${f(o.serverCpuUsPerRequest, 1)} (${perProcess(o.processes)})`, f(o.otherCpuCores)],
         ['(generator send lag)', '', ...lat(o.sendLag), '', '', ''],
+        ['full path, cached', f(oc.rps, 0), ...lat(oc.latency), oc.errors, `${f(oc.serverCpuUsPerRequest, 1)} (${perProcess(oc.processes)})`, f(oc.otherCpuCores)],
+        ['(generator send lag)', '', ...lat(oc.sendLag), '', '', ''],
       ],
     ),
   );
-  out.push(`p99 ${f(o.latency.p99Ms, 3)} ms  (target < ${o.p99TargetMs} ms: ${o.meetsTarget ? 'MET' : 'MISSED'})`);
+  out.push(`p99 ${f(o.latency.p99Ms, 3)} ms  (target < ${o.p99TargetMs} ms: ${o.meetsTarget ? 'MET' : 'MISSED'}); with useCachedMetrics p99 ${f(oc.latency.p99Ms, 3)} ms (${oc.meetsTarget ? 'MET' : 'MISSED'})`);
   out.push('');
 
   const d = r.distinctMetrics;

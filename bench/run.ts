@@ -8,8 +8,8 @@
 // are counted in the operator's). It is compared with a bare Fastify TLS 1.3 route answering the
 // same bytes (the baseline); the adapter alone on its file source is a secondary line.
 //
-//   a. closed loop: baseline, full path, baseline, adapter with file source, baseline
-//   b. open loop at 1,000 req/s, full path
+//   a. closed loop: baseline, full path, baseline, full path with useCachedMetrics, baseline, adapter with file source, baseline
+//   b. open loop at 1,000 req/s, full path, plain and with useCachedMetrics
 //   c. 1,000 distinct metrics (1,000 ScaledObjects) at once, full path, twice (scalers cold, warm)
 //   d. cold start of the operator and the adapter
 //   e. serving-certificate rotation in the adapter's kubelet-style cert dir under a closed loop
@@ -31,7 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { issueCertificate } from '../src/certs/x509.js';
 import { dialedServiceNames } from '../src/k8s/service-names.js';
 import { createClient, type Client, type ClientKind, type Reply } from './client.js';
-import { DISTINCT_METRICS, METRIC_VALUE, THROUGHPUT_METRIC, createFixtures, distinctMetric, metricPath } from './fixtures.js';
+import { CACHED_METRIC, DISTINCT_METRICS, METRIC_VALUE, THROUGHPUT_METRIC, createFixtures, distinctMetric, metricPath } from './fixtures.js';
 import { burst, closedLoop, openLoop, type Check, type RunResult } from './load.js';
 import { busyCores, machineCpu, waitForQuiet, type CpuSnapshot } from './machine.js';
 import { formatProfile, summarizeProfile } from './profile.js';
@@ -203,8 +203,9 @@ async function main(): Promise<number> {
     const fullCheck = sameLengthAs(reference);
 
     // a. closed-loop throughput.
-    const measure = async (target: Target, client: Client, servers: ServerChild[], check: Check): Promise<ThroughputRun> => {
-      const loop = { path, check, concurrency: SETTINGS.connections, maxRequests: SETTINGS.maxRequestsPerRun };
+    const cachedPath = metricPath(CACHED_METRIC);
+    const measure = async (target: Target, client: Client, servers: ServerChild[], check: Check, on = path): Promise<ThroughputRun> => {
+      const loop = { path: on, check, concurrency: SETTINGS.connections, maxRequests: SETTINGS.maxRequestsPerRun };
       noteErrors(`${target} warm-up`, await closedLoop(client, { ...loop, durationMs: SETTINGS.warmupMs }));
       const before = await snapshot(servers);
       const r = await closedLoop(client, { ...loop, durationMs: SETTINGS.durationMs });
@@ -216,6 +217,8 @@ async function main(): Promise<number> {
     const runs: ThroughputRun[] = [];
     runs.push(await measure('baseline', baselineClient, [baseline], fullCheck));
     runs.push(await measure('full path', fullClient, fullPath, fullCheck));
+    runs.push(await measure('baseline', baselineClient, [baseline], fullCheck));
+    runs.push(await measure('full path, cached', fullClient, fullPath, fullCheck, cachedPath));
     runs.push(await measure('baseline', baselineClient, [baseline], fullCheck));
     // The adapter alone: its own child on the file source, started for its run only.
     const fileAdapter = await fork('adapter-file', {
@@ -264,6 +267,11 @@ async function main(): Promise<number> {
     const openUse = usage(openBefore, await snapshot(fullPath), open.ok);
     noteErrors('open loop', open);
     say(`open loop: p99 ${open.latency.p99Ms} ms`);
+    const openCachedBefore = await snapshot(fullPath);
+    const openCached = await openLoop(fullClient, { path: cachedPath, check: fullCheck, rate: SETTINGS.openRate, durationMs: SETTINGS.openDurationMs });
+    const openCachedUse = usage(openCachedBefore, await snapshot(fullPath), openCached.ok);
+    noteErrors('open loop, cached', openCached);
+    say(`open loop, cached: p99 ${openCached.latency.p99Ms} ms`);
 
     // c. every ScaledObject's metric at once, as 1,000 HPAs syncing together: first with every
     // scaler built on demand (as after an operator restart), then again with them all warm.
@@ -360,6 +368,7 @@ async function main(): Promise<number> {
         baselineMeanRps,
         baselineSpread: (Math.max(...baselineRpss) - Math.min(...baselineRpss)) / baselineMeanRps,
         fullPath: compare('full path'),
+        fullPathCached: compare('full path, cached'),
         fileSource: compare('adapter, file source'),
       },
       openLoop: {
@@ -367,6 +376,12 @@ async function main(): Promise<number> {
         ...openUse,
         p99TargetMs: SETTINGS.p99TargetMs,
         meetsTarget: open.latency.p99Ms < SETTINGS.p99TargetMs,
+      },
+      openLoopCached: {
+        ...openCached,
+        ...openCachedUse,
+        p99TargetMs: SETTINGS.p99TargetMs,
+        meetsTarget: openCached.latency.p99Ms < SETTINGS.p99TargetMs,
       },
       distinctMetrics: { metrics: DISTINCT_METRICS, bursts },
       coldStart: {
