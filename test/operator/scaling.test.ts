@@ -250,3 +250,19 @@ t.test('invalid, unsupported and conflicting objects are reported in status', as
   await eventually('cleaned up', async () => (hpa('keda-hpa-bad-bounds') || hpa('keda-hpa-fallback') ? undefined : true));
   t.ok(hpa('keda-hpa-taken'), 'the foreign HPA survives the deletion of the ScaledObject that wanted its name');
 });
+
+t.test('watch interruptions: an edit made while the watch is down and refused still reaches the HPA', async (t) => {
+  await apply(scaledObject('resilient', { scaleTargetRef: { name: 'web' }, pollingInterval: 3600, minReplicaCount: 1, maxReplicaCount: 10, triggers: [metricsApiTrigger()] }));
+  await eventually('HPA', async () => (hpa('keda-hpa-resilient')?.spec.maxReplicas === 10 ? true : undefined));
+  // The API server refuses the ScaledObject list and watch a few times, drops the open watch,
+  // and compacts its history (a resumed watch gets 410 Gone and must list again).
+  const clear = api.inject({ path: /\/scaledobjects$/, status: 503, times: 3 });
+  t.teardown(clear);
+  api.closeWatches((w) => w.resource === 'scaledobjects', 'destroy');
+  api.modify<KubeObject & { spec: { maxReplicaCount: number } }>('keda.sh/v1alpha1', 'ScaledObject', 'shop', 'resilient', (o) => void (o.spec.maxReplicaCount = 7));
+  api.compact();
+  await eventually('the edit arrives after the watch recovers', async () => (hpa('keda-hpa-resilient')?.spec.maxReplicas === 7 ? true : undefined), 30_000);
+  t.ok(api.requests.some((r) => r.path.endsWith('/scaledobjects') && r.status === 503), 'the refusals happened');
+  t.ok(operator.logs.some((l) => l.informer === 'scaledobjects' && l.msg === 'watch interrupted, restarting'), 'and were logged');
+  await kubectlDelete('scaledobject', 'resilient');
+});
