@@ -1,5 +1,7 @@
 // The external.metrics.k8s.io/v1beta1 group as the cluster sees it: names, discovery documents and
 // the response shape. Everything here is fixed at start-up and serialised once.
+import { isDns1123Label } from '../k8s/names.js';
+
 export const GROUP = 'external.metrics.k8s.io';
 export const VERSION = 'v1beta1';
 export const GROUP_VERSION = `${GROUP}/${VERSION}`;
@@ -20,12 +22,11 @@ export const discovery = {
   }),
 };
 
-const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // Any name that is a safe single path segment: KEDA's own names are [a-z0-9-], other adapters use : . _
 const METRIC_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 
 export function invalidNamespace(ns: string): string | undefined {
-  return NAMESPACE.test(ns) ? undefined : `invalid namespace "${truncate(ns)}": must be a DNS-1123 label (lowercase alphanumerics and '-', at most 63 characters)`;
+  return isDns1123Label(ns) ? undefined : `invalid namespace "${truncate(ns)}": must be a DNS-1123 label (lowercase alphanumerics and '-', at most 63 characters)`;
 }
 
 export function invalidMetricName(name: string): string | undefined {

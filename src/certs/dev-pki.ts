@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { isDns1123Label } from '../k8s/names.js';
 import { serviceDnsNames } from '../k8s/service-names.js';
 import { createCA, issueCertificate } from './x509.js';
 import type { CertificateBundle } from './x509.js';
@@ -48,10 +49,8 @@ const KEY_MODE = 0o600;
 const CERT_MODE = 0o644;
 const DIR_MODE = 0o700;
 
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
 function checkLabel(what: string, value: string): void {
-  if (!DNS_LABEL.test(value)) throw new Error(`${what} ${JSON.stringify(value)} is not a DNS-1123 label`);
+  if (!isDns1123Label(value)) throw new Error(`${what} ${JSON.stringify(value)} is not a DNS-1123 label`);
 }
 
 function checkDomain(value: string): void {

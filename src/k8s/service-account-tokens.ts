@@ -33,6 +33,7 @@ import { inspect } from 'node:util';
 import { CoreV1Api, type AuthenticationV1TokenRequest, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describeApiError, statusCodeOf, withTimeout } from './kubeconfig.js';
+import { isDns1123Label, isDns1123Subdomain } from './names.js';
 
 /** The API server's bounds for spec.expirationSeconds. */
 export const MIN_EXPIRATION_SECONDS = 600;
@@ -46,8 +47,6 @@ export const TOKEN_RBAC_COMPONENT = 'deploy/components/service-account-tokens';
 const REDACTED = '[redacted]';
 /** Longest single timer sleep; longer waits wake up and re-check (setTimeout fires at once past 2^31-1 ms). */
 const MAX_TIMER_MS = 24 * 3600 * 1000;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** A token from the TokenRequest API. `token` is never serialised: JSON, util.inspect and String() show "[redacted]". */
 export interface BoundToken {
@@ -324,10 +323,10 @@ export class ServiceAccountTokens {
   // ---------------------------------------------------------------------------
 
   private entryFor(namespace: string, serviceAccountName: string, opts: TokenRequestOptions): Entry {
-    if (!DNS_LABEL.test(namespace) || namespace.length > 63) {
+    if (!isDns1123Label(namespace)) {
       throw new TokenRequestError(`no token for service account ${namespace}/${serviceAccountName}: ${JSON.stringify(namespace)} is not a valid namespace name`, namespace, serviceAccountName);
     }
-    if (!DNS_SUBDOMAIN.test(serviceAccountName) || serviceAccountName.length > 253) {
+    if (!isDns1123Subdomain(serviceAccountName)) {
       throw new TokenRequestError(`no token for service account ${namespace}/${serviceAccountName}: ${JSON.stringify(serviceAccountName)} is not a valid service account name`, namespace, serviceAccountName);
     }
     const audiences = opts.audiences ? normalizeAudiences(opts.audiences) : this.audiences;

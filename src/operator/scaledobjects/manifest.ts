@@ -2,6 +2,7 @@
 // the API server's JSON: the same rules for the file store, the cluster watch and the admission
 // webhook. Every error names the object and the field, never a secret value.
 import { isScalar, type Document } from 'yaml';
+import { isDns1123Label, isDns1123Subdomain } from '../../k8s/names.js';
 import type { AuthSpec, AuthenticationRef, BoundServiceAccountTokenRef, ScaleTargetRef, ScaledObject, SecretTargetRef, Trigger } from './types.js';
 
 export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
@@ -12,8 +13,6 @@ type Obj = Record<string, unknown>;
 export type Path = (string | number)[];
 
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const METRIC_TYPES = ['AverageValue', 'Value', 'Utilization'] as const;
@@ -116,21 +115,21 @@ export class ObjectReader {
   }
 }
 
-function objectName(r: ObjectReader, field: string, value: unknown, pattern: RegExp, max: number, what: string): string {
+function objectName(r: ObjectReader, field: string, value: unknown, valid: (s: string) => boolean, what: string): string {
   const s = r.string(value, field, true);
-  if (s.length > max || !pattern.test(s)) r.fail(field, `${quote(s)} is not a valid ${what}`);
+  if (!valid(s)) r.fail(field, `${quote(s)} is not a valid ${what}`);
   return s;
 }
 
 
 export function readMetadata(r: ObjectReader, raw: Obj, kind: string, namespaced: boolean): { namespace: string; name: string } {
   const metadata = r.mapping(raw.metadata, 'metadata', true) as Obj;
-  const name = objectName(r, 'metadata.name', metadata.name, DNS_SUBDOMAIN, 253, 'object name (lowercase RFC 1123 subdomain)');
+  const name = objectName(r, 'metadata.name', metadata.name, isDns1123Subdomain, 'object name (lowercase RFC 1123 subdomain)');
   if (!namespaced) {
     r.named(kind, undefined, name);
     return { namespace: '', name };
   }
-  const namespace = metadata.namespace === undefined || metadata.namespace === null ? 'default' : objectName(r, 'metadata.namespace', metadata.namespace, DNS_LABEL, 63, 'namespace (lowercase RFC 1123 label)');
+  const namespace = metadata.namespace === undefined || metadata.namespace === null ? 'default' : objectName(r, 'metadata.namespace', metadata.namespace, isDns1123Label, 'namespace (lowercase RFC 1123 label)');
   r.named(kind, namespace, name);
   return { namespace, name };
 }
@@ -197,7 +196,7 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
       const config: NonNullable<NonNullable<ScaledObject['spec']['advanced']>['horizontalPodAutoscalerConfig']> = {};
       const hpaName = r.string(hpa.name, 'spec.advanced.horizontalPodAutoscalerConfig.name', false);
       if (hpaName !== undefined) {
-        if (hpaName.length > 253 || !DNS_SUBDOMAIN.test(hpaName)) r.fail('spec.advanced.horizontalPodAutoscalerConfig.name', `${quote(hpaName)} is not a valid object name`);
+        if (!isDns1123Subdomain(hpaName)) r.fail('spec.advanced.horizontalPodAutoscalerConfig.name', `${quote(hpaName)} is not a valid object name`);
         config.name = hpaName;
       }
       // Passed to the HPA as written: the API server validates it when the HPA is written.
@@ -289,7 +288,7 @@ export function readTriggerAuthentication(r: ObjectReader, raw: Obj): TriggerAut
     const ref = r.mapping(item, at, true) as Obj;
     const out: BoundServiceAccountTokenRef = {
       parameter: r.string(ref.parameter, `${at}.parameter`, true),
-      serviceAccountName: objectName(r, `${at}.serviceAccountName`, ref.serviceAccountName, DNS_SUBDOMAIN, 253, 'service account name'),
+      serviceAccountName: objectName(r, `${at}.serviceAccountName`, ref.serviceAccountName, isDns1123Subdomain, 'service account name'),
     };
     // Our additions to KEDA's schema: KEDA itself takes the API server's default audience and lifetime.
     const audiences = r.list(ref.audiences, `${at}.audiences`);
