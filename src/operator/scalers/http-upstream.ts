@@ -60,10 +60,21 @@ export function basicAuth(user: string, password: string): string {
 }
 
 /**
- * Credentials written into the URL itself (`https://user:pass@host`), taken out of it: Go's
- * client sends them as basic auth, so the caller does too. undefined when there are none.
+ * Credentials written into the URL itself (`https://user:pass@host`), taken out of it and sent as
+ * basic auth, as Go's client does, unless an auth mode already set an Authorization header. The
+ * password (and the header) join `secrets`, so no message shows them.
  */
-export function takeUrlCredentials(type: string, what: string, url: URL): { user: string; password: string } | undefined {
+export function moveUrlCredentialsToBasicAuth(type: string, what: string, url: URL, headers: Record<string, string>, secrets: string[]): void {
+  const inUrl = takeUrlCredentials(type, what, url);
+  if (!inUrl) return;
+  secrets.push(inUrl.password);
+  if (headers.authorization === undefined) {
+    headers.authorization = basicAuth(inUrl.user, inUrl.password);
+    secrets.push(headers.authorization.slice('Basic '.length));
+  }
+}
+
+function takeUrlCredentials(type: string, what: string, url: URL): { user: string; password: string } | undefined {
   if (url.username === '' && url.password === '') return undefined;
   let user: string;
   let password: string;

@@ -22,7 +22,7 @@ import {
   optionalBool,
   parseNumber as upstreamParseNumber,
   showUrl,
-  takeUrlCredentials,
+  moveUrlCredentialsToBasicAuth,
   truncate,
   warnUnsafeSslOnce,
   type TlsMaterial,
@@ -159,15 +159,7 @@ class MetricsApiScaler implements Scaler {
       case undefined:
         break;
     }
-    // Credentials in the URL itself: Go's client turns them into basic auth, so do we.
-    const inUrl = takeUrlCredentials(TYPE, 'url', url);
-    if (inUrl) {
-      secrets.push(inUrl.password);
-      if (headers.authorization === undefined) {
-        headers.authorization = basicAuth(inUrl.user, inUrl.password);
-        secrets.push(headers.authorization.slice('Basic '.length));
-      }
-    }
+    moveUrlCredentialsToBasicAuth(TYPE, 'url', url, headers, secrets);
     this.url = url;
     this.headers = headers;
     this.scrubber = new SecretScrubber(secrets);

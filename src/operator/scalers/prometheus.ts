@@ -27,7 +27,7 @@ import {
   optionalBool,
   parseNumber,
   showUrl,
-  takeUrlCredentials,
+  moveUrlCredentialsToBasicAuth,
   truncate,
   warnUnsafeSslOnce,
   type TlsMaterial,
@@ -186,15 +186,7 @@ class PrometheusScaler implements Scaler {
     const ca = param('ca');
     if (ca !== undefined) tlsMaterial.ca = checkCa(TYPE, '', ca);
 
-    // Credentials in serverAddress: Go's client sends them as basic auth, so do we.
-    const inUrl = takeUrlCredentials(TYPE, 'serverAddress', server);
-    if (inUrl) {
-      secrets.push(inUrl.password);
-      if (headers.authorization === undefined) {
-        headers.authorization = basicAuth(inUrl.user, inUrl.password);
-        secrets.push(headers.authorization.slice('Basic '.length));
-      }
-    }
+    moveUrlCredentialsToBasicAuth(TYPE, 'serverAddress', server, headers, secrets);
     // KEDA appends the path to the address as written; a trailing slash would make it `//api`.
     server.pathname = `${server.pathname.replace(/\/+$/, '')}/api/v1/query`;
     this.endpoint = server;
