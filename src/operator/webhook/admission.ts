@@ -95,7 +95,8 @@ function str(o: Obj, field: string, at: string, required: boolean): string | und
   return v as string;
 }
 
-function gvk(o: Obj, field: string, required: boolean): GroupVersionKind | undefined {
+/** A group/version plus `kind` or `resource` at request.<field> (group may be empty: the core group). */
+function groupVersion<K extends 'kind' | 'resource'>(o: Obj, field: string, required: boolean, last: K): ({ group: string; version: string } & Record<K, string>) | undefined {
   const v = o[field];
   if (v === undefined || v === null) {
     if (required) fail(`request.${field} is required`);
@@ -103,19 +104,11 @@ function gvk(o: Obj, field: string, required: boolean): GroupVersionKind | undef
   }
   if (!isObj(v)) return fail(`request.${field} must be an object`);
   const at = `request.${field}`;
-  return { group: str(v, 'group', at, false) ?? '', version: str(v, 'version', at, true)!, kind: str(v, 'kind', at, true)! };
+  return { group: str(v, 'group', at, false) ?? '', version: str(v, 'version', at, true)!, [last]: str(v, last, at, true)! } as { group: string; version: string } & Record<K, string>;
 }
 
-function gvr(o: Obj, field: string, required: boolean): GroupVersionResource | undefined {
-  const v = o[field];
-  if (v === undefined || v === null) {
-    if (required) fail(`request.${field} is required`);
-    return undefined;
-  }
-  if (!isObj(v)) return fail(`request.${field} must be an object`);
-  const at = `request.${field}`;
-  return { group: str(v, 'group', at, false) ?? '', version: str(v, 'version', at, true)!, resource: str(v, 'resource', at, true)! };
-}
+const gvk = (o: Obj, field: string, required: boolean): GroupVersionKind | undefined => groupVersion(o, field, required, 'kind');
+const gvr = (o: Obj, field: string, required: boolean): GroupVersionResource | undefined => groupVersion(o, field, required, 'resource');
 
 /** Checks the envelope and returns its request; throws AdmissionReviewError naming what is wrong. */
 export function parseAdmissionReview(body: unknown): AdmissionRequest {
