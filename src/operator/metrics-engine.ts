@@ -146,7 +146,6 @@ export class MetricsEngine implements MetricsHandler {
   close(): void {
     this.closed = true;
     for (const state of this.objects.values()) this.drop(state);
-    this.objects.clear();
   }
 
   // --- building -------------------------------------------------------------------------------
@@ -156,7 +155,6 @@ export class MetricsEngine implements MetricsHandler {
     let state = this.objects.get(key);
     if (state && state.so.uid !== so.uid) {
       this.drop(state);
-      this.objects.delete(key);
       state = undefined;
     }
     if (!state) {
@@ -322,23 +320,17 @@ export class MetricsEngine implements MetricsHandler {
       const key = keyOf(so.namespace, so.name);
       present.add(key);
       const state = this.objects.get(key);
-      if (state && state.so.uid !== so.uid) {
-        this.drop(state);
-        this.objects.delete(key);
-      }
+      if (state && state.so.uid !== so.uid) this.drop(state);
       if (this.opts.poll && !this.objects.has(key)) {
         void this.ready(so).catch((err: unknown) => this.log.error({ scaledObject: key, err: (err as Error).message }, 'cannot prepare scaled object'));
       }
     }
-    for (const [key, state] of this.objects) {
-      if (!present.has(key)) {
-        this.drop(state);
-        this.objects.delete(key);
-      }
-    }
+    for (const [key, state] of this.objects) if (!present.has(key)) this.drop(state);
   }
 
+  /** Forgets an object: its timer stops and its scalers close. */
   private drop(state: ObjectState): void {
+    this.objects.delete(state.key);
     if (state.timer) clearTimeout(state.timer);
     state.timer = undefined;
     for (const t of state.triggers) t.scaler?.close();

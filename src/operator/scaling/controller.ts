@@ -14,7 +14,7 @@ import type { ClusterScaledObjectStore, ScaledObjectRecord } from '../scaledobje
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
 import type { ScaledObject } from '../scaledobjects/types.js';
 import { MANAGED_BY, SCALED_OBJECT_LABEL, desiredHpa, hpaDiffers, hpaName, ownedBy, scaleTarget, type Hpa } from './hpa.js';
-import { ScaleTargets, type ScaleTargetProblem } from './scale-targets.js';
+import { ScaleTargets } from './scale-targets.js';
 import { buildStatus, conditionTime, readyFalse, readyTrue, statusDiffers, type Verdict } from './status.js';
 
 const API_TIMEOUT_MS = 10_000;
@@ -315,11 +315,12 @@ export class ScaledObjectController {
     if (!this.leading) return;
     const previous = s.written ?? rec.raw.status;
     const so = rec.object;
+    const target = so ? scaleTarget(so) : undefined;
     const next = buildStatus({
       ready: s.ready!,
       report: so ? this.o.engine.lastReport(rec.namespace, rec.name) : undefined,
       unsupported: so?.unsupported ?? [],
-      ...(so ? { scaleTargetKind: `${scaleTarget(so).apiVersion}.${scaleTarget(so).kind}` } : {}),
+      ...(target ? { scaleTargetKind: `${target.apiVersion}.${target.kind}` } : {}),
       ...(s.hpaName !== undefined ? { hpaName: s.hpaName } : {}),
       ...(s.externalMetricNames !== undefined ? { externalMetricNames: s.externalMetricNames } : {}),
       ...(s.lastActive !== undefined ? { lastActiveTime: conditionTime(new Date(s.lastActive)) } : {}),
@@ -351,5 +352,3 @@ function lastActiveFromStatus(rec: ScaledObjectRecord | undefined): number | und
   const ms = typeof t === 'string' ? Date.parse(t) : NaN;
   return Number.isFinite(ms) ? ms : undefined;
 }
-
-export type { ScaleTargetProblem };

@@ -59,7 +59,7 @@ export function scaleTarget(so: ScaledObject): { apiVersion: string; kind: strin
   return { apiVersion: ref.apiVersion ?? 'apps/v1', kind: ref.kind ?? 'Deployment', name: ref.name };
 }
 
-export function ownerReferenceTo(so: ScaledObject): OwnerReference {
+function ownerReferenceTo(so: ScaledObject): OwnerReference {
   return { apiVersion: KEDA_API_VERSION, kind: 'ScaledObject', name: so.name, uid: so.uid, controller: true, blockOwnerDeletion: true };
 }
 

@@ -32,7 +32,7 @@ export interface StatusInput {
 
 const time = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-export function activeVerdict(report: PollReport | undefined): Verdict {
+function activeVerdict(report: PollReport | undefined): Verdict {
   if (!report) return { status: 'Unknown', reason: 'NotPolledYet', message: 'The triggers have not been polled yet' };
   const failing = report.triggers.filter((t) => t.error !== undefined);
   if (report.active) return { status: 'True', reason: 'ScalerActive', message: 'Scaling is performed because triggers are active' };
