@@ -6,19 +6,19 @@
 // refused naming the first, invalid objects are refused, valid ones (and edits) are accepted, and
 // unsupported fields come back as warnings.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { startFakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js';
 import { freePort } from '../helpers/adapter.js';
 import { eventually } from '../helpers/loop.js';
 import { startTestOperator, type TestOperator } from '../helpers/operator.js';
 import { createTestPki } from '../helpers/pki.js';
 import { kubectl, run, type RunResult } from '../helpers/tools.js';
+import { kubectlApply as applyObjects, putDeployment } from '../helpers/cluster.js';
 
 const root = t.testdir();
 const pki = await createTestPki(join(root, 'pki'));
@@ -43,21 +43,10 @@ const api = await startFakeApiServer({
 t.teardown(() => api.close());
 api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keda' } });
 api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-for (const name of ['web', 'api']) {
-  api.put({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: 'shop' },
-    spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } },
-  });
-}
+for (const name of ['web', 'api']) putDeployment(api, 'shop', name);
 const kc = await api.writeKubeconfig(join(root, 'kc'));
 
-async function kubectlApply(obj: unknown, file = `apply-${Math.random().toString(36).slice(2)}.yaml`): Promise<RunResult> {
-  const path = join(root, file);
-  await writeFile(path, typeof obj === 'string' ? obj : stringify(obj));
-  return kubectl([`--kubeconfig=${kc}`, 'apply', '--validate=false', '-f', path]);
-}
+const kubectlApply = (obj: unknown, file?: string): Promise<RunResult> => applyObjects(kc, root, obj, file);
 
 // The webhook configuration exactly as deploy/base ships it: no caBundle yet.
 const rendered = await run('kubectl', ['kustomize', fileURLToPath(new URL('../../deploy/base', import.meta.url))]);

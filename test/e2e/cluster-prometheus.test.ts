@@ -8,7 +8,6 @@
 import t from 'tap';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { createCA, issueCertificate } from '../../src/certs/x509.js';
 import { allowAuthenticated, startFakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js';
 import { createTestPki } from '../helpers/pki.js';
@@ -16,6 +15,7 @@ import { startTestAdapter } from '../helpers/adapter.js';
 import { startTestOperator } from '../helpers/operator.js';
 import { eventually } from '../helpers/loop.js';
 import { kubectl } from '../helpers/tools.js';
+import { mustApply, putDeployment } from '../helpers/cluster.js';
 import { startAuthProxy, startMetricsTarget, startPrometheus } from '../helpers/prometheus.js';
 
 const root = t.testdir();
@@ -50,12 +50,7 @@ const proxy = await startAuthProxy(t, {
 const api = await startFakeApiServer();
 t.teardown(() => api.close());
 for (const ns of ['keda', 'shop']) api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-api.put({
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'orders', namespace: 'shop' },
-  spec: { replicas: 1, selector: { matchLabels: { app: 'orders' } }, template: { metadata: { labels: { app: 'orders' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } },
-});
+putDeployment(api, 'shop', 'orders');
 for (const sa of ['metrics-reader', 'not-granted']) api.put({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: 'shop' } });
 // RBAC as the deploy component grants it: create on serviceaccounts/token for metrics-reader only.
 api.setAuthorizer((a) => {
@@ -94,12 +89,7 @@ const adapter = await startTestAdapter([
 ]);
 t.teardown(() => adapter.shutdown());
 
-async function apply(...objs: Record<string, unknown>[]): Promise<void> {
-  const file = join(root, `apply-${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(file, objs.map((o) => stringify(o)).join('---\n'));
-  const r = await kubectl([`--kubeconfig=${kc}`, 'apply', '--validate=false', '-f', file]);
-  if (r.code !== 0) throw new Error(`kubectl apply failed: ${r.stderr}`);
-}
+const apply = (...objs: Record<string, unknown>[]) => mustApply(kc, root, ...objs);
 const metricVia = async (so: string, metric: string) => {
   const path = `/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/${metric}?labelSelector=${encodeURIComponent(`scaledobject.keda.sh/name=${so}`)}`;
   return kubectl([`--server=https://127.0.0.1:${adapter.port}`, `--certificate-authority=${pki.ca.certFile}`, `--client-certificate=${pki.admin.certFile}`, `--client-key=${pki.admin.keyFile}`, 'get', '--raw', path]);

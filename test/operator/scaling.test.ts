@@ -3,16 +3,15 @@
 // what is going on; invalid and unsupported objects are reported, never silently ignored; the
 // workload is scaled to and from zero; HPAs edited or deleted behind our back are restored.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { startFakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js';
 import { createTestPki } from '../helpers/pki.js';
 import { startTestOperator, type TestOperator } from '../helpers/operator.js';
 import { eventually } from '../helpers/loop.js';
 import { kubectl } from '../helpers/tools.js';
+import { mustApply, putDeployment } from '../helpers/cluster.js';
 
 const root = t.testdir();
 const pki = await createTestPki(join(root, 'pki'));
@@ -34,14 +33,7 @@ const api = await startFakeApiServer();
 t.teardown(() => api.close());
 api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keda' } });
 api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-for (const name of ['web', 'worker', 'idle', 'taken']) {
-  api.put({
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: 'shop' },
-    spec: { replicas: 2, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } },
-  });
-}
+for (const name of ['web', 'worker', 'idle', 'taken']) putDeployment(api, 'shop', name, 2);
 const kc = await api.writeKubeconfig(join(root, 'kc'));
 
 const operator: TestOperator = await startTestOperator([
@@ -81,12 +73,7 @@ const metricsApiTrigger = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-async function apply(obj: Record<string, unknown>): Promise<void> {
-  const file = join(root, `apply-${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(file, stringify(obj));
-  const r = await kubectl([`--kubeconfig=${kc}`, 'apply', '--validate=false', '-f', file]);
-  if (r.code !== 0) throw new Error(`kubectl apply failed: ${r.stderr}`);
-}
+const apply = (obj: Record<string, unknown>) => mustApply(kc, root, obj);
 
 async function kubectlDelete(kind: string, name: string): Promise<void> {
   const r = await kubectl([`--kubeconfig=${kc}`, '-n', 'shop', 'delete', kind, name]);
