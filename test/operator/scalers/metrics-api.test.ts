@@ -14,9 +14,10 @@ import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { createScaler, scalerFactories } from '../../../src/operator/scalers/index.js';
 import { createMetricsApiScaler } from '../../../src/operator/scalers/metrics-api.js';
 import { metricNameFor, normalizeMetricName } from '../../../src/operator/scalers/metric-name.js';
-import { ScalerConfigError, ScalerError, type Scaler, type ScalerContext } from '../../../src/operator/scalers/scaler.js';
-import type { AuthParams, Trigger } from '../../../src/operator/scaledobjects/types.js';
+import { ScalerConfigError } from '../../../src/operator/scalers/scaler.js';
+import type { AuthParams } from '../../../src/operator/scaledobjects/types.js';
 import { eventually } from '../../helpers/loop.js';
+import { scalerTestKit } from '../../helpers/scalers.js';
 
 type LogLine = Record<string, unknown> & { msg: string; level: number };
 const logLines: LogLine[] = [];
@@ -28,8 +29,6 @@ const SECRETS = {
   password: 'pw-Sup3rSecretBasic',
   apiKey: 'key-Sup3rSecretApi',
 };
-/** Every error message any test saw: checked at the end for secrets. */
-const messages: string[] = [];
 
 // --- PKI: the upstream's CA exists only in the --ca-dir folder --------------------------------
 const upstreamCa = await createCA({ commonName: 'upstream CA (custom)' });
@@ -101,49 +100,8 @@ const json = (body: unknown, status = 200): Handler => (_req, res) => {
   res.end(typeof body === 'string' ? body : JSON.stringify(body));
 };
 
-function makeScaler(
-  metadata: Record<string, string>,
-  o: { auth?: AuthParams; trust?: CustomCaTrust; timeoutMs?: number; index?: number; metricType?: Trigger['metricType']; validateOnly?: boolean } = {},
-): Scaler {
-  const trigger: Trigger = { type: 'metrics-api', metadata, ...(o.metricType ? { metricType: o.metricType } : {}) };
-  const ctx: ScalerContext = {
-    triggerIndex: o.index ?? 0,
-    trigger,
-    auth: o.auth ?? {},
-    trust: o.trust ?? trust,
-    timeoutMs: o.timeoutMs ?? 5000,
-    log,
-    ...(o.validateOnly ? { validateOnly: true } : {}),
-  };
-  const s = createScaler(ctx);
-  t.teardown(() => s.close());
-  return s;
-}
-
-const value = (s: Scaler, signal: AbortSignal = new AbortController().signal) => s.getMetricValue(signal);
-
-/** The ScalerError a call fails with (recorded for the secrets check). */
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (!(err instanceof ScalerError)) throw new Error(`expected a ScalerError, got ${String(err)}`, { cause: err });
-    messages.push(err.message);
-    return err.message;
-  }
-  throw new Error('expected a ScalerError, got a value');
-}
-
-function configFailure(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ScalerConfigError)) throw new Error(`expected a ScalerConfigError, got ${String(err)}`, { cause: err });
-    messages.push(err.message);
-    return err.message;
-  }
-  throw new Error('expected a ScalerConfigError');
-}
+// Every error message any test saw (`messages`) is checked at the end for secrets.
+const { messages, makeScaler, failure, configFailure, value } = scalerTestKit({ type: 'metrics-api', trust, timeoutMs: 5000, log, teardown: (fn) => t.teardown(fn) });
 
 // --- tests ------------------------------------------------------------------------------------
 

@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { createCA, issueCertificate } from '../../../src/certs/x509.js';
 import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
-import { createScaler, scalerFactories } from '../../../src/operator/scalers/index.js';
+import { scalerFactories } from '../../../src/operator/scalers/index.js';
 import { createPrometheusScaler } from '../../../src/operator/scalers/prometheus.js';
-import { ScalerConfigError, ScalerError, type Scaler, type ScalerContext } from '../../../src/operator/scalers/scaler.js';
-import type { AuthParams, Trigger } from '../../../src/operator/scaledobjects/types.js';
+import type { Scaler } from '../../../src/operator/scalers/scaler.js';
+import type { AuthParams } from '../../../src/operator/scaledobjects/types.js';
 import { eventually } from '../../helpers/loop.js';
+import { scalerTestKit } from '../../helpers/scalers.js';
 import { startAuthProxy, startMetricsTarget, startPrometheus, type PrometheusServer } from '../../helpers/prometheus.js';
 
 type LogLine = Record<string, unknown> & { msg: string; level: number };
@@ -35,8 +36,6 @@ const SECRETS = {
 // module (METHOD_BLOWFISH, cost 4: cheap to check on every request).
 const PASSWORD_BCRYPT = '$2b$04$KrbIVNDqpzqMkycxm4W/kuleJsbAiHTcj2qEtrNV.L8z1YLyj2TZi';
 const USER = 'keda';
-/** Every error message any test saw: checked at the end for secrets. */
-const messages: string[] = [];
 
 // --- PKI: Prometheus' CA exists only in the --ca-dir folder ------------------------------------
 const serverCa = await createCA({ commonName: 'prometheus CA (custom)' });
@@ -102,52 +101,11 @@ const customProxy = await startAuthProxy(t, {
 
 // --- helpers ----------------------------------------------------------------------------------
 
-function makeScaler(
-  metadata: Record<string, string>,
-  o: { auth?: AuthParams; trust?: CustomCaTrust; timeoutMs?: number; index?: number; validateOnly?: boolean } = {},
-): Scaler {
-  const trigger: Trigger = { type: 'prometheus', metadata };
-  const ctx: ScalerContext = {
-    triggerIndex: o.index ?? 0,
-    trigger,
-    auth: o.auth ?? {},
-    trust: o.trust ?? trust,
-    timeoutMs: o.timeoutMs ?? 10_000,
-    log,
-    ...(o.validateOnly ? { validateOnly: true } : {}),
-  };
-  const s = createScaler(ctx);
-  t.teardown(() => s.close());
-  return s;
-}
+// Every error message any test saw (`messages`) is checked at the end for secrets.
+const { messages, makeScaler, failure, configFailure, value } = scalerTestKit({ type: 'prometheus', trust, timeoutMs: 10_000, log, teardown: (fn) => t.teardown(fn) });
 
 /** Metadata for a query against the basic-auth Prometheus. */
 const onProm = (query: string, extra: Record<string, string> = {}) => ({ serverAddress: prom.url, query, threshold: '5', authModes: 'basic', ...extra });
-
-const value = (s: Scaler, signal: AbortSignal = new AbortController().signal) => s.getMetricValue(signal);
-
-/** The ScalerError a call fails with (recorded for the secrets check). */
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (!(err instanceof ScalerError)) throw new Error(`expected a ScalerError, got ${String(err)}`, { cause: err });
-    messages.push(err.message);
-    return err.message;
-  }
-  throw new Error('expected a ScalerError, got a value');
-}
-
-function configFailure(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (!(err instanceof ScalerConfigError)) throw new Error(`expected a ScalerConfigError, got ${String(err)}`, { cause: err });
-    messages.push(err.message);
-    return err.message;
-  }
-  throw new Error('expected a ScalerConfigError');
-}
 
 /** Waits until the scaler reads `want` (a scrape happens every second). */
 async function readsEventually(s: Scaler, want: number): Promise<number> {
