@@ -150,6 +150,15 @@ export class DelegatedAuthMetrics {
   }
 }
 
+/** Whether this operator replica holds the Lease, and so may write. */
+export class LeaderElectionMetrics {
+  readonly leader: Gauge;
+
+  constructor(registry: Registry) {
+    this.leader = new Gauge({ name: 'leader_election_is_leader', help: '1 while this replica holds the operator Lease and may write', registers: [registry] });
+  }
+}
+
 /** The operator's certificate lifecycle: what it wrote, what it patched. */
 export class CertificateLifecycleMetrics {
   readonly rotations: Counter<'kind'>;

@@ -3,18 +3,21 @@
 // Without leader election (one replica by design) this replica always leads.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
 import { LeaderElector } from '../k8s/leader.js';
+import type { LeaderElectionMetrics } from '../observability/metrics.js';
 import type { OperatorConfig } from './config.js';
 
 export class Leadership {
   private readonly elector: LeaderElector | undefined;
   private readonly listeners: ((leading: boolean) => void)[] = [];
-  private readonly gauge: Gauge;
   private leading = false;
 
-  constructor(kc: KubeConfig, config: Pick<OperatorConfig, 'leaderElection' | 'namespace'>, registry: Registry, private readonly log: Logger) {
-    this.gauge = new Gauge({ name: 'leader_election_is_leader', help: '1 while this replica holds the operator Lease and may write', registers: [registry] });
+  constructor(
+    kc: KubeConfig,
+    config: Pick<OperatorConfig, 'leaderElection' | 'namespace'>,
+    private readonly metrics: LeaderElectionMetrics,
+    private readonly log: Logger,
+  ) {
     const le = config.leaderElection;
     this.elector = le.enabled
       ? new LeaderElector(
@@ -48,7 +51,7 @@ export class Leadership {
   private set(leading: boolean): void {
     if (leading === this.leading) return;
     this.leading = leading;
-    this.gauge.set(leading ? 1 : 0);
+    this.metrics.leader.set(leading ? 1 : 0);
     for (const l of this.listeners) {
       try {
         l(leading);

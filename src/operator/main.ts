@@ -9,7 +9,7 @@ import { startChannelServer, type RunningChannelServer } from '../channel/server
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
-import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, ScalingMetrics, createRegistry } from '../observability/metrics.js';
+import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, LeaderElectionMetrics, ScalingMetrics, createRegistry } from '../observability/metrics.js';
 import { startWebhookServer } from './webhook/server.js';
 import { CustomCaTrust } from '../tls/custom-ca.js';
 import { LiveTls } from '../tls/live-tls.js';
@@ -46,7 +46,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   const registry = createRegistry('operator');
   const kc = inCluster ? loadKubeConfig(config.kubeconfig, env) : undefined;
   if (config.enableCertRotation && !kc) log.info({ reason: 'no cluster' }, 'certificate rotation is off: serving the certificates found in the cert dir');
-  const leadership = kc ? new Leadership(kc, config, registry, log) : undefined;
+  const leadership = kc ? new Leadership(kc, config, new LeaderElectionMetrics(registry), log) : undefined;
   const lifecycle = kc && leadership ? setUpCertificateLifecycle(kc, config.certificates, config.enableCertRotation, config.namespace, registry, leadership, log) : undefined;
   await lifecycle?.start();
   // Before waiting for the certificate files: with rotation on, the leader is who writes them.
