@@ -1,60 +1,271 @@
-// A list+watch that does not stall: client-node's ListWatch relists on 410 Gone and reconnects on
-// timeouts, but stops for good on any other error. This restarts it with backoff, so a dropped
-// connection or a kube-apiserver restart is a pause, never a silent end of updates.
-import { ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+// List+watch that never stalls, written the way client-go's reflector behaves: list (in pages),
+// then watch from the list's resourceVersion with bookmarks, resume from the last version seen
+// after a dropped connection, list again only on 410 Gone, back off on errors (a refused list, a
+// kube-apiserver restart) and keep going until stopped. A relist is compared with what was known,
+// so only real changes become events (objects gone meanwhile become deletes).
+//
+// `metadataOnly` asks for PartialObjectMetadata: the object's metadata and nothing else, for
+// watches that only need to know that something exists or changed (Secrets, scale targets).
+import { randomInt } from 'node:crypto';
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { fetch, type Dispatcher } from 'undici';
 import { describeApiError } from './kubeconfig.js';
 
-export interface ResilientInformerOptions<T extends KubernetesObject> {
+export type InformerEvent = 'add' | 'update' | 'delete';
+
+export interface InformerOptions {
   kc: KubeConfig;
   /** The collection path, e.g. `/api/v1/namespaces/kube-system/configmaps`. */
   path: string;
-  list: () => Promise<KubernetesListObject<T>>;
   fieldSelector?: string;
   labelSelector?: string;
+  /** Only metadata (PartialObjectMetadata). */
+  metadataOnly?: boolean;
   name: string;
   log: Logger;
+  /** Items per list page. */
+  pageSize?: number;
+  initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * A 403 Forbidden (RBAC) ends the informer instead of being retried: start() rejects with a
+   * ForbiddenError, for watches the caller can do without.
+   */
+  stopOnForbidden?: boolean;
 }
 
-export interface ResilientInformer<T extends KubernetesObject> {
-  /** Called with every object on add and update, and with `undefined` when deleted. */
-  onObject(listener: (obj: T | undefined, event: 'add' | 'update' | 'delete') => void): void;
+export interface Informer<T extends KubernetesObject> {
+  /** Called with every object added, changed (new resourceVersion) or deleted. */
+  onObject(listener: (obj: T, event: InformerEvent) => void): void;
+  /** Resolves once the first list is in (its objects delivered); later failures are retried. */
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Objects currently known, by `namespace/name`. */
+  readonly size: number;
 }
 
-export function resilientInformer<T extends KubernetesObject>(o: ResilientInformerOptions<T>): ResilientInformer<T> {
-  const lw = new ListWatch<T>(o.path, new Watch(o.kc), o.list, false, o.labelSelector, o.fieldSelector);
-  const listeners: ((obj: T | undefined, event: 'add' | 'update' | 'delete') => void)[] = [];
-  let stopped = false;
-  let backoffMs = 500;
-  let timer: NodeJS.Timeout | undefined;
+class GoneError extends Error {
+  override readonly name = 'GoneError';
+}
 
-  lw.on('add', (obj) => listeners.forEach((l) => l(obj, 'add')));
-  lw.on('update', (obj) => listeners.forEach((l) => l(obj, 'update')));
-  lw.on('delete', (obj) => listeners.forEach((l) => l(obj, 'delete')));
-  lw.on('connect', () => {
-    backoffMs = 500;
-  });
-  lw.on('error', (err: unknown) => {
-    if (stopped) return;
-    o.log.warn({ informer: o.name, reason: describeApiError(err), retryInMs: backoffMs }, 'watch interrupted, restarting');
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      if (!stopped) lw.start().catch(() => undefined);
-    }, backoffMs);
-    timer.unref();
-    backoffMs = Math.min(backoffMs * 2, o.maxBackoffMs ?? 30_000);
-  });
+export class ForbiddenError extends Error {
+  override readonly name = 'ForbiddenError';
+}
+
+class StatusError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+
+/** managedFields are often most of an object's size, and nothing here reads them. */
+function trim<T extends KubernetesObject>(o: T): T {
+  if (o.metadata?.managedFields) delete o.metadata.managedFields;
+  return o;
+}
+
+export function informer<T extends KubernetesObject>(o: InformerOptions): Informer<T> {
+  const listeners: ((obj: T, event: InformerEvent) => void)[] = [];
+  const known = new Map<string, T>();
+  const initialBackoff = o.initialBackoffMs ?? 250;
+  let resourceVersion = '';
+  let stopped = false;
+  let abort: AbortController | undefined;
+  let dispatcher: Dispatcher | undefined;
+  let sleeper: { timer: NodeJS.Timeout; wake: () => void } | undefined;
+  let loop: Promise<void> | undefined;
+
+  const emit = (obj: T, event: InformerEvent) => {
+    for (const l of listeners) {
+      try {
+        l(obj, event);
+      } catch (err) {
+        o.log.error({ informer: o.name, err: (err as Error).message }, 'an informer listener failed');
+      }
+    }
+  };
+
+  const request = async (query: Record<string, string>, list: boolean) => {
+    const url = new URL(o.kc.getCurrentCluster()!.server.replace(/\/$/, '') + o.path);
+    for (const [k, v] of Object.entries({ ...selectors(o), ...query })) url.searchParams.set(k, v);
+    const ctx = requestContext();
+    await o.kc.applySecurityAuthentication(ctx as never);
+    const accept = o.metadataOnly ? `application/json;as=PartialObjectMetadata${list ? 'List' : ''};g=meta.k8s.io;v=v1,application/json` : 'application/json';
+    // A new connection per request (credentials may have been rotated); the previous one goes.
+    void dispatcher?.close().catch(() => undefined);
+    dispatcher = ctx.dispatcher;
+    abort = new AbortController();
+    const res = await fetch(url, { headers: { ...ctx.headers, accept }, ...(dispatcher ? { dispatcher } : {}), signal: abort.signal });
+    if (res.status !== 200) {
+      const text = await res.text().catch(() => '');
+      const message = (() => {
+        try {
+          return (JSON.parse(text) as { message?: string }).message ?? text;
+        } catch {
+          return text;
+        }
+      })();
+      if (res.status === 410) throw new GoneError(message);
+      if (res.status === 403 && o.stopOnForbidden) throw new ForbiddenError(message);
+      throw new StatusError(res.status, `HTTP ${res.status}${message ? `: ${message}` : ''}`);
+    }
+    return res;
+  };
+
+  /** Lists every page, then turns the difference with what was known into events. */
+  const list = async () => {
+    const items: T[] = [];
+    let cont = '';
+    let rv: string;
+    do {
+      const res = await request({ limit: String(o.pageSize ?? 500), ...(cont ? { continue: cont } : {}) }, true);
+      const page = (await res.json()) as { items?: T[]; metadata?: { resourceVersion?: string; continue?: string } };
+      for (const item of page.items ?? []) items.push(trim(item));
+      cont = page.metadata?.continue ?? '';
+      rv = page.metadata?.resourceVersion ?? '';
+    } while (cont);
+    const seen = new Set<string>();
+    for (const item of items) {
+      const key = keyOf(item);
+      seen.add(key);
+      const prev = known.get(key);
+      known.set(key, item);
+      if (!prev) emit(item, 'add');
+      else if (prev.metadata?.resourceVersion !== item.metadata?.resourceVersion) emit(item, 'update');
+    }
+    for (const [key, prev] of known) {
+      if (seen.has(key)) continue;
+      known.delete(key);
+      emit(prev, 'delete');
+    }
+    resourceVersion = rv;
+  };
+
+  /** One watch, until the server ends it (normal) or it fails (thrown). */
+  const watch = async () => {
+    // As client-go: a random server-side timeout, so that watches do not all renew at once.
+    const res = await request({ watch: '1', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(randomInt(300, 600)) }, false);
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.trim() !== '') handle(JSON.parse(line) as { type: string; object: T & { code?: number; message?: string } });
+      }
+    }
+  };
+
+  const handle = (ev: { type: string; object: T & { code?: number; message?: string } }) => {
+    const obj = trim(ev.object);
+    if (ev.type === 'ERROR') {
+      if (obj.code === 410) throw new GoneError(obj.message ?? 'Gone');
+      throw new StatusError(obj.code ?? 500, `watch error: ${obj.message ?? 'unknown'}`);
+    }
+    const rv = obj.metadata?.resourceVersion;
+    if (rv) resourceVersion = rv;
+    if (ev.type === 'BOOKMARK') return;
+    const key = keyOf(obj);
+    if (ev.type === 'DELETED') {
+      known.delete(key);
+      emit(obj, 'delete');
+      return;
+    }
+    const prev = known.get(key);
+    known.set(key, obj);
+    emit(obj, prev ? 'update' : 'add');
+  };
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      sleeper = { timer, wake: resolve };
+    });
+
+  const run = async (firstList: { resolve: () => void; reject: (e: Error) => void }) => {
+    let backoff = initialBackoff;
+    let listed = false;
+    while (!stopped) {
+      try {
+        if (!resourceVersion) {
+          await list();
+          if (!listed) {
+            listed = true;
+            firstList.resolve();
+          }
+        }
+        backoff = initialBackoff;
+        await watch();
+        // Ended by the server (timeoutSeconds, shutdown): resume from the last version seen.
+      } catch (err) {
+        if (stopped) break;
+        if (err instanceof ForbiddenError) {
+          if (!listed) firstList.reject(err);
+          stopped = true;
+          break;
+        }
+        if (err instanceof GoneError) {
+          o.log.info({ informer: o.name }, 'watch history expired: listing again');
+          resourceVersion = '';
+          continue;
+        }
+        o.log.warn({ informer: o.name, reason: err instanceof StatusError ? err.message : describeApiError(err), retryInMs: backoff }, 'watch interrupted, restarting');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, o.maxBackoffMs ?? 10_000);
+      }
+    }
+    if (!listed) firstList.reject(new Error(`${o.name}: stopped before the first list`));
+  };
 
   return {
     onObject: (l) => void listeners.push(l),
-    start: () => lw.start(),
+    get size() {
+      return known.size;
+    },
+    start() {
+      stopped = false;
+      return new Promise<void>((resolve, reject) => {
+        loop = run({ resolve, reject });
+      });
+    },
     async stop() {
       stopped = true;
-      clearTimeout(timer);
-      await lw.stop();
+      abort?.abort();
+      if (sleeper) {
+        clearTimeout(sleeper.timer);
+        sleeper.wake();
+      }
+      await loop?.catch(() => undefined);
+      await dispatcher?.close().catch(() => undefined);
     },
   };
+}
+
+function selectors(o: InformerOptions): Record<string, string> {
+  return { ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}), ...(o.fieldSelector ? { fieldSelector: o.fieldSelector } : {}) };
+}
+
+/** What KubeConfig.applySecurityAuthentication writes into: headers and a TLS dispatcher. */
+function requestContext() {
+  const ctx = {
+    headers: {} as Record<string, string>,
+    dispatcher: undefined as Dispatcher | undefined,
+    setHeaderParam(k: string, v: string) {
+      ctx.headers[k] = v;
+    },
+    setDispatcher(d: Dispatcher) {
+      ctx.dispatcher = d;
+    },
+    getUrl: () => '',
+  };
+  return ctx;
 }

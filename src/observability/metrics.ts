@@ -229,6 +229,7 @@ export class ScalingMetrics {
   readonly reconciles: Counter<'result'>;
   readonly replicaChanges: Counter<'direction'>;
   readonly tokenRequests: Counter<'outcome'>;
+  readonly apiWrites: Counter<'resource' | 'verb'>;
   /** Label sets written per `namespace/name`, so a deleted ScaledObject's series go with it. */
   private readonly series = new Map<string, Record<string, string>[]>();
 
@@ -242,11 +243,17 @@ export class ScalingMetrics {
       labelNames: ['namespace', 'scaled_object', 'trigger_index', 'scaler'],
       registers: [registry],
     });
-    this.reconciles = new Counter({ name: 'keda_scaledobject_reconciles_total', help: 'ScaledObject reconciles (HPA and status), by result (ok, error)', labelNames: ['result'], registers: [registry] });
+    this.reconciles = new Counter({ name: 'keda_scaledobject_reconciles_total', help: 'ScaledObject reconciles (HPA and status), by result (ok; requeue: waiting for its workload, authentication or a Secret; error)', labelNames: ['result'], registers: [registry] });
     this.replicaChanges = new Counter({
       name: 'keda_scale_target_replica_changes_total',
       help: 'Scale targets moved by the operator itself, by direction (to_zero, from_zero)',
       labelNames: ['direction'],
+      registers: [registry],
+    });
+    this.apiWrites = new Counter({
+      name: 'keda_kube_api_writes_total',
+      help: 'Writes the ScaledObject controller made to kube-apiserver (HPAs, ScaledObject status, scale subresources, Events), by resource and verb; flat while nothing changes',
+      labelNames: ['resource', 'verb'],
       registers: [registry],
     });
     this.tokenRequests = new Counter({

@@ -3,9 +3,10 @@
 // - triggers with `useCachedMetrics` are answered from the last poll, not the upstream;
 // - activity (for scaling to and from zero) and trigger health are known without a query;
 // - a failing trigger never costs a healthy one its value.
-// Scalers are built once per trigger and rebuilt when the object changes, its authentication
-// changes, a token in it is due for renewal, or the scaler failed (a rotated Secret is then
-// picked up, as KEDA does).
+// Scalers are built once per trigger and rebuilt when the object changes, when anything it was
+// built from changes (its TriggerAuthentication, a Secret, appearing, changing or going), when a
+// token in it is due for renewal, or when the scaler failed (as KEDA does). Which objects were
+// built from what is indexed, so that a change reaches exactly the objects that use it.
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { formatQuantity, quantityFromNumber } from '../k8s/quantity.js';
@@ -15,7 +16,8 @@ import type { CustomCaTrust } from '../tls/custom-ca.js';
 import { createScaler } from './scalers/index.js';
 import { ScalerError, type Scaler } from './scalers/scaler.js';
 import { resolveAuth, type TokenSource } from './scaledobjects/resolve-auth.js';
-import type { ScaledObject, ScaledObjectStore, Trigger } from './scaledobjects/types.js';
+import type { AuthLookup, AuthenticationRef, ScaledObject, ScaledObjectStore, Trigger } from './scaledobjects/types.js';
+import { dependencyKey } from './scaledobjects/types.js';
 
 /** One trigger as the HPA and the status see it. */
 export interface TriggerReport {
@@ -70,7 +72,8 @@ interface TriggerState {
 interface ObjectState {
   key: string;
   so: ScaledObject;
-  authRevision: number;
+  /** What the scalers were built from: dependencyKey -> its version then (undefined: absent). */
+  deps: Map<string, string | undefined>;
   triggers: TriggerState[];
   /** When a token in some trigger's authentication is due for renewal. */
   refreshAt: number;
@@ -84,6 +87,8 @@ const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
 
 export class MetricsEngine implements MetricsHandler {
   private readonly objects = new Map<string, ObjectState>();
+  /** dependencyKey -> the objects built from it. */
+  private readonly dependents = new Map<string, Set<string>>();
   private readonly listeners: ((report: PollReport) => void)[] = [];
   private readonly log: Logger;
   private closed = false;
@@ -130,10 +135,15 @@ export class MetricsEngine implements MetricsHandler {
     };
   }
 
-  /** Builds (if needed) and describes an object's triggers, without asking any upstream. */
+  /** Builds (if needed, and again where a build failed) and describes an object's triggers, without asking any upstream. */
   async describe(so: ScaledObject): Promise<TriggerReport[]> {
-    const state = await this.ready(so);
+    const state = await this.ready(so, true);
     return state.triggers.map((t) => this.triggerReport(t));
+  }
+
+  /** The objects (`namespace/name`) whose scalers were built from this dependency (see dependencyKey). */
+  dependentsOf(key: string): string[] {
+    return [...(this.dependents.get(key) ?? [])];
   }
 
   /** Polls one object now (coalesced with a poll already running). */
@@ -150,7 +160,7 @@ export class MetricsEngine implements MetricsHandler {
 
   // --- building -------------------------------------------------------------------------------
 
-  private async ready(so: ScaledObject): Promise<ObjectState> {
+  private async ready(so: ScaledObject, retryFailedBuilds = false): Promise<ObjectState> {
     const key = keyOf(so.namespace, so.name);
     let state = this.objects.get(key);
     if (state && state.so.uid !== so.uid) {
@@ -158,11 +168,11 @@ export class MetricsEngine implements MetricsHandler {
       state = undefined;
     }
     if (!state) {
-      state = { key, so, authRevision: -1, triggers: [], refreshAt: Infinity, building: undefined, timer: undefined, polling: undefined, report: undefined };
+      state = { key, so, deps: new Map(), triggers: [], refreshAt: Infinity, building: undefined, timer: undefined, polling: undefined, report: undefined };
       this.objects.set(key, state);
       this.schedule(state);
     }
-    if (this.needsBuild(state, so)) {
+    if (this.needsBuild(state, so) || (retryFailedBuilds && state.triggers.some((t) => t.buildError !== undefined))) {
       const s = state;
       s.building ??= this.build(s, so).finally(() => (s.building = undefined));
       await s.building;
@@ -173,7 +183,7 @@ export class MetricsEngine implements MetricsHandler {
   private needsBuild(state: ObjectState, so: ScaledObject): boolean {
     return (
       state.so.generation !== so.generation ||
-      state.authRevision !== this.store.authRevision() ||
+      [...state.deps].some(([key, version]) => this.store.dependencyVersion(key) !== version) ||
       state.triggers.length === 0 ||
       Date.now() >= state.refreshAt ||
       state.triggers.some((t) => t.stale)
@@ -181,7 +191,19 @@ export class MetricsEngine implements MetricsHandler {
   }
 
   private async build(state: ObjectState, so: ScaledObject): Promise<void> {
-    const revision = this.store.authRevision();
+    // Versions are taken before reading, so a change during the build means another build.
+    const deps = new Map<string, string | undefined>();
+    const use = (key: string) => void (deps.has(key) || deps.set(key, this.store.dependencyVersion(key)));
+    const recorded = {
+      lookupAuth: (namespace: string, ref: AuthenticationRef): AuthLookup => {
+        use(dependencyKey(ref.kind ?? 'TriggerAuthentication', namespace, ref.name));
+        return this.store.lookupAuth(namespace, ref);
+      },
+      readSecret: (namespace: string, name: string) => {
+        use(dependencyKey('Secret', namespace, name));
+        return this.store.readSecret(namespace, name);
+      },
+    };
     const sameSpec = state.so.generation === so.generation && state.triggers.length === so.spec.triggers.length;
     let refreshAt = Infinity;
     const triggers = await Promise.all(
@@ -189,7 +211,7 @@ export class MetricsEngine implements MetricsHandler {
         const old = sameSpec ? state.triggers[index] : undefined;
         const next: TriggerState = { trigger, index, failures: old?.failures ?? 0, stale: false, ...(old?.last ? { last: old.last } : {}), ...(old?.error ? { error: old.error } : {}) };
         try {
-          const auth = trigger.authenticationRef ? await resolveAuth(this.store, this.opts.tokens, so.namespace, trigger.authenticationRef) : { params: {} };
+          const auth = trigger.authenticationRef ? await resolveAuth(recorded, this.opts.tokens, so.namespace, trigger.authenticationRef) : { params: {} };
           if (auth.refreshAt !== undefined) refreshAt = Math.min(refreshAt, auth.refreshAt);
           next.scaler = createScaler({ triggerIndex: index, trigger, auth: auth.params, trust: this.opts.trust, timeoutMs: this.opts.scalerTimeoutMs, log: this.log });
         } catch (err) {
@@ -211,7 +233,8 @@ export class MetricsEngine implements MetricsHandler {
       return;
     }
     const intervalChanged = state.so.spec.pollingInterval !== so.spec.pollingInterval;
-    Object.assign(state, { so, authRevision: revision, triggers, refreshAt });
+    this.index(state.key, state.deps, deps);
+    Object.assign(state, { so, deps, triggers, refreshAt });
     if (intervalChanged) this.schedule(state);
   }
 
@@ -331,8 +354,23 @@ export class MetricsEngine implements MetricsHandler {
   /** Forgets an object: its timer stops and its scalers close. */
   private drop(state: ObjectState): void {
     this.objects.delete(state.key);
+    this.index(state.key, state.deps, new Map());
     if (state.timer) clearTimeout(state.timer);
     state.timer = undefined;
     for (const t of state.triggers) t.scaler?.close();
+  }
+
+  private index(key: string, before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): void {
+    for (const dep of before.keys()) {
+      if (after.has(dep)) continue;
+      const set = this.dependents.get(dep);
+      set?.delete(key);
+      if (set?.size === 0) this.dependents.delete(dep);
+    }
+    for (const dep of after.keys()) {
+      let set = this.dependents.get(dep);
+      if (!set) this.dependents.set(dep, (set = new Set()));
+      set.add(key);
+    }
   }
 }

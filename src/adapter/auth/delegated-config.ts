@@ -4,7 +4,7 @@
 // command line replaces the matching part of the ConfigMap, as in Kubernetes' own servers.
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
+import { informer, type Informer } from '../../k8s/informer.js';
 import { statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { RequestHeaderConfig } from '../config.js';
 
@@ -48,7 +48,7 @@ export function parseAuthenticationConfigMap(cm: V1ConfigMap | undefined): Clust
 
 /** Reads the ConfigMap once (failing clearly when RBAC forbids it), then follows its changes. */
 export class ClusterAuthenticationWatch {
-  private informer: ResilientInformer<V1ConfigMap> | undefined;
+  private informer: Informer<V1ConfigMap> | undefined;
 
   constructor(
     private readonly kc: KubeConfig,
@@ -74,12 +74,11 @@ export class ClusterAuthenticationWatch {
     }
     this.apply(parseAuthenticationConfigMap(cm));
 
-    this.informer = resilientInformer<V1ConfigMap>({
+    this.informer = informer<V1ConfigMap>({
       kc: this.kc,
       path: `/api/v1/namespaces/${AUTH_CONFIGMAP_NAMESPACE}/configmaps`,
       // RBAC grants this ConfigMap by name: list and watch must select it by name too.
       fieldSelector: `metadata.name=${AUTH_CONFIGMAP_NAME}`,
-      list: () => api.listNamespacedConfigMap({ namespace: AUTH_CONFIGMAP_NAMESPACE, fieldSelector: `metadata.name=${AUTH_CONFIGMAP_NAME}` }),
       name: `configmap ${AUTH_CONFIGMAP_NAMESPACE}/${AUTH_CONFIGMAP_NAME}`,
       log: this.log,
     });

@@ -2,10 +2,10 @@
 // equal to the CA bundle our certificates chain to: patched on change, written conflict-safe
 // (a 409 means re-read and try again), watched so that drift is restored, with backoff so that
 // we never fight another controller forever. Objects that cert-manager injects are left alone.
-import { KubernetesObjectApi, type KubeConfig, type KubernetesObject, type KubernetesListObject } from '@kubernetes/client-node';
+import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
-import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
+import { informer, type Informer } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { CertificateLifecycleMetrics } from '../../observability/metrics.js';
 
@@ -75,7 +75,7 @@ interface TargetState {
 export class CaBundleInjector {
   private readonly api: KubernetesObjectApi;
   private readonly state = new Map<string, TargetState>();
-  private readonly informers: ResilientInformer<Obj>[] = [];
+  private readonly informers: Informer<Obj>[] = [];
   private bundleB64 = '';
   private active = false;
 
@@ -94,19 +94,18 @@ export class CaBundleInjector {
   /** Starts watching the targets; patches happen only while active (the leader). */
   async start(): Promise<void> {
     for (const target of this.targets) {
-      const informer = resilientInformer<Obj>({
+      const watch = informer<Obj>({
         kc: this.kc,
         path: COLLECTION[target.kind],
         fieldSelector: `metadata.name=${target.name}`,
-        list: () => this.api.list(API_VERSION[target.kind], target.kind, undefined, undefined, undefined, undefined, `metadata.name=${target.name}`) as Promise<KubernetesListObject<Obj>>,
         name: `${target.kind} ${target.name}`,
         log: this.log,
       });
-      informer.onObject((obj, event) => {
-        if (event !== 'delete' && obj && this.active && this.bundleB64 && withCaBundle(obj, this.bundleB64)) this.onDrift(target, obj);
+      watch.onObject((obj, event) => {
+        if (event !== 'delete' && this.active && this.bundleB64 && withCaBundle(obj, this.bundleB64)) this.onDrift(target, obj);
       });
-      this.informers.push(informer);
-      await informer.start();
+      this.informers.push(watch);
+      await watch.start();
     }
   }
 

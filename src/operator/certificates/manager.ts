@@ -4,7 +4,7 @@
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
-import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
+import { informer, type Informer } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { CertificateLifecycleMetrics } from '../../observability/metrics.js';
 import type { CaBundleInjector } from './ca-injector.js';
@@ -33,18 +33,17 @@ export class CertificateManager {
   private active = false;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
-  private informer: ResilientInformer<V1Secret> | undefined;
+  private informer: Informer<V1Secret> | undefined;
 
   constructor(private readonly o: CertificateManagerOptions) {
     this.api = o.kc.makeApiClient(CoreV1Api);
   }
 
   async start(): Promise<void> {
-    this.informer = resilientInformer<V1Secret>({
+    this.informer = informer<V1Secret>({
       kc: this.o.kc,
       path: `/api/v1/namespaces/${this.o.namespace}/secrets`,
       fieldSelector: `metadata.name=${this.o.secretName}`,
-      list: () => this.api.listNamespacedSecret({ namespace: this.o.namespace, fieldSelector: `metadata.name=${this.o.secretName}` }),
       name: `secret ${this.o.namespace}/${this.o.secretName}`,
       log: this.o.log,
     });

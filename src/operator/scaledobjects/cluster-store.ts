@@ -1,13 +1,14 @@
-// KEDA's custom resources from the cluster: resilient watches on ScaledObjects,
-// TriggerAuthentications and ClusterTriggerAuthentications (all namespaces, or --watch-namespace),
-// each object validated on its own. An invalid object is not served but kept, with its error,
-// for the status it must be given. Secrets are read when a scaler is built, never listed.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+// KEDA's custom resources from the cluster: watches on ScaledObjects, TriggerAuthentications and
+// ClusterTriggerAuthentications (all namespaces, or --watch-namespace), each object validated on
+// its own. An invalid object is not served but kept, with its error, for the status it must be
+// given. Secrets are watched by metadata only (their data is read when a scaler is built, never
+// held for Secrets nobody uses), so that a Secret created late or rotated reaches its scalers.
+import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
+import { ForbiddenError, informer, type Informer, type InformerEvent } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
 import { scaledObjectFromApi, secretValuesFromApi, triggerAuthenticationFromApi } from './manifest.js';
-import type { AuthLookup, AuthSpec, AuthenticationRef, ScaledObject, ScaledObjectStore } from './types.js';
+import { dependencyKey, type AuthLookup, type AuthSpec, type AuthenticationRef, type ScaledObject, type ScaledObjectStore } from './types.js';
 
 const GROUP = 'keda.sh';
 const VERSION = 'v1alpha1';
@@ -40,53 +41,64 @@ export interface ClusterStoreOptions {
   clusterObjectNamespace: string;
 }
 
+interface AuthEntry {
+  auth: AuthSpec | Error;
+  version: string;
+}
+
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
 
 export class ClusterScaledObjectStore implements ScaledObjectStore {
   private readonly records = new Map<string, ScaledObjectRecord>();
-  private readonly auths = new Map<string, AuthSpec | Error>();
-  private readonly clusterAuths = new Map<string, AuthSpec | Error>();
+  /** By dependencyKey: TriggerAuthentications and ClusterTriggerAuthentications. */
+  private readonly auths = new Map<string, AuthEntry>();
+  /** By dependencyKey: the resourceVersion of every Secret in the watched namespaces. */
+  private readonly secretVersions = new Map<string, string>();
   private readonly listeners: (() => void)[] = [];
   private readonly recordListeners: ((key: string) => void)[] = [];
-  private readonly informers: ResilientInformer<KubeObject>[] = [];
+  private readonly dependencyListeners: ((key: string) => void)[] = [];
+  private readonly informers: Informer<KubeObject>[] = [];
   private readonly core: CoreV1Api;
-  private readonly custom: CustomObjectsApi;
-  private revision = 0;
   private notifyQueued = false;
+  /** Without list/watch on Secrets (RBAC) their versions are unknown. */
+  private secretsUnwatched = false;
 
   constructor(private readonly opts: ClusterStoreOptions) {
     this.core = opts.kc.makeApiClient(CoreV1Api);
-    this.custom = opts.kc.makeApiClient(CustomObjectsApi);
   }
 
-  /** Lists and watches the three kinds; resolves once each initial list is in. */
+  /** Lists and watches; resolves once each initial list is in. */
   async start(): Promise<void> {
     const ns = this.opts.watchNamespace;
-    const watch = (plural: string, namespaced: boolean, onObject: (obj: KubeObject, deleted: boolean) => void) => {
-      const scoped = namespaced && ns !== '';
-      const path = scoped ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`;
-      const informer = resilientInformer<KubeObject>({
-        kc: this.opts.kc,
-        path,
-        list: () =>
-          (scoped
-            ? this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })
-            : this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as Promise<KubernetesListObject<KubeObject>>,
-        name: plural,
-        log: this.opts.log,
-      });
-      informer.onObject((obj, event) => {
-        if (obj) onObject(obj, event === 'delete');
-      });
-      this.informers.push(informer);
-      return informer;
+    const watch = (path: string, name: string, onObject: (obj: KubeObject, event: InformerEvent) => void, metadataOnly = false) => {
+      const i = informer<KubeObject>({ kc: this.opts.kc, path, name, log: this.opts.log, metadataOnly, stopOnForbidden: metadataOnly });
+      i.onObject(onObject);
+      this.informers.push(i);
+      return i;
     };
-    const informers = [
-      watch('triggerauthentications', true, (o, deleted) => this.onAuth(this.auths, 'TriggerAuthentication', o, deleted)),
-      watch('clustertriggerauthentications', false, (o, deleted) => this.onAuth(this.clusterAuths, 'ClusterTriggerAuthentication', o, deleted)),
-      watch('scaledobjects', true, (o, deleted) => this.onScaledObject(o, deleted)),
+    const keda = (plural: string, namespaced: boolean) => (namespaced && ns !== '' ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`);
+    // ClusterTriggerAuthentications read their Secrets in the operator's namespace.
+    const secretNamespaces = ns === '' ? [''] : [...new Set([ns, this.opts.clusterObjectNamespace])];
+    const dependencies = [
+      watch(keda('triggerauthentications', true), 'triggerauthentications', (o, e) => this.onAuth('TriggerAuthentication', o, e)),
+      watch(keda('clustertriggerauthentications', false), 'clustertriggerauthentications', (o, e) => this.onAuth('ClusterTriggerAuthentication', o, e)),
     ];
-    for (const i of informers) await i.start();
+    const secrets = secretNamespaces.map((s) => watch(s ? `/api/v1/namespaces/${s}/secrets` : '/api/v1/secrets', `secrets${s ? ` in ${s}` : ''}`, (o, e) => this.onSecret(o, e), true));
+    // What ScaledObjects refer to first, so that the first builds find it.
+    await Promise.all([
+      ...dependencies.map((i) => i.start()),
+      ...secrets.map((i, n) =>
+        i.start().catch((err: unknown) => {
+          if (!(err instanceof ForbiddenError)) throw err;
+          this.secretsUnwatched = true;
+          this.opts.log.warn(
+            { reason: err.message, namespace: secretNamespaces[n] || '(all)' },
+            'cannot watch Secrets (RBAC: list and watch on secrets): a Secret created after the ScaledObject using it, or rotated, is picked up by retries instead of at once',
+          );
+        }),
+      ),
+    ]);
+    await watch(keda('scaledobjects', true), 'scaledobjects', (o, e) => this.onScaledObject(o, e === 'delete')).start();
     this.notify();
   }
 
@@ -120,14 +132,19 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
     this.recordListeners.push(listener);
   }
 
-  authRevision(): number {
-    return this.revision;
+  onDependencyChange(listener: (key: string) => void): void {
+    this.dependencyListeners.push(listener);
+  }
+
+  dependencyVersion(key: string): string | undefined {
+    if (key.startsWith('Secret/')) return this.secretsUnwatched ? 'unwatched' : this.secretVersions.get(key);
+    return this.auths.get(key)?.version;
   }
 
   lookupAuth(namespace: string, ref: AuthenticationRef): AuthLookup {
     const cluster = ref.kind === 'ClusterTriggerAuthentication';
     const label = cluster ? `ClusterTriggerAuthentication ${ref.name}` : `TriggerAuthentication ${namespace}/${ref.name}`;
-    const found = cluster ? this.clusterAuths.get(ref.name) : this.auths.get(keyOf(namespace, ref.name));
+    const found = this.auths.get(dependencyKey(cluster ? 'ClusterTriggerAuthentication' : 'TriggerAuthentication', namespace, ref.name))?.auth;
     if (!found) throw new Error(`${label} not found`);
     if (found instanceof Error) throw new Error(`${label} is invalid: ${found.message}`);
     return { label, secretNamespace: cluster ? this.opts.clusterObjectNamespace : namespace, spec: found };
@@ -176,28 +193,31 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
     this.changed(key);
   }
 
-  private onAuth(map: Map<string, AuthSpec | Error>, kind: 'TriggerAuthentication' | 'ClusterTriggerAuthentication', obj: KubeObject, deleted: boolean): void {
-    const key = kind === 'ClusterTriggerAuthentication' ? (obj.metadata?.name ?? '') : keyOf(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
-    if (deleted) map.delete(key);
+  private onAuth(kind: 'TriggerAuthentication' | 'ClusterTriggerAuthentication', obj: KubeObject, event: InformerEvent): void {
+    const key = dependencyKey(kind, obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+    if (event === 'delete') this.auths.delete(key);
     else {
+      let auth: AuthSpec | Error;
       try {
-        map.set(key, triggerAuthenticationFromApi(obj, kind).auth);
+        auth = triggerAuthenticationFromApi(obj, kind).auth;
       } catch (err) {
-        map.set(key, err as Error);
-        this.opts.log.warn({ [kind]: key, reason: (err as Error).message }, `invalid ${kind}`);
+        auth = err as Error;
+        this.opts.log.warn({ [kind]: key, reason: auth.message }, `invalid ${kind}`);
       }
+      this.auths.set(key, { auth, version: obj.metadata?.resourceVersion ?? '' });
     }
-    this.revision++;
-    // The ScaledObjects using it are reconciled again: their scalers may now build, or not.
-    const name = obj.metadata?.name;
-    const namespace = obj.metadata?.namespace;
-    for (const r of this.records.values()) {
-      const uses = r.object?.spec.triggers.some(
-        (t) => t.authenticationRef?.name === name && (t.authenticationRef?.kind ?? 'TriggerAuthentication') === kind && (kind === 'ClusterTriggerAuthentication' || r.namespace === namespace),
-      );
-      if (uses) this.changed(keyOf(r.namespace, r.name));
-    }
-    this.queueNotify();
+    this.dependencyChanged(key);
+  }
+
+  private onSecret(obj: KubeObject, event: InformerEvent): void {
+    const key = dependencyKey('Secret', obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+    if (event === 'delete') this.secretVersions.delete(key);
+    else this.secretVersions.set(key, obj.metadata?.resourceVersion ?? '');
+    this.dependencyChanged(key);
+  }
+
+  private dependencyChanged(key: string): void {
+    for (const l of this.dependencyListeners) l(key);
   }
 
   private changed(key: string): void {

@@ -216,10 +216,13 @@ export class FileScaledObjectStore implements ScaledObjectStore {
     return { label, secretNamespace: namespace, spec };
   }
 
-  /** Every reload may have changed authentication objects or Secrets. */
-  authRevision(): number {
-    return this.revision;
+  /** Every reload may have changed authentication objects or Secrets: one version for all of them. */
+  dependencyVersion(): string {
+    return String(this.revision);
   }
+
+  /** A reload is announced by onChange; there is nothing finer to announce. */
+  onDependencyChange(): void {}
 
   readSecret(namespace: string, name: string): Promise<Map<string, string> | undefined> {
     return Promise.resolve(this.current.parsed.secrets.get(`${namespace}/${name}`));

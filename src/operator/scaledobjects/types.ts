@@ -91,10 +91,24 @@ export interface ScaledObjectStore {
   lookupAuth(namespace: string, ref: AuthenticationRef): AuthLookup;
   /** A Secret's decoded values, or undefined when it does not exist. */
   readSecret(namespace: string, name: string): Promise<Map<string, string> | undefined>;
-  /** Bumped whenever any TriggerAuthentication or ClusterTriggerAuthentication changes: scalers built before are rebuilt. */
-  authRevision(): number;
+  /**
+   * The version of a dependency (see dependencyKey) as known now: it changes whenever the object
+   * may have changed, and is undefined while it does not exist. Scalers built from an older
+   * version are rebuilt.
+   */
+  dependencyVersion(key: string): string | undefined;
+  /** Called with the dependencyKey of a TriggerAuthentication, ClusterTriggerAuthentication or Secret that appeared, changed or went. */
+  onDependencyChange(listener: (key: string) => void): void;
   /** Called after every successful (re)load. */
   onChange(listener: () => void): void;
   start(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What a scaler is built from besides its ScaledObject. */
+export type DependencyKind = 'Secret' | 'TriggerAuthentication' | 'ClusterTriggerAuthentication';
+
+/** `Kind/namespace/name` (namespace empty for a ClusterTriggerAuthentication). */
+export function dependencyKey(kind: DependencyKind, namespace: string, name: string): string {
+  return `${kind}/${kind === 'ClusterTriggerAuthentication' ? '' : namespace}/${name}`;
 }

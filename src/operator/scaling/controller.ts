@@ -1,13 +1,17 @@
 // The ScaledObject controller: for every ScaledObject, the HPA it stands for (created, updated,
 // removed), its status, and scaling to and from zero, written only while this replica leads.
-// Work is keyed by `namespace/name` and queued: a burst of events for one object is one
-// reconcile, failures are retried with backoff, and everything is reconciled again every
-// sync period, so a missed event cannot leave an HPA wrong for long.
-import { AutoscalingV2Api, CustomObjectsApi, setHeaderOptions, type KubeConfig, type KubernetesListObject } from '@kubernetes/client-node';
+// Work is keyed by `namespace/name` and queued, as controller-runtime does it: a burst of events
+// for one object is one reconcile; a reconcile that failed, or that found the object waiting for
+// something (its workload, its TriggerAuthentication, a Secret), is retried with per-object
+// exponential backoff (KEDA's defaults: 5 ms doubling to 1000 s, reset on success); and the
+// objects it waits for are watched, so that it is re-queued the moment they appear or change.
+// Everything is reconciled again every sync period. A reconcile that finds nothing to change
+// writes nothing: what is compared is what the API server returned, defaults included.
+import { AutoscalingV2Api, CustomObjectsApi, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
 import type { ScalingMetrics } from '../../observability/metrics.js';
-import { resilientInformer, type ResilientInformer } from '../../k8s/informer.js';
+import { informer, type Informer } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
 import type { MetricsEngine, PollReport } from '../metrics-engine.js';
 import type { ClusterScaledObjectStore, ScaledObjectRecord } from '../scaledobjects/cluster-store.js';
@@ -19,6 +23,8 @@ import { buildStatus, conditionTime, readyFalse, readyTrue, statusDiffers, type 
 
 const API_TIMEOUT_MS = 10_000;
 const WORKERS = 4;
+const BASE_BACKOFF_MS = 5;
+const MAX_BACKOFF_MS = 1000_000;
 const MERGE_PATCH = setHeaderOptions('Content-Type', 'application/merge-patch+json');
 
 export interface ControllerOptions {
@@ -34,6 +40,9 @@ export interface ControllerOptions {
   maxBackoffMs?: number;
 }
 
+/** A reconcile either reached the desired state, or must be tried again (the object waits for something). */
+type Outcome = 'done' | 'retry';
+
 interface KeyState {
   /** The last Ready verdict, for status writes between reconciles. */
   ready?: Verdict;
@@ -41,7 +50,11 @@ interface KeyState {
   externalMetricNames?: string[];
   /** The status last written (or read), to skip writes that change nothing. */
   written?: Record<string, unknown>;
+  /** The last poll that found a trigger active (for the cooldown). */
   lastActive?: number;
+  /** status.lastActiveTime: moved when activity starts and when it ends, not on every poll. */
+  lastActiveShown?: number;
+  wasActive?: boolean;
   failures: number;
   retry?: NodeJS.Timeout;
 }
@@ -53,7 +66,7 @@ export class ScaledObjectController {
   private readonly states = new Map<string, KeyState>();
   private readonly queue = new Set<string>();
   private readonly running = new Set<string>();
-  private hpaInformer: ResilientInformer<Hpa> | undefined;
+  private hpaInformer: Informer<Hpa> | undefined;
   private resync: NodeJS.Timeout | undefined;
   private leading = false;
   private closed = false;
@@ -62,8 +75,12 @@ export class ScaledObjectController {
   constructor(private readonly o: ControllerOptions) {
     this.hpas = o.kc.makeApiClient(AutoscalingV2Api);
     this.custom = o.kc.makeApiClient(CustomObjectsApi);
-    this.targets = new ScaleTargets(o.kc);
+    this.targets = new ScaleTargets(o.kc, { log: o.log, watchNamespace: o.watchNamespace });
     o.store.onRecordChange((key) => this.enqueue(key));
+    o.store.onDependencyChange((dep) => {
+      for (const key of o.engine.dependentsOf(dep)) this.enqueue(key);
+    });
+    this.targets.onTargetChange((key) => this.enqueue(key));
     o.engine.onPoll((report) => void this.onPoll(report));
   }
 
@@ -72,20 +89,19 @@ export class ScaledObjectController {
     const ns = this.o.watchNamespace;
     const path = ns ? `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers` : '/apis/autoscaling/v2/horizontalpodautoscalers';
     const labelSelector = `app.kubernetes.io/managed-by=${MANAGED_BY},${SCALED_OBJECT_LABEL}`;
-    this.hpaInformer = resilientInformer<Hpa>({
-      kc: this.o.kc,
-      path,
-      labelSelector,
-      list: () =>
-        (ns
-          ? this.hpas.listNamespacedHorizontalPodAutoscaler({ namespace: ns, labelSelector })
-          : this.hpas.listHorizontalPodAutoscalerForAllNamespaces({ labelSelector })) as unknown as Promise<KubernetesListObject<Hpa>>,
-      name: 'keda horizontalpodautoscalers',
-      log: this.o.log,
-    });
-    this.hpaInformer.onObject((hpa) => {
-      const owner = hpa?.metadata.labels?.[SCALED_OBJECT_LABEL];
-      if (hpa && owner) this.enqueue(`${hpa.metadata.namespace}/${owner}`);
+    this.hpaInformer = informer<Hpa>({ kc: this.o.kc, path, labelSelector, name: 'keda horizontalpodautoscalers', log: this.o.log });
+    // The HPA controller writes status on its syncs: only a change of what we own (HPAs have no
+    // metadata.generation), a deletion or an HPA that stops matching the selector (a label
+    // removed) is news here.
+    const owned = new Map<string, string>();
+    this.hpaInformer.onObject((hpa, event) => {
+      const key = `${hpa.metadata.namespace}/${hpa.metadata.name}`;
+      const fingerprint = JSON.stringify([hpa.spec, hpa.metadata.labels, hpa.metadata.ownerReferences]);
+      const moved = event !== 'update' || owned.get(key) !== fingerprint;
+      if (event === 'delete') owned.delete(key);
+      else owned.set(key, fingerprint);
+      const owner = hpa.metadata.labels?.[SCALED_OBJECT_LABEL];
+      if (owner && moved) this.enqueue(`${hpa.metadata.namespace}/${owner}`);
     });
     await this.hpaInformer.start();
     this.resync = setInterval(() => this.enqueueAll(), this.o.syncPeriodMs);
@@ -102,7 +118,7 @@ export class ScaledObjectController {
     this.closed = true;
     clearInterval(this.resync);
     for (const s of this.states.values()) clearTimeout(s.retry);
-    await this.hpaInformer?.stop();
+    await Promise.all([this.hpaInformer?.stop(), this.targets.close()]);
   }
 
   /** Resolves when no reconcile is queued or running (for tests and orderly shutdown). */
@@ -131,7 +147,7 @@ export class ScaledObjectController {
       this.running.add(key);
       void this.reconcile(key)
         .then(
-          () => this.succeeded(key),
+          (outcome) => (outcome === 'done' ? this.succeeded(key) : this.retry(key, 'requeue')),
           (err: unknown) => this.failed(key, err),
         )
         .finally(() => {
@@ -150,25 +166,44 @@ export class ScaledObjectController {
 
   private succeeded(key: string): void {
     const s = this.states.get(key);
-    if (s) s.failures = 0;
+    if (s) {
+      s.failures = 0;
+      clearTimeout(s.retry);
+    }
     this.o.metrics?.reconciles.inc({ result: 'ok' });
   }
 
   private failed(key: string, err: unknown): void {
-    const s = this.state(key);
-    s.failures++;
-    this.o.metrics?.reconciles.inc({ result: 'error' });
-    const delay = Math.min(1000 * 2 ** (s.failures - 1), this.o.maxBackoffMs ?? 300_000);
+    const delay = this.retry(key, 'error');
     this.o.log.warn({ scaledObject: key, reason: describeApiError(err), retryInMs: delay }, 'reconcile failed');
+  }
+
+  /** Schedules the next attempt with this object's backoff; returns the delay. */
+  private retry(key: string, result: 'error' | 'requeue'): number {
+    this.o.metrics?.reconciles.inc({ result });
+    const s = this.states.get(key);
+    if (!s) return 0; // deleted meanwhile
+    s.failures++;
+    const delay = Math.min(BASE_BACKOFF_MS * 2 ** (s.failures - 1), this.o.maxBackoffMs ?? MAX_BACKOFF_MS);
     clearTimeout(s.retry);
     s.retry = setTimeout(() => this.enqueue(key), delay);
     s.retry.unref();
+    return delay;
+  }
+
+  private wrote(resource: string, verb: string): void {
+    this.o.metrics?.apiWrites.inc({ resource, verb });
+  }
+
+  private event(...args: Parameters<EventRecorder['record']>): void {
+    this.wrote('events', 'create');
+    this.o.events.record(...args);
   }
 
   // --- reconcile ------------------------------------------------------------------------------
 
-  private async reconcile(key: string): Promise<void> {
-    if (!this.leading) return;
+  private async reconcile(key: string): Promise<Outcome> {
+    if (!this.leading) return 'done';
     const [namespace, name] = key.split('/') as [string, string];
     const rec = this.o.store.record(namespace, name);
     if (!rec) {
@@ -176,22 +211,28 @@ export class ScaledObjectController {
       const s = this.states.get(key);
       clearTimeout(s?.retry);
       this.states.delete(key);
-      return;
+      this.targets.unfollow(key);
+      return 'done';
     }
+    // Being deleted (a finalizer, or foreground deletion with the garbage collector removing the
+    // HPA first): nothing is created or restored for it any more.
+    if (rec.raw.metadata?.deletionTimestamp) return 'done';
     const s = this.state(key);
     if (rec.error !== undefined || !rec.object) {
+      // Only an edit can fix it, and an edit is an event: no retries.
       s.ready = readyFalse('ScaledObjectCheckFailed', rec.error ?? 'invalid');
       await this.writeStatus(rec, s);
-      return;
+      return 'done';
     }
     const so = rec.object;
     const target = scaleTarget(so);
     s.hpaName = hpaName(so);
+    await this.targets.follow(key, so.namespace, target);
     const problem = await this.targets.check(so.namespace, target);
     if (problem) {
       s.ready = readyFalse(problem.reason, problem.message);
       await this.writeStatus(rec, s);
-      return;
+      return 'retry';
     }
     const triggers = await this.o.engine.describe(so);
     const desired = desiredHpa(so, triggers, rec.raw.metadata?.labels ?? {});
@@ -199,7 +240,7 @@ export class ScaledObjectController {
     if (!desired) {
       s.ready = readyFalse('TriggerError', triggers.map((t) => t.buildError ?? `trigger ${t.index}: no metric`).join('; '));
       await this.writeStatus(rec, s);
-      return;
+      return 'retry';
     }
     const conflict = await this.applyHpa(so, desired.hpa);
     // An HPA left behind under an old name (advanced.horizontalPodAutoscalerConfig.name changed).
@@ -209,21 +250,26 @@ export class ScaledObjectController {
       : desired.skipped.length > 0 ? readyFalse('TriggerError', `${desired.skipped.join('; ')} (the other triggers scale)`)
       : readyTrue();
     await this.writeStatus(rec, s);
+    return s.ready.status === 'True' ? 'done' : 'retry';
   }
+
 
   /** Creates or updates the HPA; returns a message when an HPA of that name belongs to someone else. */
   private async applyHpa(so: ScaledObject, desired: Hpa): Promise<string | undefined> {
     const { namespace, name } = desired.metadata;
     let live: Hpa | undefined;
     try {
-      live = (await withTimeout(this.hpas.readNamespacedHorizontalPodAutoscaler({ namespace, name }), API_TIMEOUT_MS, `reading HPA ${namespace}/${name}`)) as unknown as Hpa;
+      const read = await withTimeout(this.hpas.readNamespacedHorizontalPodAutoscaler({ namespace, name }), API_TIMEOUT_MS, `reading HPA ${namespace}/${name}`);
+      // As the API server returned it: client-node's model classes would differ from plain objects.
+      live = JSON.parse(JSON.stringify(read)) as Hpa;
     } catch (err) {
       if (statusCodeOf(err) !== 404) throw err;
     }
     if (!live) {
       await withTimeout(this.hpas.createNamespacedHorizontalPodAutoscaler({ namespace, body: desired as never }), API_TIMEOUT_MS, `creating HPA ${namespace}/${name}`);
+      this.wrote('horizontalpodautoscalers', 'create');
       this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: name }, 'HPA created');
-      this.o.events.record(involved(so), 'Normal', 'KEDAHPACreated', `Created HPA ${name}`);
+      this.event(involved(so), 'Normal', 'KEDAHPACreated', `Created HPA ${name}`);
       return undefined;
     }
     if (!ownedBy(live, so.uid)) {
@@ -236,8 +282,9 @@ export class ScaledObjectController {
     }
     const body: Hpa = { ...desired, metadata: { ...desired.metadata, resourceVersion: live.metadata.resourceVersion! } };
     await withTimeout(this.hpas.replaceNamespacedHorizontalPodAutoscaler({ namespace, name, body: body as never }), API_TIMEOUT_MS, `updating HPA ${namespace}/${name}`);
+    this.wrote('horizontalpodautoscalers', 'update');
     this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: name }, 'HPA updated');
-    this.o.events.record(involved(so), 'Normal', 'KEDAHPAUpdated', `Updated HPA ${name}`);
+    this.event(involved(so), 'Normal', 'KEDAHPAUpdated', `Updated HPA ${name}`);
     return undefined;
   }
 
@@ -255,6 +302,7 @@ export class ScaledObjectController {
       if (!which(h)) continue;
       try {
         await withTimeout(this.hpas.deleteNamespacedHorizontalPodAutoscaler({ namespace, name: h.metadata.name }), API_TIMEOUT_MS, `deleting HPA ${namespace}/${h.metadata.name}`);
+        this.wrote('horizontalpodautoscalers', 'delete');
         this.o.log.info({ scaledObject: `${namespace}/${soName}`, hpa: h.metadata.name }, 'HPA deleted');
       } catch (err) {
         if (statusCodeOf(err) !== 404) throw err;
@@ -268,11 +316,15 @@ export class ScaledObjectController {
     if (!this.leading || this.closed) return;
     const key = `${report.namespace}/${report.name}`;
     const rec = this.o.store.record(report.namespace, report.name);
-    if (!rec?.object || rec.object.generation !== report.generation) return;
+    if (!rec?.object || rec.object.generation !== report.generation || rec.raw.metadata?.deletionTimestamp) return;
     const s = this.state(key);
     const so = rec.object;
     const now = Date.now();
     if (report.active) s.lastActive = now;
+    // Written when activity starts (now) and when it ends (the last active poll): a status write
+    // per poll while active would be a write per poll per object for nothing.
+    if (report.active !== s.wasActive && (report.active || s.lastActive !== undefined)) s.lastActiveShown = s.lastActive;
+    s.wasActive = report.active;
     try {
       await this.scaleToOrFromZero(so, report, s, now);
       if (s.ready) await this.writeStatus(rec, s);
@@ -296,9 +348,10 @@ export class ScaledObjectController {
     if (replicas === 0 && (report.active || min > 0)) {
       const to = Math.max(min, 1);
       await this.targets.scale(so.namespace, target, to);
+      this.wrote('scale', 'patch');
       this.o.metrics?.replicaChanges.inc({ direction: 'from_zero' });
       this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, replicas: to }, 'scaled from zero');
-      this.o.events.record(involved(so), 'Normal', 'KEDAScaleTargetActivated', `Scaled ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from 0 to ${to}`);
+      this.event(involved(so), 'Normal', 'KEDAScaleTargetActivated', `Scaled ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from 0 to ${to}`);
       return;
     }
     if (min !== 0 || replicas === 0 || report.active) return;
@@ -306,9 +359,10 @@ export class ScaledObjectController {
     s.lastActive ??= lastActiveFromStatus(this.o.store.record(so.namespace, so.name)) ?? now;
     if (now - s.lastActive < so.spec.cooldownPeriod * 1000) return;
     await this.targets.scale(so.namespace, target, 0);
+    this.wrote('scale', 'patch');
     this.o.metrics?.replicaChanges.inc({ direction: 'to_zero' });
     this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, from: replicas }, 'scaled to zero');
-    this.o.events.record(involved(so), 'Normal', 'KEDAScaleTargetDeactivated', `Deactivated ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from ${replicas} to 0`);
+    this.event(involved(so), 'Normal', 'KEDAScaleTargetDeactivated', `Deactivated ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from ${replicas} to 0`);
   }
 
   private async writeStatus(rec: ScaledObjectRecord, s: KeyState): Promise<void> {
@@ -323,7 +377,7 @@ export class ScaledObjectController {
       ...(target ? { scaleTargetKind: `${target.apiVersion}.${target.kind}` } : {}),
       ...(s.hpaName !== undefined ? { hpaName: s.hpaName } : {}),
       ...(s.externalMetricNames !== undefined ? { externalMetricNames: s.externalMetricNames } : {}),
-      ...(s.lastActive !== undefined ? { lastActiveTime: conditionTime(new Date(s.lastActive)) } : {}),
+      ...(s.lastActiveShown !== undefined ? { lastActiveTime: conditionTime(new Date(s.lastActiveShown)) } : {}),
       previous,
       now: new Date(),
     });
@@ -334,6 +388,7 @@ export class ScaledObjectController {
         API_TIMEOUT_MS,
         `writing the status of ScaledObject ${rec.namespace}/${rec.name}`,
       );
+      this.wrote('scaledobjects/status', 'patch');
       s.written = next;
     } catch (err) {
       // Deleted meanwhile: the delete event brings the HPA cleanup.

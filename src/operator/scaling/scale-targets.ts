@@ -1,7 +1,13 @@
 // The workloads ScaledObjects scale, through their `scale` subresource: any kind that has one
 // (Deployments, StatefulSets, Argo Rollouts, ...), found by API discovery as the HPA controller
 // finds it. Discovery answers are cached per group/version for a while.
+//
+// Each ScaledObject's workload is followed: one metadata-only watch per kind in use, so that a
+// workload created after its ScaledObject (or deleted, or replaced) re-queues the ScaledObjects
+// that scale it at once, whatever order things were applied in.
 import { CustomObjectsApi, setHeaderOptions, type KubeConfig, type V1APIResourceList } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { informer, type Informer } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
 
 const API_TIMEOUT_MS = 10_000;
@@ -26,12 +32,96 @@ interface Resolved {
   plural: string;
 }
 
+export interface ScaleTargetsOptions {
+  log: Logger;
+  /** '' for all namespaces. */
+  watchNamespace: string;
+}
+
+/** `plural.group/namespace/name` */
+const targetKey = (r: Resolved, namespace: string, name: string) => `${r.plural}.${r.group}/${namespace}/${name}`;
+
 export class ScaleTargets {
   private readonly api: CustomObjectsApi;
   private readonly discovery = new Map<string, { at: number; list: V1APIResourceList }>();
+  /** One watch per group/version/resource in use. */
+  private readonly watches = new Map<string, Informer<{ metadata?: { namespace?: string; name?: string; uid?: string } }>>();
+  /** targetKey -> the ScaledObjects (`namespace/name`) scaling it, and back. */
+  private readonly followers = new Map<string, Set<string>>();
+  private readonly followed = new Map<string, string>();
+  private readonly listeners: ((scaledObject: string) => void)[] = [];
+  private closed = false;
 
-  constructor(kc: KubeConfig) {
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly opts: ScaleTargetsOptions,
+  ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  /** Called with a ScaledObject's `namespace/name` when its workload appears, goes or is replaced. */
+  onTargetChange(listener: (scaledObject: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Watches the workload of a ScaledObject (replacing what it followed before). */
+  async follow(scaledObject: string, namespace: string, ref: ScaleTargetRef): Promise<void> {
+    const resolved = await this.resolve(ref);
+    if ('reason' in resolved) return this.unfollow(scaledObject);
+    const key = targetKey(resolved, namespace, ref.name);
+    if (this.followed.get(scaledObject) === key) return;
+    this.unfollow(scaledObject);
+    this.followed.set(scaledObject, key);
+    let set = this.followers.get(key);
+    if (!set) this.followers.set(key, (set = new Set()));
+    set.add(scaledObject);
+    this.watch(resolved);
+  }
+
+  unfollow(scaledObject: string): void {
+    const key = this.followed.get(scaledObject);
+    if (key === undefined) return;
+    this.followed.delete(scaledObject);
+    const set = this.followers.get(key);
+    set?.delete(scaledObject);
+    if (set?.size === 0) this.followers.delete(key);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.watches.values()].map((w) => w.stop()));
+  }
+
+  private watch(r: Resolved): void {
+    const gvr = `${r.plural}.${r.version}.${r.group}`;
+    if (this.closed || this.watches.has(gvr)) return;
+    const ns = this.opts.watchNamespace;
+    const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string } }>({
+      kc: this.kc,
+      path: `/apis/${r.group}/${r.version}/${ns ? `namespaces/${ns}/` : ''}${r.plural}`,
+      metadataOnly: true,
+      name: `scale targets ${gvr}`,
+      log: this.opts.log,
+      // Without list/watch on this kind (RBAC) a ScaledObject still gets there, by its retries.
+      stopOnForbidden: true,
+    });
+    const uids = new Map<string, string>();
+    w.onObject((obj, event) => {
+      const key = targetKey(r, obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+      // Only existence matters here (status updates are frequent and say nothing new).
+      const uid = event === 'delete' ? undefined : obj.metadata?.uid;
+      if (uids.get(key) === uid) return;
+      if (uid === undefined) uids.delete(key);
+      else uids.set(key, uid);
+      for (const so of this.followers.get(key) ?? []) for (const l of this.listeners) l(so);
+    });
+    this.watches.set(gvr, w);
+    w.start().catch((err: unknown) =>
+      this.opts.log.warn(
+        { kind: gvr, reason: (err as Error).message },
+        'cannot watch this kind of scale target (RBAC: list and watch): ScaledObjects waiting for one are retried with backoff instead of re-queued when it appears',
+      ),
+    );
   }
 
   /** undefined when the target exists and can be scaled. */

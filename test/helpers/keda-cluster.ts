@@ -1,0 +1,98 @@
+// Our install on a real control plane (see envtest.ts): deploy/ rendered by kustomize and applied
+// with kubectl as a user would, the components run in-process as their own ServiceAccounts (so
+// deploy/'s RBAC is what they get), and the Services kube-apiserver dials (the APIService's and the
+// webhooks') turned into ExternalName `localhost` Services on the local servers' ports.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments, stringify } from 'yaml';
+import type { ControlPlane } from './envtest.js';
+import { Kube, type Obj } from './kube.js';
+import { kubectl, type RunResult } from './tools.js';
+
+const DEPLOY = fileURLToPath(new URL('../../deploy/', import.meta.url));
+
+/** `kubectl kustomize` of a folder under deploy/ (e.g. `overlays/rotation`), as objects. */
+export async function renderDeploy(path = 'overlays/rotation'): Promise<Obj[]> {
+  const r = await kubectl(['kustomize', join(DEPLOY, path)]);
+  if (r.code !== 0) throw new Error(`kubectl kustomize deploy/${path}: ${r.stderr}`);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj).filter((o) => o);
+}
+
+/** `kubectl apply -f` of objects (or YAML text) written to a file in `dir`. */
+export async function kubectlApply(kubeconfig: string, dir: string, objs: unknown, extraArgs: string[] = []): Promise<RunResult> {
+  const path = join(dir, `apply-${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(path, typeof objs === 'string' ? objs : (Array.isArray(objs) ? objs : [objs]).map((o) => stringify(o)).join('---\n'));
+  return kubectl([`--kubeconfig=${kubeconfig}`, 'apply', ...extraArgs, '-f', path]);
+}
+
+/** kubectlApply, failing with kubectl's message when refused. */
+export async function mustApply(kubeconfig: string, dir: string, ...objs: unknown[]): Promise<RunResult> {
+  const r = await kubectlApply(kubeconfig, dir, objs);
+  if (r.code !== 0) throw new Error(`kubectl apply failed: ${r.stderr}`);
+  return r;
+}
+
+export type Part = 'crds' | 'rbac' | 'apiservice' | 'webhook' | 'workloads';
+
+const PARTS: Record<Part, (o: Obj) => boolean> = {
+  crds: (o) => o.kind === 'CustomResourceDefinition' || o.kind === 'Namespace',
+  rbac: (o) => ['Namespace', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind ?? ''),
+  apiservice: (o) => o.kind === 'APIService',
+  webhook: (o) => o.kind === 'ValidatingWebhookConfiguration',
+  workloads: (o) => ['Deployment', 'Service', 'PodDisruptionBudget'].includes(o.kind ?? ''),
+};
+
+/**
+ * Applies the parts of deploy/overlays/rotation asked for (CRDs and RBAC by default), waits for
+ * the CRDs to be served, and returns what was applied.
+ */
+export async function installDeploy(cp: ControlPlane, dir: string, parts: Part[] = ['crds', 'rbac']): Promise<Obj[]> {
+  const objs = (await renderDeploy()).filter((o) => parts.some((p) => PARTS[p](o)));
+  // Namespaces and CRDs first, as kubectl apply -k would need two passes otherwise.
+  const first = objs.filter((o) => o.kind === 'Namespace' || o.kind === 'CustomResourceDefinition');
+  if (first.length > 0) await mustApply(cp.adminKubeconfig, dir, ...first);
+  const crds = first.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata!.name!);
+  if (crds.length > 0) {
+    const r = await kubectl([`--kubeconfig=${cp.adminKubeconfig}`, 'wait', '--for=condition=Established', '--timeout=30s', ...crds.map((n) => `crd/${n}`)]);
+    if (r.code !== 0) throw new Error(`CRDs not established: ${r.stderr}`);
+  }
+  const rest = objs.filter((o) => !first.includes(o));
+  if (rest.length > 0) await mustApply(cp.adminKubeconfig, dir, ...rest);
+  return objs;
+}
+
+/**
+ * Routes Service `namespace/name` to a server on this machine: an ExternalName `localhost`
+ * Service. kube-apiserver (with --enable-aggregator-routing=false) dials `localhost:<port>`, the
+ * port being the one the APIService or webhook names; verifies `<name>.<namespace>.svc`.
+ */
+export async function routeToLocal(kube: Kube, namespace: string, name: string, port: number): Promise<void> {
+  await kube.delete('v1', 'Service', namespace, name);
+  await kube.create({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace },
+    spec: { type: 'ExternalName', externalName: 'localhost', ports: [{ name: 'https', port, protocol: 'TCP' }] },
+  });
+}
+
+/** Points the APIService at the local adapter's port (its caBundle is the operator's to inject). */
+export async function routeApiServiceToLocal(kube: Kube, port: number, namespace = 'keda', service = 'keda-metrics-apiserver'): Promise<void> {
+  await routeToLocal(kube, namespace, service, port);
+  await kube.mergePatch('apiregistration.k8s.io/v1', 'APIService', undefined, 'v1beta1.external.metrics.k8s.io', { spec: { service: { namespace, name: service, port } } });
+}
+
+/** Points every webhook of keda-admission at the local webhook port. */
+export async function routeWebhooksToLocal(kube: Kube, port: number, namespace = 'keda', service = 'keda-admission-webhooks'): Promise<void> {
+  await routeToLocal(kube, namespace, service, port);
+  const vwc = await kube.get('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, 'keda-admission');
+  if (!vwc) throw new Error('no ValidatingWebhookConfiguration keda-admission');
+  const webhooks = (vwc.webhooks as { clientConfig: { service: { port?: number } } }[]).map((w) => ({ ...w, clientConfig: { ...w.clientConfig, service: { ...w.clientConfig.service, port } } }));
+  await kube.mergePatch('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, 'keda-admission', { webhooks });
+}
+
+/** kubeconfigs of the two components' ServiceAccounts (TokenRequest tokens), so deploy/'s RBAC is what they get. */
+export async function componentKubeconfigs(cp: ControlPlane): Promise<{ operator: string; adapter: string }> {
+  return { operator: await cp.serviceAccountKubeconfig('keda', 'keda-operator'), adapter: await cp.serviceAccountKubeconfig('keda', 'keda-metrics-server') };
+}
