@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { ControlPlane } from './envtest.js';
-import { Kube, type Obj } from './kube.js';
+import type { Kube} from './kube.js';
+import { type Obj } from './kube.js';
 import { kubectl, type RunResult } from './tools.js';
 
 const DEPLOY = fileURLToPath(new URL('../../deploy/', import.meta.url));
