@@ -1,19 +1,25 @@
 // The test suite drives real system programs: Prometheus (the prometheus scaler's upstream),
-// openssl and kubectl (real clients of our servers). Each is looked for on PATH; what is missing
-// is installed from Debian's packages when that is possible here (root, apt-get), and otherwise
-// the script stops with a message naming what to install.
+// openssl and kubectl (real clients of our servers), and a real Kubernetes control plane
+// (envtest: etcd from Debian, kube-apiserver and kube-controller-manager from KUBEBUILDER_ASSETS or
+// ../shared/envtest/setup-envtest). Each program is looked for on PATH; what is missing is
+// installed from Debian's packages when that is possible here (root, apt-get), one line announcing
+// each package, and otherwise the script stops with a message naming what to install.
 //
 // Usage: node scripts/require-system-tools.mjs
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** Program on PATH -> the Debian package that provides it. */
+/** Program on PATH -> the Debian package that provides it, and what the tests use it for. */
 const TOOLS = {
-  prometheus: 'prometheus',
-  openssl: 'openssl',
-  kubectl: 'kubectl',
+  prometheus: { pkg: 'prometheus', for: 'the prometheus scaler\'s upstream' },
+  openssl: { pkg: 'openssl', for: 'a real TLS client of our servers' },
+  kubectl: { pkg: 'kubectl', for: 'a real client of kube-apiserver and of the adapter' },
+  etcd: { pkg: 'etcd-server', for: 'the envtest control plane' },
 };
+const ENVTEST_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
+const SETUP_ENVTEST = resolve(dirname(fileURLToPath(import.meta.url)), '../../shared/envtest/setup-envtest');
 
 function onPath(program) {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -42,24 +48,43 @@ function apt(args) {
 }
 
 let missing = missingTools();
-if (missing.length === 0) process.exit(0);
-
-const packages = [...new Set(missing.map((program) => TOOLS[program]))];
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-if (isRoot && onPath('apt-get')) {
-  console.log(`require-system-tools: missing ${missing.join(', ')}; installing the Debian package(s) ${packages.join(', ')}`);
-  const install = ['install', '-y', '--no-install-recommends', ...packages];
+if (missing.length > 0 && isRoot && onPath('apt-get')) {
+  const packages = [...new Set(missing.map((program) => TOOLS[program].pkg))];
+  for (const program of missing) console.log(`require-system-tools: installing Debian package ${TOOLS[program].pkg} (${program}: ${TOOLS[program].for})`);
+  const install = ['install', '-y', '--no-install-recommends', '-qq', ...packages];
   // A fresh machine often has no (or an old) package list: update once, then try again.
   if (!apt(install)) {
-    apt(['update']);
+    apt(['update', '-qq']);
     apt(install);
   }
+  // Debian's etcd-server starts a system etcd on 2379; the tests start their own on free ports.
+  if (packages.includes('etcd-server')) spawnSync('sh', ['-c', 'systemctl disable --now etcd || service etcd stop'], { stdio: 'ignore' });
   missing = missingTools();
-  if (missing.length === 0) process.exit(0);
+}
+if (missing.length > 0) {
+  console.error(
+    `error: the test suite needs ${missing.join(', ')} on PATH, and ${isRoot && onPath('apt-get') ? 'installing them failed' : 'they cannot be installed from here (not root, or no apt-get)'}. ` +
+      `Install the Debian package(s) ${[...new Set(missing.map((p) => TOOLS[p].pkg))].join(', ')} (apt-get install --no-install-recommends ...), or put the programs on PATH.`,
+  );
+  process.exit(1);
 }
 
-console.error(
-  `error: the test suite needs ${missing.join(', ')} on PATH, and ${isRoot && onPath('apt-get') ? 'installing them failed' : 'they cannot be installed from here (not root, or no apt-get)'}. ` +
-    `Install the Debian package(s) ${[...new Set(missing.map((p) => TOOLS[p]))].join(', ')} (apt-get install --no-install-recommends ...), or put the programs on PATH.`,
-);
-process.exit(1);
+// The control plane's binaries, controller-runtime's way: KUBEBUILDER_ASSETS, else setup-envtest.
+const assets = process.env.KUBEBUILDER_ASSETS;
+if (assets) {
+  const absent = ENVTEST_BINARIES.filter((b) => !existsSync(join(assets, b)));
+  if (absent.length > 0) {
+    console.error(`error: KUBEBUILDER_ASSETS=${assets} has no ${absent.join(', ')}: point it at a directory with etcd, kube-apiserver and kube-controller-manager (v1.28), or unset it to use ${SETUP_ENVTEST}`);
+    process.exit(1);
+  }
+} else if (existsSync(SETUP_ENVTEST)) {
+  const r = spawnSync(SETUP_ENVTEST, [], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) {
+    console.error(`error: ${SETUP_ENVTEST} failed (exit ${r.status}); set KUBEBUILDER_ASSETS to a directory with etcd, kube-apiserver and kube-controller-manager (v1.28)`);
+    process.exit(1);
+  }
+} else {
+  console.error(`error: no Kubernetes control plane for the tests: set KUBEBUILDER_ASSETS to a directory with etcd, kube-apiserver and kube-controller-manager (v1.28), or provide ${SETUP_ENVTEST}`);
+  process.exit(1);
+}

@@ -22,6 +22,8 @@ export interface InformerOptions {
   labelSelector?: string;
   /** Only metadata (PartialObjectMetadata). */
   metadataOnly?: boolean;
+  /** Keep metadata.managedFields (dropped otherwise: often most of an object's size). */
+  keepManagedFields?: boolean;
   name: string;
   log: Logger;
   /** Items per list page. */
@@ -64,22 +66,25 @@ class StatusError extends Error {
 
 const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
-/** managedFields are often most of an object's size, and nothing here reads them. */
-function trim<T extends KubernetesObject>(o: T): T {
-  if (o.metadata?.managedFields) delete o.metadata.managedFields;
-  return o;
-}
-
 export function informer<T extends KubernetesObject>(o: InformerOptions): Informer<T> {
   const listeners: ((obj: T, event: InformerEvent) => void)[] = [];
   const known = new Map<string, T>();
   const initialBackoff = o.initialBackoffMs ?? 250;
   let resourceVersion = '';
   let stopped = false;
-  let abort: AbortController | undefined;
+  /** Aborted by stop(): ends whatever request is in flight, or about to be. */
+  let stopping = new AbortController();
+  /** The watch in flight, for giving up on a silent connection. */
+  let current: AbortController | undefined;
   let dispatcher: Dispatcher | undefined;
   let sleeper: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   let loop: Promise<void> | undefined;
+  let backoff = initialBackoff;
+
+  const trim = (obj: T): T => {
+    if (!o.keepManagedFields && obj.metadata?.managedFields) delete obj.metadata.managedFields;
+    return obj;
+  };
 
   const emit = (obj: T, event: InformerEvent) => {
     for (const l of listeners) {
@@ -100,8 +105,8 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
     // A new connection per request (credentials may have been rotated); the previous one goes.
     void dispatcher?.close().catch(() => undefined);
     dispatcher = ctx.dispatcher;
-    abort = new AbortController();
-    const res = await fetch(url, { headers: { ...ctx.headers, accept }, ...(dispatcher ? { dispatcher } : {}), signal: abort.signal });
+    current = new AbortController();
+    const res = await fetch(url, { headers: { ...ctx.headers, accept }, ...(dispatcher ? { dispatcher } : {}), signal: AbortSignal.any([stopping.signal, current.signal]) });
     if (res.status !== 200) {
       const text = await res.text().catch(() => '');
       const message = (() => {
@@ -115,6 +120,7 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
       if (res.status === 403 && o.stopOnForbidden) throw new ForbiddenError(message);
       throw new StatusError(res.status, `HTTP ${res.status}${message ? `: ${message}` : ''}`);
     }
+    backoff = initialBackoff;
     return res;
   };
 
@@ -150,26 +156,38 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
   /** One watch, until the server ends it (normal) or it fails (thrown). */
   const watch = async () => {
     // As client-go: a random server-side timeout, so that watches do not all renew at once.
-    const res = await request({ watch: '1', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(randomInt(300, 600)) }, false);
+    const timeoutSeconds = randomInt(300, 600);
+    const res = await request({ watch: '1', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) }, false);
+    // A connection that went silent (peer gone without a FIN) is given up once the server would
+    // have ended the watch anyway.
+    const inFlight = current;
+    const silent = setTimeout(() => inFlight?.abort(new Error('watch went silent')), (timeoutSeconds + 30) * 1000);
+    silent.unref();
     const decoder = new TextDecoder();
     let buffered = '';
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.trim() !== '') handle(JSON.parse(line) as { type: string; object: T & { code?: number; message?: string } });
+    try {
+      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+        silent.refresh();
+        buffered += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.trim() !== '') handle(JSON.parse(line) as { type: string; object: T & { code?: number; message?: string } });
+        }
       }
+    } finally {
+      clearTimeout(silent);
     }
   };
 
   const handle = (ev: { type: string; object: T & { code?: number; message?: string } }) => {
-    const obj = trim(ev.object);
     if (ev.type === 'ERROR') {
-      if (obj.code === 410) throw new GoneError(obj.message ?? 'Gone');
-      throw new StatusError(obj.code ?? 500, `watch error: ${obj.message ?? 'unknown'}`);
+      const status = ev.object;
+      if (status.code === 410) throw new GoneError(status.message ?? 'Gone');
+      throw new StatusError(status.code ?? 500, `watch error: ${status.message ?? 'unknown'}`);
     }
+    const obj = trim(ev.object);
     const rv = obj.metadata?.resourceVersion;
     if (rv) resourceVersion = rv;
     if (ev.type === 'BOOKMARK') return;
@@ -192,7 +210,6 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
     });
 
   const run = async (firstList: { resolve: () => void; reject: (e: Error) => void }) => {
-    let backoff = initialBackoff;
     let listed = false;
     while (!stopped) {
       try {
@@ -203,7 +220,6 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
             firstList.resolve();
           }
         }
-        backoff = initialBackoff;
         await watch();
         // Ended by the server (timeoutSeconds, shutdown): resume from the last version seen.
       } catch (err) {
@@ -233,19 +249,20 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
     },
     start() {
       stopped = false;
+      stopping = new AbortController();
       return new Promise<void>((resolve, reject) => {
         loop = run({ resolve, reject });
       });
     },
     async stop() {
       stopped = true;
-      abort?.abort();
+      stopping.abort();
       if (sleeper) {
         clearTimeout(sleeper.timer);
         sleeper.wake();
       }
       await loop?.catch(() => undefined);
-      await dispatcher?.close().catch(() => undefined);
+      await dispatcher?.destroy().catch(() => undefined);
     },
   };
 }

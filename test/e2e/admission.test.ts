@@ -1,24 +1,24 @@
-// The operator's validating admission webhook, end to end as in a cluster: the
+// The operator's validating admission webhook, called by a real kube-apiserver (envtest v1.28): the
 // ValidatingWebhookConfiguration of deploy/base (rendered by kustomize), its caBundle injected by
-// the operator itself, kube-apiserver (the fake) calling the webhook through the Service name over
-// HTTPS and verifying the operator's certificate for keda-admission-webhooks.keda.svc, and kubectl
-// showing what the webhook said: a second ScaledObject for a workload that one already scales is
-// refused naming the first, invalid objects are refused, valid ones (and edits) are accepted, and
-// unsupported fields come back as warnings.
+// the operator itself, kube-apiserver dialling the webhook through its Service name over HTTPS
+// and verifying the operator's certificate for keda-admission-webhooks.keda.svc, its CEL
+// matchConditions evaluated for real, and kubectl showing what the webhook said: a second
+// ScaledObject for a workload that one already scales is refused naming the first, invalid objects
+// are refused, valid ones (and edits) are accepted, unsupported fields come back as warnings, and
+// with the operator gone writes fail closed while finalizers can still be removed.
 import t from 'tap';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
-import { startFakeApiServer, type KubeObject } from '../helpers/fake-apiserver.js';
+import { startControlPlane } from '../helpers/envtest.js';
+import { componentKubeconfigs, installDeploy, kubectlApply, routeWebhooksToLocal } from '../helpers/keda-cluster.js';
+import { Kube, deployment, namespace, scaledObject } from '../helpers/kube.js';
 import { freePort } from '../helpers/adapter.js';
 import { eventually } from '../helpers/loop.js';
 import { startTestOperator, type TestOperator } from '../helpers/operator.js';
 import { createTestPki } from '../helpers/pki.js';
-import { kubectl, run, type RunResult } from '../helpers/tools.js';
-import { kubectlApply as applyObjects, putDeployment } from '../helpers/cluster.js';
+import { kubectl } from '../helpers/tools.js';
 
 const root = t.testdir();
 const pki = await createTestPki(join(root, 'pki'));
@@ -35,32 +35,18 @@ t.teardown(() => new Promise<void>((r) => upstream.close(() => r())));
 const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/stats`;
 
 // --- the cluster ----------------------------------------------------------------------------------
+const cp = await startControlPlane(t, { controllerManager: false });
+t.comment(`control plane up in ${Math.round(cp.startup.totalMs)} ms`);
+const kube = new Kube(cp.adminKubeconfig);
+const installed = await installDeploy(cp, root, ['crds', 'rbac', 'webhook']);
+const shipped = installed.find((o) => o.kind === 'ValidatingWebhookConfiguration') as { webhooks: { clientConfig: { caBundle?: string } }[] };
+await kube.create(namespace('shop'));
+for (const name of ['web', 'api']) await kube.create(deployment('shop', name));
 const webhookPort = await freePort();
-const api = await startFakeApiServer({
-  // Service keda/keda-admission-webhooks:443 → the operator's webhook port (targetPort 9443 in a cluster).
-  serviceResolver: (namespace, name, port) => (namespace === 'keda' && name === 'keda-admission-webhooks' && port === 443 ? `127.0.0.1:${webhookPort}` : undefined),
-});
-t.teardown(() => api.close());
-api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'keda' } });
-api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
-for (const name of ['web', 'api']) putDeployment(api, 'shop', name);
-const kc = await api.writeKubeconfig(join(root, 'kc'));
-
-const kubectlApply = (obj: unknown, file?: string): Promise<RunResult> => applyObjects(kc, root, obj, file);
-
-// The webhook configuration exactly as deploy/base ships it: no caBundle yet.
-const rendered = await run('kubectl', ['kustomize', fileURLToPath(new URL('../../deploy/base', import.meta.url))]);
-if (rendered.code !== 0) throw new Error(`kubectl kustomize deploy/base: ${rendered.stderr}`);
-const vwc = parseAllDocuments(rendered.stdout)
-  .map((d) => d.toJS() as KubeObject & { webhooks?: { name: string; clientConfig: { caBundle?: string } }[] })
-  .find((d) => d.kind === 'ValidatingWebhookConfiguration' && d.metadata?.name === 'keda-admission');
-if (!vwc) throw new Error('no ValidatingWebhookConfiguration keda-admission in kubectl kustomize deploy/base');
-const shippedWithoutCaBundle = vwc.webhooks!.every((w) => w.clientConfig.caBundle === undefined);
-const installed = await kubectlApply(vwc, 'admission-webhook.yaml');
-if (installed.code !== 0) throw new Error(`kubectl apply of the webhook configuration: ${installed.stderr}`);
+await routeWebhooksToLocal(kube, webhookPort);
 
 const operator: TestOperator = await startTestOperator([
-  `--kubeconfig=${kc}`,
+  `--kubeconfig=${(await componentKubeconfigs(cp)).operator}`,
   '--namespace=keda',
   `--cert-dir=${pki.dir}`,
   '--enable-cert-rotation=false',
@@ -73,96 +59,105 @@ const operator: TestOperator = await startTestOperator([
 ]);
 t.teardown(() => operator.shutdown());
 
-const webhooks = () => api.get<{ webhooks: { name: string; clientConfig: { caBundle?: string } }[] }>('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, 'keda-admission')!.webhooks;
-
 // --- helpers ------------------------------------------------------------------------------------
-const scaledObject = (name: string, spec: Record<string, unknown>) => ({ apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata: { name, namespace: 'shop' }, spec });
+const apply = (obj: unknown) => kubectlApply(cp.adminKubeconfig, root, obj);
+const webhooks = async () => ((await kube.get('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, 'keda-admission'))!.webhooks as { name: string; clientConfig: { caBundle?: string } }[]);
 const trigger = (extra: Record<string, unknown> = {}) => ({ type: 'metrics-api', metadata: { url: upstreamUrl, valueLocation: 'queue.depth', targetValue: '5' }, ...extra });
-const so = (name: string) => api.get<KubeObject & { spec: Record<string, unknown> }>('keda.sh/v1alpha1', 'ScaledObject', 'shop', name);
-const lastCall = () => api.admissionCalls.at(-1);
+const so = (name: string) => kube.get('keda.sh/v1alpha1', 'ScaledObject', 'shop', name);
+/** The webhook's own count of the reviews it answered, by outcome. */
+const reviews = async (allowed: 'true' | 'false') => {
+  const text = await (await fetch(`http://127.0.0.1:${operator.metricsPort}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith('keda_webhook_admission_requests_total{') && l.includes('resource="scaledobjects"') && l.includes(`allowed="${allowed}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+};
 
 // --- tests --------------------------------------------------------------------------------------
 
 t.test('the webhook configuration of deploy/base gets its caBundle from the operator', async (t) => {
-  t.ok(shippedWithoutCaBundle, 'shipped without a caBundle');
+  t.ok(shipped.webhooks.every((w) => w.clientConfig.caBundle === undefined), 'shipped without a caBundle');
   t.strictSame(
-    webhooks().map((w) => w.name),
+    (await webhooks()).map((w) => w.name),
     ['vscaledobject.keda.sh', 'vstriggerauthentication.keda.sh', 'vsclustertriggerauthentication.keda.sh'],
   );
-  // The operator injects its cert dir's ca.crt into every webhook of keda-admission.
   const ca = new X509Certificate(pki.ca.cert).fingerprint256;
   await eventually(
     'the caBundle injection',
-    async () => (webhooks().every((w) => w.clientConfig.caBundle && new X509Certificate(Buffer.from(w.clientConfig.caBundle, 'base64')).fingerprint256 === ca) ? true : undefined),
+    async () => ((await webhooks()).every((w) => w.clientConfig.caBundle && new X509Certificate(Buffer.from(w.clientConfig.caBundle, 'base64')).fingerprint256 === ca) ? true : undefined),
     15_000,
   );
   t.pass('every webhook trusts the operator CA');
 });
 
 t.test('a ScaledObject for a workload already scaled by another is refused, naming it', async (t) => {
-  const a = await kubectlApply(scaledObject('a', { scaleTargetRef: { name: 'web' }, minReplicaCount: 1, maxReplicaCount: 5, triggers: [trigger()] }));
+  const allowedBefore = await reviews('true');
+  const a = await apply(scaledObject('shop', 'a', { scaleTargetRef: { name: 'web' }, minReplicaCount: 1, maxReplicaCount: 5, triggers: [trigger()] }));
   t.equal(a.code, 0, `a is accepted: ${a.stderr}`);
   t.match(a.stdout, /scaledobject\.keda\.sh\/a created/);
-  t.match(lastCall(), { configuration: 'keda-admission', webhook: 'vscaledobject.keda.sh', outcome: 'allowed', request: { operation: 'CREATE', name: 'a', namespace: 'shop', userInfo: { username: 'admin' } } });
+  t.equal(await reviews('true'), allowedBefore + 1, 'the webhook was asked, and allowed it');
   // The webhook judges against the operator's store: wait until it has `a` (it wrote a's HPA).
-  await eventually('the operator knows a', async () => api.get('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', 'keda-hpa-a'), 15_000);
+  await eventually('the operator knows a', () => kube.get('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', 'keda-hpa-a'), 15_000);
 
-  const b = await kubectlApply(scaledObject('b', { scaleTargetRef: { name: 'web' }, triggers: [trigger()] }));
+  const b = await apply(scaledObject('shop', 'b', { scaleTargetRef: { name: 'web' }, triggers: [trigger()] }));
   t.not(b.code, 0, 'kubectl fails');
   t.match(b.stderr, /Error from server \(Forbidden\): error when creating ".*": admission webhook "vscaledobject\.keda\.sh" denied the request: /);
   t.match(b.stderr, /ScaledObject shop\/b: the workload 'web' of type 'apps\/v1\.Deployment' is already managed by the ScaledObject 'a'/);
-  t.notOk(so('b'), 'b was not stored');
-  t.match(lastCall(), { webhook: 'vscaledobject.keda.sh', outcome: 'denied' });
+  t.notOk(await so('b'), 'b was not stored');
 });
 
 t.test('invalid ScaledObjects are refused with the reason', async (t) => {
-  const unknown = await kubectlApply(scaledObject('mystery', { scaleTargetRef: { name: 'api' }, triggers: [{ type: 'no-such-scaler', metadata: { x: '1' } }] }));
+  const unknown = await apply(scaledObject('shop', 'mystery', { scaleTargetRef: { name: 'api' }, triggers: [{ type: 'no-such-scaler', metadata: { x: '1' } }] }));
   t.not(unknown.code, 0);
   t.match(unknown.stderr, /admission webhook "vscaledobject\.keda\.sh" denied the request: ScaledObject shop\/mystery: spec\.triggers\[0\] \(no-such-scaler\): unsupported trigger type "no-such-scaler"/);
-  t.notOk(so('mystery'));
+  t.notOk(await so('mystery'));
 
-  const bounds = await kubectlApply(scaledObject('inverted', { scaleTargetRef: { name: 'api' }, minReplicaCount: 5, maxReplicaCount: 2, triggers: [trigger()] }));
+  const bounds = await apply(scaledObject('shop', 'inverted', { scaleTargetRef: { name: 'api' }, minReplicaCount: 5, maxReplicaCount: 2, triggers: [trigger()] }));
   t.not(bounds.code, 0);
   t.match(bounds.stderr, /admission webhook "vscaledobject\.keda\.sh" denied the request: .*spec\.minReplicaCount.*must not be greater than spec\.maxReplicaCount \(2\)/);
-  t.notOk(so('inverted'));
+  t.notOk(await so('inverted'));
+
+  // The CRD's schema comes first: a wrong type never reaches the webhook.
+  const typed = await apply(scaledObject('shop', 'typed', { scaleTargetRef: { name: 'api' }, maxReplicaCount: 'ten', triggers: [trigger()] }));
+  t.not(typed.code, 0);
+  t.match(typed.stderr, /spec\.maxReplicaCount: Invalid value: "string": spec\.maxReplicaCount in body must be of type integer/);
 });
 
-t.test('edits of a ScaledObject are accepted; another workload is free', async (t) => {
-  const edited = await kubectlApply(scaledObject('a', { scaleTargetRef: { name: 'web' }, minReplicaCount: 1, maxReplicaCount: 8, triggers: [trigger()] }));
+t.test('edits of a ScaledObject are accepted; another workload is free; the matchCondition skips metadata-only updates', async (t) => {
+  const edited = await apply(scaledObject('shop', 'a', { scaleTargetRef: { name: 'web' }, minReplicaCount: 1, maxReplicaCount: 8, triggers: [trigger()] }));
   t.equal(edited.code, 0, `the update of a itself is accepted: ${edited.stderr}`);
   t.match(edited.stdout, /scaledobject\.keda\.sh\/a configured/);
-  t.equal(so('a')!.spec.maxReplicaCount, 8);
-  t.match(lastCall(), { webhook: 'vscaledobject.keda.sh', outcome: 'allowed', request: { operation: 'UPDATE', name: 'a', oldObject: { spec: { maxReplicaCount: 5 } }, object: { spec: { maxReplicaCount: 8 } } } });
+  t.equal((await so('a'))!.spec!.maxReplicaCount, 8);
 
-  const other = await kubectlApply(scaledObject('b', { scaleTargetRef: { name: 'api' }, triggers: [trigger()] }));
+  const other = await apply(scaledObject('shop', 'b', { scaleTargetRef: { name: 'api' }, triggers: [trigger()] }));
   t.equal(other.code, 0, `b for another deployment is accepted: ${other.stderr}`);
-  t.ok(so('b'));
+  t.ok(await so('b'));
 
-  // A metadata-only change is not even sent: the matchCondition skips updates that keep the spec.
-  const calls = api.admissionCalls.length;
-  const labelled = await kubectl([`--kubeconfig=${kc}`, '-n', 'shop', 'label', 'scaledobject', 'b', 'team=shop']);
+  // A label is not a spec change: kube-apiserver's CEL matchCondition says so, and the webhook is
+  // not called at all.
+  const [allowed, denied] = [await reviews('true'), await reviews('false')];
+  const labelled = await kubectl([`--kubeconfig=${cp.adminKubeconfig}`, '-n', 'shop', 'label', 'scaledobject', 'b', 'team=shop']);
   t.equal(labelled.code, 0, labelled.stderr);
-  t.match(api.admissionCalls.slice(calls), [{ webhook: 'vscaledobject.keda.sh', outcome: 'skipped', message: 'matchCondition "spec-changed" is false' }]);
+  t.strictSame([await reviews('true'), await reviews('false')], [allowed, denied], 'the webhook was not called for a label');
+  const specEdit = await kubectl([`--kubeconfig=${cp.adminKubeconfig}`, '-n', 'shop', 'patch', 'scaledobject', 'b', '--type=merge', '-p', '{"spec":{"maxReplicaCount":7}}']);
+  t.equal(specEdit.code, 0, specEdit.stderr);
+  t.equal(await reviews('true'), allowed + 1, 'but it is for a spec change');
 });
 
 t.test('unsupported fields are accepted, and kubectl prints the warning', async (t) => {
-  const fallback = await kubectlApply(scaledObject('with-fallback', { scaleTargetRef: { name: 'with-fallback-target' }, fallback: { failureThreshold: 3, replicas: 2 }, triggers: [trigger()] }));
+  const fallback = await apply(scaledObject('shop', 'with-fallback', { scaleTargetRef: { name: 'with-fallback-target' }, fallback: { failureThreshold: 3, replicas: 2 }, triggers: [trigger()] }));
   t.equal(fallback.code, 0, fallback.stderr);
   t.match(fallback.stderr, /^Warning: spec\.fallback is not supported: /m);
-  t.ok(so('with-fallback'));
-  t.match(lastCall(), { webhook: 'vscaledobject.keda.sh', outcome: 'allowed', warnings: [/^spec\.fallback is not supported/] });
+  t.ok(await so('with-fallback'));
 });
 
-t.test('with the operator gone, writes of ScaledObjects fail closed', async (t) => {
+t.test('with the operator gone, writes of ScaledObjects fail closed; finalizers can still be removed', async (t) => {
+  // A finalizer someone put on b, to be removed while the webhook is down.
+  await kube.mergePatch('keda.sh/v1alpha1', 'ScaledObject', 'shop', 'b', { metadata: { finalizers: ['example.com/hold'] } });
   await operator.shutdown();
-  const refused = await kubectlApply(scaledObject('late', { scaleTargetRef: { name: 'late-target' }, triggers: [trigger()] }));
+  const refused = await apply(scaledObject('shop', 'late', { scaleTargetRef: { name: 'late-target' }, triggers: [trigger()] }));
   t.not(refused.code, 0);
-  t.match(refused.stderr, /Internal error occurred: failed calling webhook "vscaledobject\.keda\.sh": failed to call webhook: Post "https:\/\/keda-admission-webhooks\.keda\.svc:443\/validate-keda-sh-v1alpha1-scaledobject\?timeout=10s": dial tcp 127\.0\.0\.1:\d+: connect: connection refused/);
-  t.notOk(so('late'));
-  // Removing a finalizer is never blocked (the spec does not change).
-  api.modify('keda.sh/v1alpha1', 'ScaledObject', 'shop', 'b', (o) => {
-    o.metadata!.finalizers = ['example.com/hold'];
-  });
-  const unfinalized = await kubectl([`--kubeconfig=${kc}`, '-n', 'shop', 'patch', 'scaledobject', 'b', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+  t.match(refused.stderr, new RegExp(`Internal error occurred: failed calling webhook "vscaledobject\\.keda\\.sh": failed to call webhook: Post "https://keda-admission-webhooks\\.keda\\.svc:${webhookPort}/validate-keda-sh-v1alpha1-scaledobject\\?timeout=10s": dial tcp .*:${webhookPort}: connect: connection refused`));
+  t.notOk(await so('late'));
+  const unfinalized = await kubectl([`--kubeconfig=${cp.adminKubeconfig}`, '-n', 'shop', 'patch', 'scaledobject', 'b', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   t.equal(unfinalized.code, 0, unfinalized.stderr);
+  const deleted = await kubectl([`--kubeconfig=${cp.adminKubeconfig}`, '-n', 'shop', 'delete', 'scaledobject', 'b']);
+  t.equal(deleted.code, 0, `deletion is never blocked: ${deleted.stderr}`);
 });

@@ -26,7 +26,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createCA, issueCertificate, type CertificateBundle } from '../../src/certs/x509.js';
+import { createCA, issueCertificate, type CertificateBundle, type ExtendedUsage } from '../../src/certs/x509.js';
 import { freePort } from './adapter.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -63,8 +63,11 @@ export interface ControlPlane {
   frontProxyClient: ClientIdentity;
   adminKubeconfig: string;
   startup: StartupTimes;
-  /** A client certificate (user = CN, groups = O) signed by the cluster's client CA. */
-  clientCertificate(user: string, groups?: string[]): Promise<ClientIdentity>;
+  /**
+   * A client certificate (user = CN, groups = O) signed by the cluster's client CA, or shaped by
+   * `opts` (validity window, usages, the front-proxy CA as signer) to be a bad one on purpose.
+   */
+  clientCertificate(user: string, groups?: string[], opts?: ClientCertificateOptions): Promise<ClientIdentity>;
   /** A kubeconfig for that identity. */
   kubeconfigFor(user: string, groups?: string[]): Promise<string>;
   /** A kubeconfig carrying a TokenRequest token of an existing ServiceAccount. */
@@ -73,10 +76,48 @@ export interface ControlPlane {
   stopApiServer(): Promise<void>;
   /** Starts kube-apiserver again on the same port and etcd; resolves once it is ready. */
   startApiServer(): Promise<void>;
+  /**
+   * kube-apiserver's audit log so far: every write (create, update, patch, delete) at Metadata
+   * level, and TokenReviews, SubjectAccessReviews and TokenRequests with request and response.
+   */
+  auditEvents(): AuditEvent[];
   /** The last lines a component wrote (for failure messages). */
   logTail(component: (typeof BINARIES)[number], lines?: number): string;
   stop(): Promise<void>;
 }
+
+export interface ClientCertificateOptions {
+  /** Signed by the front-proxy CA instead of the client CA (an aggregator identity). */
+  signer?: 'client' | 'front-proxy';
+  notBefore?: Date;
+  notAfter?: Date;
+  /** Default ['clientAuth']. */
+  extendedUsages?: ExtendedUsage[];
+}
+
+export interface AuditEvent {
+  verb: string;
+  requestURI: string;
+  user: { username: string; groups?: string[] };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
+  responseStatus?: { code?: number };
+  requestObject?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  responseObject?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: RequestResponse
+    resources:
+      - {group: authentication.k8s.io, resources: [tokenreviews]}
+      - {group: authorization.k8s.io, resources: [subjectaccessreviews]}
+      - {group: "", resources: [serviceaccounts/token]}
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+`;
 
 export interface ControlPlaneOptions {
   /** Run kube-controller-manager (Deployments, HPAs, garbage collection...). Default true. */
@@ -145,16 +186,20 @@ export async function startControlPlane(t: Teardown, opts: ControlPlaneOptions =
 
   try {
     const pki = await writePki(dir);
+    const auditLog = join(dir, 'audit.log');
+    await writeFile(join(dir, 'audit-policy.yaml'), AUDIT_POLICY);
     const [etcdPort, etcdPeerPort, port] = await Promise.all([freePort(), freePort(), freePort()]);
     const url = `https://127.0.0.1:${port}`;
     const adminKubeconfig = join(dir, 'admin.kubeconfig');
     const identities = new Map<string, Promise<ClientIdentity>>();
-    const clientCertificate = (user: string, groups: string[] = []): Promise<ClientIdentity> => {
-      const key = `${user}|${groups.join(',')}`;
+    const clientCertificate = (user: string, groups: string[] = [], opts: ClientCertificateOptions = {}): Promise<ClientIdentity> => {
+      const { signer = 'client', extendedUsages = ['clientAuth'], notBefore, notAfter } = opts;
+      const key = JSON.stringify([user, groups, signer, extendedUsages, notBefore, notAfter]);
       let p = identities.get(key);
       if (!p) {
         const file = join(dir, 'clients', `${identities.size}`);
-        p = issueCertificate(pki.ca, { commonName: user, organization: groups, extendedUsages: ['clientAuth'] }).then((b) => saveIdentity(file, b));
+        const issuer = signer === 'front-proxy' ? pki.frontProxyCa : pki.ca;
+        p = issueCertificate(issuer, { commonName: user, organization: groups, extendedUsages, ...(notBefore ? { notBefore } : {}), ...(notAfter ? { notAfter } : {}) }).then((b) => saveIdentity(file, b));
         identities.set(key, p);
       }
       return p;
@@ -242,6 +287,10 @@ export async function startControlPlane(t: Teardown, opts: ControlPlaneOptions =
         '--enable-aggregator-routing=false',
         '--endpoint-reconciler-type=none',
         '--watch-cache=true',
+        `--audit-policy-file=${join(dir, 'audit-policy.yaml')}`,
+        `--audit-log-path=${auditLog}`,
+        '--audit-log-mode=blocking',
+        '--audit-log-maxsize=0',
         '--v=1',
       ],
       opts.apiServerFlags ?? [],
@@ -322,6 +371,13 @@ export async function startControlPlane(t: Teardown, opts: ControlPlaneOptions =
       stopApiServer,
       startApiServer,
       logTail,
+      auditEvents: () =>
+        existsSync(auditLog)
+          ? readFileSync(auditLog, 'utf8')
+              .split('\n')
+              .filter((l) => l.trim() !== '')
+              .map((l) => JSON.parse(l) as AuditEvent)
+          : [],
       stop,
     };
   } catch (err) {

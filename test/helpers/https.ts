@@ -2,6 +2,7 @@
 // (repeated identity headers are the point of several tests).
 import type { Agent } from 'node:https';
 import { request as httpsRequest } from 'node:https';
+import type { Test } from 'tap';
 import type { Pair } from './pki.js';
 
 export interface Response {
@@ -69,4 +70,18 @@ export async function expectNoResponse(opts: RequestOptions): Promise<{ code: st
     if (e.message.startsWith('expected the connection')) throw e;
     return { code: e.code ?? '', message: e.message };
   }
+}
+
+/** The identity headers the aggregator (front-proxy) sends: user, every group repeated, extras. */
+export function frontProxyHeaders(user: string, groups: string[] = [], extra: [string, string][] = []): [string, string][] {
+  return [['X-Remote-User', user], ...groups.map((g): [string, string] => ['X-Remote-Group', g]), ...extra];
+}
+
+/** A refusal as Kubernetes words it: that code, a Failure Status with that reason, and no payload. */
+export function expectRefused(t: Test, res: Response, code: number, reason: string, message?: RegExp): void {
+  t.equal(res.status, code, `HTTP ${code}`);
+  const s = res.json();
+  t.match(s, { kind: 'Status', status: 'Failure', reason, code });
+  if (message) t.match(s.message, message);
+  t.notMatch(res.text, /"items"|ExternalMetricValueList|APIResourceList|APIGroupList/, 'nothing was served');
 }

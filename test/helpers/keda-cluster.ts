@@ -97,3 +97,21 @@ export async function routeWebhooksToLocal(kube: Kube, port: number, namespace =
 export async function componentKubeconfigs(cp: ControlPlane): Promise<{ operator: string; adapter: string }> {
   return { operator: await cp.serviceAccountKubeconfig('keda', 'keda-operator'), adapter: await cp.serviceAccountKubeconfig('keda', 'keda-metrics-server') };
 }
+
+/**
+ * The RBAC of deploy/components/service-account-tokens (rendered with kubectl kustomize): its
+ * ClusterRole (create on serviceaccounts/token, by name) with the example `resourceNames`
+ * replaced by `serviceAccounts`, and its RoleBinding (to keda/keda-operator) once per namespace in
+ * `namespaces` instead of the example team-a and team-b. Nothing else is changed.
+ */
+export async function tokenCreatorRbac(serviceAccounts: string[], namespaces: string[]): Promise<Obj[]> {
+  const objs = await renderDeploy('components/service-account-tokens');
+  const roles = objs.filter((o) => o.kind === 'ClusterRole');
+  const binding = objs.find((o) => o.kind === 'RoleBinding');
+  const rules = roles[0]?.rules as { resources: string[]; resourceNames?: string[] }[] | undefined;
+  if (roles.length !== 1 || !binding || rules?.length !== 1 || rules[0]!.resources.join() !== 'serviceaccounts/token') {
+    throw new Error('deploy/components/service-account-tokens: expected one ClusterRole with one serviceaccounts/token rule and a RoleBinding');
+  }
+  const role: Obj = { ...roles[0]!, rules: [{ ...rules[0]!, resourceNames: serviceAccounts }] };
+  return [role, ...namespaces.map((ns): Obj => ({ ...binding, metadata: { ...binding.metadata, namespace: ns } }))];
+}

@@ -9,7 +9,7 @@
 // a test process that is killed outright leaves a Prometheus running.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -337,15 +337,24 @@ export interface AuthProxy {
 /**
  * An HTTPS reverse proxy in front of `upstream`: a request that `authorize` accepts is forwarded
  * (with the helper's own credentials for Prometheus), anything else gets 401 Unauthorized.
- * Every request is recorded, so a test can see what the scaler sent.
+ * `authorize` may answer later (a promise), e.g. after a TokenReview as kube-rbac-proxy does; a
+ * rejected promise counts as a refusal. Every request is recorded once decided, so a test can see
+ * what the scaler sent.
  */
 export async function startAuthProxy(
   t: Teardown,
-  o: { upstream: PrometheusServer; cert: string; key: string; authorize: (req: IncomingMessage) => boolean },
+  o: { upstream: PrometheusServer; cert: string; key: string; authorize: (req: IncomingMessage) => boolean | Promise<boolean> },
 ): Promise<AuthProxy> {
   const requests: ProxyRequest[] = [];
   const server = createHttpsServer({ cert: o.cert, key: o.key }, (req, res) => {
-    const authorized = o.authorize(req);
+    const decision = o.authorize(req);
+    if (typeof decision === 'boolean') return serve(req, res, decision);
+    decision.then(
+      (authorized) => serve(req, res, authorized),
+      () => serve(req, res, false),
+    );
+  });
+  const serve = (req: IncomingMessage, res: ServerResponse, authorized: boolean): void => {
     requests.push({ url: req.url ?? '', headers: req.headers, authorized });
     if (!authorized) {
       res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="prometheus"' });
@@ -362,7 +371,7 @@ export async function startAuthProxy(
         res.end(`bad gateway: ${err.message}\n`);
       },
     );
-  });
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => closeServer(server));
   return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };

@@ -58,10 +58,13 @@ export function withCaBundle(obj: Obj, bundleB64: string): Obj | undefined {
   return changed ? copy : undefined;
 }
 
-/** Who last wrote the object, when the API server says so (managedFields). */
+/**
+ * Who wrote the caBundle, when the API server says so: the manager that owns a caBundle field in
+ * managedFields (a writer that changed it takes ownership), the most recent if several.
+ */
 function lastWriter(obj: Obj): string | undefined {
-  const entries = [...(obj.metadata?.managedFields ?? [])].sort((a, b) => String(b.time ?? '').localeCompare(String(a.time ?? '')));
-  return entries[0]?.manager;
+  const owners = (obj.metadata?.managedFields ?? []).filter((m) => JSON.stringify(m.fieldsV1 ?? {}).includes('"f:caBundle"'));
+  return owners.sort((a, b) => String(b.time ?? '').localeCompare(String(a.time ?? '')))[0]?.manager;
 }
 
 interface TargetState {
@@ -98,6 +101,8 @@ export class CaBundleInjector {
         kc: this.kc,
         path: COLLECTION[target.kind],
         fieldSelector: `metadata.name=${target.name}`,
+        // Who changed the caBundle is read from them (see lastWriter).
+        keepManagedFields: true,
         name: `${target.kind} ${target.name}`,
         log: this.log,
       });

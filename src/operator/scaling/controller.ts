@@ -253,7 +253,6 @@ export class ScaledObjectController {
     return s.ready.status === 'True' ? 'done' : 'retry';
   }
 
-
   /** Creates or updates the HPA; returns a message when an HPA of that name belongs to someone else. */
   private async applyHpa(so: ScaledObject, desired: Hpa): Promise<string | undefined> {
     const { namespace, name } = desired.metadata;
