@@ -16,7 +16,7 @@ import { startTestAdapter } from '../helpers/adapter.js';
 import { startTestOperator } from '../helpers/operator.js';
 import { eventually } from '../helpers/loop.js';
 import { kubectl } from '../helpers/tools.js';
-import { mustApply, putDeployment } from '../helpers/cluster.js';
+import { mustApplyToFake, putDeployment } from '../helpers/cluster.js';
 import { startAuthProxy, startMetricsTarget, startPrometheus } from '../helpers/prometheus.js';
 
 const root = t.testdir();
@@ -97,7 +97,7 @@ const valueOf = async (so: string) => {
 };
 
 t.test('boundServiceAccountToken: a token renewed before it expires, under load, and never refused upstream', async (t) => {
-  await mustApply(
+  await mustApplyToFake(
     kc,
     root,
     {

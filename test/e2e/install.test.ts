@@ -12,10 +12,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startControlPlane } from '../helpers/envtest.js';
-import { componentKubeconfigs, kubectlApply, renderDeploy, routeApiServiceToLocal, routeWebhooksToLocal } from '../helpers/keda-cluster.js';
+import { componentKubeconfigs, kubectlApply, renderDeploy, routeWebhooksToLocal, startAggregatedAdapter } from '../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, replicasOf, scaledObject } from '../helpers/kube.js';
 import { mountSecret } from '../helpers/kubelet.js';
-import { freePort, startTestAdapter } from '../helpers/adapter.js';
+import { freePort } from '../helpers/adapter.js';
 import { startTestOperator } from '../helpers/operator.js';
 import { eventually } from '../helpers/loop.js';
 import { kubectl } from '../helpers/tools.js';
@@ -32,7 +32,6 @@ const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port
 const cp = await startControlPlane(t);
 t.comment(`control plane up in ${Math.round(cp.startup.totalMs)} ms`);
 const kube = new Kube(cp.adminKubeconfig);
-const apiService = () => kube.get('apiregistration.k8s.io/v1', 'APIService', undefined, 'v1beta1.external.metrics.k8s.io');
 
 t.test('every manifest of deploy/overlays/rotation is accepted by the real API server', async (t) => {
   const objs = await renderDeploy('overlays/rotation');
@@ -75,27 +74,10 @@ t.test('the operator and the adapter, as their ServiceAccounts, on the Secret th
   t.strictSame(Object.keys(secret?.data ?? {}).sort(), ['ca.crt', 'ca.key', 'tls.crt', 'tls.key'], 'the operator created the certificate Secret');
   await eventually('the adapter\'s projection', async () => (adapterCerts.syncs > 0 ? true : undefined));
 
-  const adapter = await startTestAdapter([
-    `--cert-dir=${adapterCerts.dir}`,
-    `--authentication-kubeconfig=${kc.adapter}`,
-    `--authorization-kubeconfig=${kc.adapter}`,
-    '--metrics-source=operator',
-    `--metrics-service-address=localhost:${operator.grpcPort}`,
-  ]);
+  const { adapter, apiService: available } = await startAggregatedAdapter(kube, { certDir: adapterCerts.dir, operatorPort: operator.grpcPort, adapterKubeconfig: kc.adapter });
   t.teardown(() => adapter.shutdown());
-  await routeApiServiceToLocal(kube, adapter.port);
-
-  const available = await eventually(
-    'the APIService Available',
-    async () => {
-      const a = await apiService();
-      const c = (a?.status?.conditions as { type: string; status: string; reason: string }[] | undefined)?.find((x) => x.type === 'Available');
-      return c?.status === 'True' ? a : undefined;
-    },
-    30_000,
-  );
-  t.equal(available!.spec!.caBundle, secret!.data!['ca.crt'], 'trusted through the caBundle the operator injected (the Secret\'s CA)');
-  t.notOk(available!.spec!.insecureSkipTLSVerify, 'no insecureSkipTLSVerify');
+  t.equal(available.spec!.caBundle, secret!.data!['ca.crt'], 'trusted through the caBundle the operator injected (the Secret\'s CA)');
+  t.notOk(available.spec!.insecureSkipTLSVerify, 'no insecureSkipTLSVerify');
   const vwc = await kube.get('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration', undefined, 'keda-admission');
   t.ok((vwc!.webhooks as { clientConfig: { caBundle?: string } }[]).every((w) => w.clientConfig.caBundle === secret!.data!['ca.crt']), 'and into every webhook');
 

@@ -1,10 +1,8 @@
-// What tests of the operator in a (fake) cluster do again and again: a workload to scale, and
-// objects applied the way a user applies them, with kubectl.
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
+// What tests against the fake kube-apiserver share: a workload to scale, put straight into the
+// fake's store, and kubectl apply without client-side validation (the fake serves no OpenAPI).
 import type { FakeApiServer } from './fake-apiserver.js';
-import { kubectl, type RunResult } from './tools.js';
+import { applied, kubectlApply } from './keda-cluster.js';
+import type { RunResult } from './tools.js';
 
 /** An apps/v1 Deployment with a scale subresource, straight into the fake's store. */
 export function putDeployment(api: FakeApiServer, namespace: string, name: string, replicas = 1): void {
@@ -16,15 +14,7 @@ export function putDeployment(api: FakeApiServer, namespace: string, name: strin
   });
 }
 
-/** `kubectl apply` of the objects (YAML text, or objects written as YAML documents) from a file in `dir`. */
-export async function kubectlApply(kubeconfig: string, dir: string, objs: unknown, file = `apply-${Math.random().toString(36).slice(2)}.yaml`): Promise<RunResult> {
-  const path = join(dir, file);
-  await writeFile(path, typeof objs === 'string' ? objs : (Array.isArray(objs) ? objs : [objs]).map((o) => stringify(o)).join('---\n'));
-  return kubectl([`--kubeconfig=${kubeconfig}`, 'apply', '--validate=false', '-f', path]);
-}
-
-/** kubectlApply, failing the test with kubectl's message when it is refused. */
-export async function mustApply(kubeconfig: string, dir: string, ...objs: unknown[]): Promise<void> {
-  const r = await kubectlApply(kubeconfig, dir, objs);
-  if (r.code !== 0) throw new Error(`kubectl apply failed: ${r.stderr}`);
+/** `kubectl apply` to the fake, failing with kubectl's message when refused. */
+export async function mustApplyToFake(kubeconfig: string, dir: string, ...objs: unknown[]): Promise<RunResult> {
+  return applied(await kubectlApply(kubeconfig, dir, objs, ['--validate=false']));
 }

@@ -6,9 +6,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
+import { startTestAdapter, type TestAdapter } from './adapter.js';
 import type { ControlPlane } from './envtest.js';
-import type { Kube} from './kube.js';
-import { type Obj } from './kube.js';
+import type { Kube, Obj } from './kube.js';
+import { eventually } from './loop.js';
 import { kubectl, type RunResult } from './tools.js';
 
 const DEPLOY = fileURLToPath(new URL('../../deploy/', import.meta.url));
@@ -29,7 +30,11 @@ export async function kubectlApply(kubeconfig: string, dir: string, objs: unknow
 
 /** kubectlApply, failing with kubectl's message when refused. */
 export async function mustApply(kubeconfig: string, dir: string, ...objs: unknown[]): Promise<RunResult> {
-  const r = await kubectlApply(kubeconfig, dir, objs);
+  return applied(await kubectlApply(kubeconfig, dir, objs));
+}
+
+/** The result of a kubectl apply, or kubectl's message as an error. */
+export function applied(r: RunResult): RunResult {
   if (r.code !== 0) throw new Error(`kubectl apply failed: ${r.stderr}`);
   return r;
 }
@@ -114,4 +119,35 @@ export async function tokenCreatorRbac(serviceAccounts: string[], namespaces: st
   }
   const role: Obj = { ...roles[0]!, rules: [{ ...rules[0]!, resourceNames: serviceAccounts }] };
   return [role, ...namespaces.map((ns): Obj => ({ ...binding, metadata: { ...binding.metadata, namespace: ns } }))];
+}
+
+/**
+ * The adapter as kube-apiserver's aggregator reaches it: run as ServiceAccount keda/keda-metrics-server
+ * (delegated authentication and authorization, the front-proxy settings from the cluster's
+ * ConfigMap), reading the operator at `operatorPort`, the APIService routed to it; resolves once
+ * the aggregator finds the APIService Available (its caBundle is the operator's to inject).
+ */
+export async function startAggregatedAdapter(kube: Kube, o: { certDir: string; operatorPort: number; adapterKubeconfig: string }): Promise<{ adapter: TestAdapter; apiService: Obj }> {
+  const adapter = await startTestAdapter([
+    `--cert-dir=${o.certDir}`,
+    `--authentication-kubeconfig=${o.adapterKubeconfig}`,
+    `--authorization-kubeconfig=${o.adapterKubeconfig}`,
+    '--metrics-source=operator',
+    `--metrics-service-address=localhost:${o.operatorPort}`,
+  ]);
+  try {
+    await routeApiServiceToLocal(kube, adapter.port);
+    const apiService = await eventually(
+      'the APIService Available through the aggregator',
+      async () => {
+        const a = await kube.get('apiregistration.k8s.io/v1', 'APIService', undefined, 'v1beta1.external.metrics.k8s.io');
+        return (a?.status?.conditions as { type: string; status: string }[] | undefined)?.some((c) => c.type === 'Available' && c.status === 'True') ? a : undefined;
+      },
+      30_000,
+    );
+    return { adapter, apiService };
+  } catch (err) {
+    await adapter.shutdown();
+    throw err;
+  }
 }

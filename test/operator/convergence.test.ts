@@ -10,11 +10,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startControlPlane } from '../helpers/envtest.js';
-import { componentKubeconfigs, installDeploy, kubectlApply, routeApiServiceToLocal } from '../helpers/keda-cluster.js';
+import { componentKubeconfigs, installDeploy, kubectlApply, startAggregatedAdapter } from '../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, replicasOf, scaledObject, secret, type Obj } from '../helpers/kube.js';
 import { createTestPki } from '../helpers/pki.js';
 import { startTestOperator } from '../helpers/operator.js';
-import { startTestAdapter } from '../helpers/adapter.js';
 import { eventually } from '../helpers/loop.js';
 import { kubectl } from '../helpers/tools.js';
 
@@ -54,20 +53,8 @@ const operator = await startTestOperator([
   '--webhook-port=0',
 ]);
 t.teardown(() => operator.shutdown());
-const adapter = await startTestAdapter([
-  `--cert-dir=${pki.dir}`,
-  `--authentication-kubeconfig=${kc.adapter}`,
-  `--authorization-kubeconfig=${kc.adapter}`,
-  '--metrics-source=operator',
-  `--metrics-service-address=localhost:${operator.grpcPort}`,
-]);
+const { adapter } = await startAggregatedAdapter(kube, { certDir: pki.dir, operatorPort: operator.grpcPort, adapterKubeconfig: kc.adapter });
 t.teardown(() => adapter.shutdown());
-await routeApiServiceToLocal(kube, adapter.port);
-await eventually(
-  'the APIService Available through the aggregator',
-  async () => ((await kube.get('apiregistration.k8s.io/v1', 'APIService', undefined, 'v1beta1.external.metrics.k8s.io'))?.status?.conditions?.find((c: { type: string }) => c.type === 'Available')?.status === 'True' ? true : undefined),
-  30_000,
-);
 
 // --- the four objects of one install ------------------------------------------------------------
 type Part = 'ScaledObject' | 'Deployment' | 'TriggerAuthentication' | 'Secret';

@@ -12,7 +12,7 @@ import { createTestPki } from '../helpers/pki.js';
 import { startTestOperator, type TestOperator } from '../helpers/operator.js';
 import { eventually } from '../helpers/loop.js';
 import { kubectl } from '../helpers/tools.js';
-import { mustApply, putDeployment } from '../helpers/cluster.js';
+import { mustApplyToFake, putDeployment } from '../helpers/cluster.js';
 
 const root = t.testdir();
 const pki = await createTestPki(join(root, 'pki'));
@@ -61,7 +61,7 @@ const metricsApiTrigger = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-const apply = (obj: Record<string, unknown>) => mustApply(kc, root, obj);
+const apply = (obj: Record<string, unknown>) => mustApplyToFake(kc, root, obj);
 
 async function kubectlDelete(kind: string, name: string): Promise<void> {
   const r = await kubectl([`--kubeconfig=${kc}`, '-n', 'shop', 'delete', kind, name]);
