@@ -13,28 +13,9 @@
 //   TokenRequest expiry and review specs; type schemas are not checked.
 // - List resourceVersion / resourceVersionMatch are ignored (always the latest state); continue
 //   tokens never expire. Watch history is per resource and bounded (historyLimit).
-// - Admission (fake-apiserver/admission.ts, tested in admission.test.ts): NamespaceLifecycle and
-//   validating webhooks only: no mutating webhooks, no ValidatingAdmissionPolicy, no other plugin.
-//   Webhooks are called on every create / update (PUT, every PATCH type, after the patch) /
-//   delete / deletecollection item, on the status and scale subresources, TokenRequests and the
-//   reviews, but not for writes through the test back door (put / modify / delete). Differences:
-//   - ValidatingWebhookConfigurations are not validated when written (required fields, CEL): a
-//     broken one shows up when a request matches it.
-//   - matchPolicy is ignored: Equivalent is treated as Exact (the fake serves one version of each
-//     resource, so only rules naming other groups/versions of the same resources would differ).
-//   - matchConditions are CEL in Kubernetes; the fake has no CEL. It evaluates only the exact
-//     expressions in KNOWN_MATCH_CONDITIONS (those of deploy/base/admission-webhook.yaml, checked
-//     by a test) and answers any other with a 500 "fake apiserver cannot evaluate CEL expression
-//     ...", whatever the failurePolicy, so no condition is silently skipped or assumed.
-//   - Only admission.k8s.io/v1 reviews are sent: a webhook listing only v1beta1 gets a call error.
-//   - Webhooks run in parallel; when several refuse, the first in configuration-name / webhook
-//     order is reported (kube-apiserver: whichever answers first).
-//   - clientConfig.service is dialled through the serviceResolver option (setServiceResolver());
-//     without one every service is "not found". The certificate is verified for
-//     <name>.<namespace>.svc (url: the url's host). No client certificate (AdmissionConfiguration
-//     kubeConfigFile), no proxy, no response size limit; Node's errors are put in Go's words for
-//     the common cases only (refused, unknown authority, wrong name, expiry, timeout).
-//   - Warning headers are deduplicated but never truncated.
+// - Admission: NamespaceLifecycle's "namespace not found" on create only. Admission webhooks are
+//   not emulated (ValidatingWebhookConfigurations are stored, never called): the real control
+//   plane tests them (test/e2e/admission.test.ts).
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -2,7 +2,8 @@
 // streams, driven by @kubernetes/client-node through a generated kubeconfig exactly as a cluster
 // would be. See fake-apiserver/server.ts for the server and fake-apiserver/store.ts for the
 // registry semantics; the simplifications against Kubernetes are listed at the top of
-// test/fake-apiserver/fake-apiserver.test.ts.
+// test/fake-apiserver/fake-apiserver.test.ts. Admission webhooks are not emulated (the real
+// control plane tests them).
 //
 //   const api = await startFakeApiServer();              // HTTPS on 127.0.0.1, own CA
 //   t.teardown(() => api.close());

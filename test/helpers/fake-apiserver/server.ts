@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { createCA, issueCertificate, type CertificateBundle } from '../../../src/certs/x509.js';
-import { runValidatingWebhooks, warningHeader, type AdmissionCall, type AdmissionEnv, type GroupVersionKind, type ServiceResolver } from './admission.js';
 import { clone, isObject, jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { BUILTIN_RESOURCES, ResourceRegistry, apiVersionOf, labelSelectorString, nowSeconds, type ResourceDef } from './resources.js';
 import { parseFieldSelector, parseLabelSelector, type Matcher } from './selectors.js';
@@ -28,7 +27,7 @@ import {
   unauthorized,
   unsupportedMediaType,
 } from './status.js';
-import { Store, gr, type Admit, type StoredEvent } from './store.js';
+import { Store, gr, type StoredEvent } from './store.js';
 import type {
   ActiveWatch,
   Authorizer,
@@ -66,12 +65,6 @@ export interface FakeApiServerOptions {
   namespaces?: string[];
   /** The first resourceVersion handed out is this + 1. Default 1000. */
   initialResourceVersion?: number;
-  /**
-   * Where a webhook's `clientConfig.service` is reached: `host:port` to dial (the certificate is
-   * still verified for `<name>.<namespace>.svc`). Without it (or when it returns undefined) every
-   * service is "not found". See also setServiceResolver().
-   */
-  serviceResolver?: ServiceResolver;
 }
 
 export interface KubeconfigOptions {
@@ -145,8 +138,6 @@ export class FakeApiServer {
   readonly adminToken: string;
   /** Every request received, in order. */
   readonly requests: RecordedRequest[] = [];
-  /** Every validating webhook considered for a write (rules and selectors matched), in order. */
-  readonly admissionCalls: AdmissionCall[] = [];
 
   private readonly store: Store;
   private readonly registry: ResourceRegistry;
@@ -156,9 +147,6 @@ export class FakeApiServer {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly waiters = new Set<() => void>();
   private readonly apiAudiences: string[];
-  /** Warnings (from webhooks) for a response, written as Warning headers. */
-  private readonly responseWarnings = new WeakMap<ServerResponse, string[]>();
-  private serviceResolver: ServiceResolver | undefined;
   private authorizer: Authorizer;
   private tokenReviewHandler: TokenReviewHandler | undefined;
   private sarHandler: SubjectAccessReviewHandler | undefined;
@@ -182,7 +170,6 @@ export class FakeApiServer {
     this.store = new Store(this.registry, opts.historyLimit ?? 200, opts.initialResourceVersion ?? 1000);
     this.apiAudiences = opts.apiAudiences ?? ['https://kubernetes.default.svc.cluster.local'];
     this.authorizer = opts.authorizer ?? allowAuthenticated;
-    this.serviceResolver = opts.serviceResolver;
     this.adminToken = `admin-${randomBytes(16).toString('hex')}`;
     this.tokens.set(this.adminToken, { user: { username: 'admin', uid: 'admin-uid', groups: ['system:masters', AUTHENTICATED] } });
     for (const [t, u] of Object.entries(opts.tokens ?? {})) this.addToken(t, u);
@@ -262,11 +249,6 @@ export class FakeApiServer {
     const file = join(dir, opts.fileName ?? `kubeconfig-${++this.kubeconfigSeq}.yaml`);
     await writeFile(file, await this.kubeconfig(opts), { mode: 0o600 });
     return file;
-  }
-
-  /** How webhooks' `clientConfig.service` is reached (see FakeApiServerOptions.serviceResolver). */
-  setServiceResolver(fn: ServiceResolver | undefined): void {
-    this.serviceResolver = fn;
   }
 
   setAuthorizer(fn: Authorizer | undefined): void {
@@ -437,13 +419,11 @@ export class FakeApiServer {
   private send(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
     if (res.headersSent || res.destroyed) return;
     const json = JSON.stringify(body);
-    const warnings = this.responseWarnings.get(res) ?? [];
     res.writeHead(code, {
       'Content-Type': 'application/json',
       'Content-Length': String(Buffer.byteLength(json)),
       'Cache-Control': 'no-cache, private',
       'Audit-Id': randomUUID(),
-      ...(warnings.length ? { Warning: warnings.map(warningHeader) } : {}),
       ...headers,
     });
     res.end(json);
@@ -733,81 +713,6 @@ export class FakeApiServer {
     }
   }
 
-  // -------------------------------------------------------------------------
-  // Admission
-  // -------------------------------------------------------------------------
-
-  private admissionEnv(res: ServerResponse): AdmissionEnv {
-    const vwc = this.registry.byKind('admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration');
-    const nsDef = this.registry.byKind('v1', 'Namespace');
-    return {
-      configurations: () => (vwc ? this.store.listRaw(vwc).map((o) => clone(o)) : []),
-      namespace: (name) => (nsDef ? this.store.getRaw(nsDef, undefined, name) : undefined),
-      serviceResolver: this.serviceResolver,
-      record: (call) => {
-        this.admissionCalls.push(call);
-        this.notify();
-      },
-      warn: (text) => {
-        const list = this.responseWarnings.get(res) ?? [];
-        if (!list.includes(text)) list.push(text);
-        this.responseWarnings.set(res, list);
-      },
-    };
-  }
-
-  /**
-   * The validating admission of a write on `r` by the caller of `rec`, for the store's admit
-   * callback: attributes as kube-apiserver's handlers build them (PATCH is an UPDATE with
-   * UpdateOptions, or a CREATE with CreateOptions when apply creates).
-   */
-  private admitter(
-    res: ServerResponse,
-    rec: RecordedRequest,
-    r: RouteInfo,
-    opts: {
-      dryRun: boolean;
-      /** The name in a POSTed body ('' with generateName). */
-      createName?: string;
-      deleteOptions?: Record<string, unknown>;
-      /** A subresource with its own kind (scale): what the webhook sees instead of the stored object. */
-      view?: { kind: GroupVersionKind; convert: (o: KubeObject) => KubeObject };
-    },
-  ): Admit {
-    const { def } = r;
-    const isNamespace = def.kind === 'Namespace' && def.group === '';
-    const q = rec.query;
-    const common = {
-      ...(opts.dryRun ? { dryRun: ['All'] } : {}),
-      ...(q.fieldManager !== undefined ? { fieldManager: q.fieldManager } : {}),
-      ...(q.fieldValidation !== undefined ? { fieldValidation: q.fieldValidation } : {}),
-    };
-    const view = (o: KubeObject | null) => (o && opts.view ? opts.view.convert(o) : o);
-    return (operation, obj, old) => {
-      const name = r.name ?? (operation === 'CREATE' ? (opts.createName ?? '') : (old?.metadata?.name ?? ''));
-      const options =
-        operation === 'CREATE'
-          ? { kind: 'CreateOptions', apiVersion: 'meta.k8s.io/v1', ...common }
-          : operation === 'UPDATE'
-            ? { kind: 'UpdateOptions', apiVersion: 'meta.k8s.io/v1', ...common }
-            : { kind: 'DeleteOptions', apiVersion: 'meta.k8s.io/v1', ...(opts.deleteOptions ?? {}), ...(opts.dryRun ? { dryRun: ['All'] } : {}) };
-      return runValidatingWebhooks(this.admissionEnv(res), {
-        operation,
-        kind: opts.view?.kind ?? { group: def.group, version: def.version, kind: def.kind },
-        resource: { group: def.group, version: def.version, resource: def.plural },
-        subResource: r.subresource ?? '',
-        name,
-        // A Namespace's own name once it exists (RequestInfo); a deletecollection across namespaces: the item's.
-        namespace: isNamespace ? (operation === 'CREATE' ? '' : name) : def.namespaced ? (r.namespace ?? old?.metadata?.namespace ?? obj?.metadata?.namespace ?? '') : '',
-        object: view(obj),
-        oldObject: view(old),
-        dryRun: opts.dryRun,
-        options,
-        userInfo: rec.user!,
-      });
-    };
-  }
-
   private listMatchers(def: ResourceDef, query: Record<string, string>): { label: Matcher; field: Matcher } {
     return { label: parseLabelSelector(query.labelSelector), field: parseFieldSelector(query.fieldSelector, def.fieldSelectors ?? {}, !!def.custom).match };
   }
@@ -858,24 +763,19 @@ export class FakeApiServer {
       case 'create': {
         if (r.name !== undefined) throw methodNotAllowed();
         if (def.namespaced && r.namespace === undefined) throw methodNotAllowed();
-        const body = this.decodeBody(req, rec.body);
-        const dryRun = this.dryRun(q);
-        const createName = isObject(body) && isObject(body.metadata) && typeof body.metadata.name === 'string' ? body.metadata.name : '';
-        const out = await this.store.create(def, r.namespace, body, rec.body, { dryRun, admit: this.admitter(res, rec, r, { dryRun, createName }) });
+        const out = this.store.create(def, r.namespace, this.decodeBody(req, rec.body), rec.body, { dryRun: this.dryRun(q) });
         return this.send(res, out.code, out.obj);
       }
       case 'update': {
         if (r.name === undefined) throw methodNotAllowed();
         const dryRun = this.dryRun(q);
-        const out = await this.store.update(def, r.namespace, r.name, this.decodeBody(req, rec.body), rec.body, { dryRun, admit: this.admitter(res, rec, r, { dryRun }) });
+        const out = this.store.update(def, r.namespace, r.name, this.decodeBody(req, rec.body), rec.body, { dryRun });
         return this.send(res, out.code, out.obj);
       }
       case 'patch': {
         if (r.name === undefined) throw methodNotAllowed();
-        const dryRun = this.dryRun(q);
-        const out = await this.store.patch(def, r.namespace, r.name, mediaType(req.headers['content-type']), rec.body, {
-          dryRun,
-          admit: this.admitter(res, rec, r, { dryRun }),
+        const out = this.store.patch(def, r.namespace, r.name, mediaType(req.headers['content-type']), rec.body, {
+          dryRun: this.dryRun(q),
           ...(q.fieldManager !== undefined ? { fieldManager: q.fieldManager } : {}),
           ...(q.force !== undefined ? { force: q.force === 'true' } : {}),
         });
@@ -883,16 +783,15 @@ export class FakeApiServer {
       }
       case 'delete': {
         const opts = this.deleteOptions(rec);
-        const out = await this.store.delete(def, r.namespace, r.name!, { ...opts, admit: this.admitter(res, rec, r, { dryRun: !!opts.dryRun, deleteOptions: opts.admission }) });
+        const out = this.store.delete(def, r.namespace, r.name!, opts);
         return this.send(res, out.code, out.body);
       }
       case 'deletecollection': {
         const opts = this.deleteOptions(rec);
         const m = this.listMatchers(def, q);
         const items: KubeObject[] = [];
-        const admit = this.admitter(res, rec, r, { dryRun: !!opts.dryRun, deleteOptions: opts.admission });
         for (const o of this.store.listRaw(def, r.namespace).filter((x) => m.label(x) && m.field(x))) {
-          const out = await this.store.delete(def, o.metadata!.namespace, o.metadata!.name!, { ...(opts.dryRun ? { dryRun: true } : {}), admit });
+          const out = this.store.delete(def, o.metadata!.namespace, o.metadata!.name!, { ...(opts.dryRun ? { dryRun: true } : {}) });
           items.push(out.body.kind === 'Status' ? o : (out.body as KubeObject));
         }
         return this.send(res, 200, { apiVersion: apiVersionOf(def), kind: `${def.kind}List`, metadata: { resourceVersion: String(this.store.rv) }, items: items.map((o) => this.listItem(def, o)) });
@@ -901,12 +800,7 @@ export class FakeApiServer {
     throw methodNotAllowed();
   }
 
-  private deleteOptions(rec: RecordedRequest): {
-    preconditions?: { uid?: string; resourceVersion?: string };
-    dryRun?: boolean;
-    /** The DeleteOptions as admission sees them (body and query). */
-    admission: Record<string, unknown>;
-  } {
+  private deleteOptions(rec: RecordedRequest): { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: boolean } {
     let body: Record<string, unknown> = {};
     if (rec.body.trim() !== '') {
       try {
@@ -918,14 +812,7 @@ export class FakeApiServer {
     }
     const dryRun = this.dryRun(rec.query) || (Array.isArray(body.dryRun) && body.dryRun.includes('All'));
     const pre = isObject(body.preconditions) ? (body.preconditions as { uid?: string; resourceVersion?: string }) : undefined;
-    const { kind: _k, apiVersion: _a, ...fields } = body;
-    const q = rec.query;
-    const admission = {
-      ...fields,
-      ...(q.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: Number(q.gracePeriodSeconds) } : {}),
-      ...(q.propagationPolicy !== undefined ? { propagationPolicy: q.propagationPolicy } : {}),
-    };
-    return { ...(pre ? { preconditions: pre } : {}), ...(dryRun ? { dryRun } : {}), admission };
+    return { ...(pre ? { preconditions: pre } : {}), ...(dryRun ? { dryRun } : {}) };
   }
 
   // -------------------------------------------------------------------------
@@ -944,19 +831,13 @@ export class FakeApiServer {
         }
         case 'update': {
           const dryRun = this.dryRun(rec.query);
-          const out = await this.store.update(def, r.namespace, name, this.decodeBody(req, rec.body), rec.body, {
-            subresource: 'status',
-            dryRun,
-            admit: this.admitter(res, rec, r, { dryRun }),
-          });
+          const out = this.store.update(def, r.namespace, name, this.decodeBody(req, rec.body), rec.body, { subresource: 'status', dryRun });
           return this.send(res, out.code, out.obj);
         }
         case 'patch': {
-          const dryRun = this.dryRun(rec.query);
-          const out = await this.store.patch(def, r.namespace, name, mediaType(req.headers['content-type']), rec.body, {
+          const out = this.store.patch(def, r.namespace, name, mediaType(req.headers['content-type']), rec.body, {
             subresource: 'status',
-            dryRun,
-            admit: this.admitter(res, rec, r, { dryRun }),
+            dryRun: this.dryRun(rec.query),
             ...(rec.query.fieldManager !== undefined ? { fieldManager: rec.query.fieldManager } : {}),
           });
           return this.send(res, out.code, out.obj);
@@ -1024,20 +905,17 @@ export class FakeApiServer {
         throw methodNotAllowed();
     }
     const dryRun = this.dryRun(rec.query);
-    const admit = this.admitter(res, rec, r, { dryRun, view: { kind: { group: 'autoscaling', version: 'v1', kind: 'Scale' }, convert: (o) => this.scaleOf(o) } });
-    const out = await this.store.retrying(async () => {
-      const cur = current();
-      const next = nextScale(this.scaleOf(cur));
-      const rv = next.metadata?.resourceVersion;
-      if (rv && rv !== cur.metadata!.resourceVersion) throw conflict(gr(def), name);
-      const replicas = isObject(next.spec) ? next.spec.replicas : undefined;
-      if (typeof replicas !== 'number' || replicas < 0 || !Number.isInteger(replicas)) {
-        throw invalid({ group: 'autoscaling', kind: 'Scale' }, name, [{ type: 'FieldValueInvalid', field: 'spec.replicas', value: replicas ?? null, detail: 'must be greater than or equal to 0' }]);
-      }
-      const updated = clone(cur);
-      (updated.spec as Record<string, unknown>).replicas = replicas;
-      return this.store.applyUpdate(def, cur, updated, { dryRun, admit });
-    });
+    const cur = current();
+    const next = nextScale(this.scaleOf(cur));
+    const rv = next.metadata?.resourceVersion;
+    if (rv && rv !== cur.metadata!.resourceVersion) throw conflict(gr(def), name);
+    const replicas = isObject(next.spec) ? next.spec.replicas : undefined;
+    if (typeof replicas !== 'number' || replicas < 0 || !Number.isInteger(replicas)) {
+      throw invalid({ group: 'autoscaling', kind: 'Scale' }, name, [{ type: 'FieldValueInvalid', field: 'spec.replicas', value: replicas ?? null, detail: 'must be greater than or equal to 0' }]);
+    }
+    const updated = clone(cur);
+    (updated.spec as Record<string, unknown>).replicas = replicas;
+    const out = this.store.applyUpdate(def, cur, updated, { dryRun });
     return this.send(res, 200, this.scaleOf(out.obj));
   }
 
@@ -1063,10 +941,6 @@ export class FakeApiServer {
         },
       ]);
     }
-    await this.admitter(res, rec, r, {
-      dryRun: false,
-      view: { kind: { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest' }, convert: (o) => o },
-    })('CREATE', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', metadata: { name, namespace: ns }, spec: clone(spec) }, null);
     const answer = (await this.tokenRequestHandler?.({ namespace: ns, serviceAccount: clone(sa), spec: clone(spec) as never, caller: user })) ?? {
       token: `fake-sa-token.${randomBytes(24).toString('base64url')}`,
     };
@@ -1105,13 +979,10 @@ export class FakeApiServer {
     const reply = (status: unknown) =>
       this.send(res, 201, { kind: def.kind, apiVersion: apiVersionOf(def), metadata: isObject(body.metadata) ? body.metadata : {}, spec, status });
     const errs = (field: string, value: unknown, detail: string) => invalid({ group: def.group, kind: def.kind }, '', [{ type: 'FieldValueInvalid', field, value, detail }]);
-    // Reviews are creates too: webhooks matching them are called once the review is valid.
-    const admit = () => this.admitter(res, rec, r, { dryRun: false })('CREATE', { ...clone(body), apiVersion: apiVersionOf(def), kind: def.kind }, null);
 
     if (def.kind === 'TokenReview') {
       const s = spec as TokenReviewSpec;
       if (!s.token) throw badRequest(`token is required for TokenReview in ${apiVersionOf(def)}`);
-      await admit();
       const custom = await this.tokenReviewHandler?.(clone(s), caller);
       return reply(custom ?? this.defaultTokenReview(s));
     }
@@ -1123,7 +994,6 @@ export class FakeApiServer {
     if (!hasRes && !hasNonRes) throw errs('spec.resourceAttributes', 'null', 'exactly one of nonResourceAttributes or resourceAttributes must be specified');
 
     if (def.kind === 'SelfSubjectAccessReview') {
-      await admit();
       const ra = s.resourceAttributes ?? {};
       const attrs: RequestAttributes = hasRes
         ? {
@@ -1143,7 +1013,6 @@ export class FakeApiServer {
       if (!hasRes) throw errs('spec.nonResourceAttributes', s.nonResourceAttributes, 'disallowed on this kind of request');
       if ((s.resourceAttributes?.namespace ?? '') !== r.namespace) throw badRequest(`spec.resourceAttributes.namespace must match namespace: ${r.namespace ?? ''}`);
     }
-    await admit();
     const custom = await this.sarHandler?.(clone(s), caller);
     return reply(custom ?? { allowed: false, reason: 'no RBAC policy matched' });
   }

@@ -40,25 +40,10 @@ class ResourceState {
   readonly listeners = new Set<Listener>();
 }
 
-/**
- * Validating admission (the webhooks), called with the object as it would be stored (after
- * defaulting, system fields and validation; for UPDATE after the patch is applied) and the stored
- * one, before the no-op check, the dry-run return and the write, as the generic registry calls
- * createValidation / updateValidation / deleteValidation. Throws an ApiStatusError to refuse.
- */
-export type Admit = (operation: 'CREATE' | 'UPDATE' | 'DELETE', obj: KubeObject | null, old: KubeObject | null) => Promise<void>;
-
 export interface WriteOptions {
   dryRun?: boolean;
   subresource?: string;
-  admit?: Admit;
 }
-
-/** The stored object changed while admission ran: the write is computed again (as GuaranteedUpdate retries). */
-class StaleRead extends Error {
-  override readonly name = 'StaleRead';
-}
-const MAX_ATTEMPTS = 10;
 
 export interface WriteResult {
   code: number;
@@ -232,7 +217,7 @@ export class Store {
     if (errs.length > 0) throw invalid({ group: def.group, kind: def.kind }, meta(obj).name ?? '', errs);
   }
 
-  async create(def: ResourceDef, urlNs: string | undefined, input: KubeObject, raw: string, opts: WriteOptions = {}): Promise<WriteResult> {
+  create(def: ResourceDef, urlNs: string | undefined, input: KubeObject, raw: string, opts: WriteOptions = {}): WriteResult {
     if (!isObject(input)) throw badRequest('the body of the request is not a JSON object');
     const obj = clone(input);
     this.checkTypeMeta(def, obj, raw);
@@ -241,7 +226,7 @@ export class Store {
     if (!m.name && m.generateName) {
       m.name = m.generateName + Array.from(randomBytes(5), (b) => GENERATE_NAME_ALPHABET[b % GENERATE_NAME_ALPHABET.length]).join('');
     }
-    // NamespaceLifecycle admission.
+    // NamespaceLifecycle's rule, as a plain store rule: nothing is created in a namespace that does not exist.
     if (def.namespaced && m.namespace && !this.namespaceExists(m.namespace)) throw notFound({ group: '', resource: 'namespaces' }, m.namespace);
     // System fields (rest.FillObjectMetaSystemFields) and PrepareForCreate.
     m.uid = randomUUID();
@@ -257,10 +242,6 @@ export class Store {
     def.defaults?.(obj);
     def.prepareForCreate?.(obj);
     this.validate(def, obj, undefined);
-    if (opts.admit) {
-      await opts.admit('CREATE', clone(obj), null);
-      if (def.namespaced && m.namespace && !this.namespaceExists(m.namespace)) throw notFound({ group: '', resource: 'namespaces' }, m.namespace);
-    }
     // Storage.
     if (m.resourceVersion) throw new ApiStatusError(500, undefined, 'resourceVersion should not be set on objects to be created');
     if (this.getRaw(def, m.namespace, m.name!)) throw alreadyExists(gr(def), m.name!);
@@ -268,42 +249,22 @@ export class Store {
     return { code: 201, obj: this.commit(def, 'ADDED', obj) };
   }
 
-  async update(def: ResourceDef, urlNs: string | undefined, name: string, input: KubeObject, raw: string, opts: WriteOptions = {}): Promise<WriteResult> {
+  update(def: ResourceDef, urlNs: string | undefined, name: string, input: KubeObject, raw: string, opts: WriteOptions = {}): WriteResult {
     if (!isObject(input)) throw badRequest('the body of the request is not a JSON object');
     const obj = clone(input);
     this.checkTypeMeta(def, obj, raw);
     if (meta(obj).name !== name) throw badRequest(`the name of the object (${meta(obj).name ?? ''}) does not match the name on the URL (${name})`);
     this.checkNamespace(def, obj, urlNs);
-    return this.retrying(async () => {
-      const old = this.getRaw(def, urlNs, name);
-      if (!old) {
-        if (def.allowCreateOnUpdate && !opts.subresource && !meta(obj).resourceVersion) return this.create(def, urlNs, obj, raw, opts);
-        throw notFound(gr(def), name);
-      }
-      return this.applyUpdate(def, old, obj, opts);
-    });
-  }
-
-  /**
-   * Runs a write again while admission saw a stored object that changed meanwhile (only possible
-   * with an admit callback): a conditional write then fails with 409, an unconditional one (or a
-   * patch) is computed again from the new state.
-   */
-  async retrying<T>(attempt: () => Promise<T>): Promise<T> {
-    for (let i = 1; ; i++) {
-      try {
-        return await attempt();
-      } catch (err) {
-        if (!(err instanceof StaleRead) || i >= MAX_ATTEMPTS) throw err;
-      }
+    const old = this.getRaw(def, urlNs, name);
+    if (!old) {
+      if (def.allowCreateOnUpdate && !opts.subresource && !meta(obj).resourceVersion) return this.create(def, urlNs, obj, raw, opts);
+      throw notFound(gr(def), name);
     }
+    return this.applyUpdate(def, old, obj, opts);
   }
 
-  /**
-   * The common tail of PUT and PATCH: preconditions, system fields, generation, admission, no-op
-   * detection, finalization. Call it inside retrying() when opts.admit is set.
-   */
-  async applyUpdate(def: ResourceDef, old: KubeObject, incoming: KubeObject, opts: WriteOptions = {}): Promise<WriteResult> {
+  /** The common tail of PUT and PATCH: preconditions, system fields, generation, no-op detection, finalization. */
+  applyUpdate(def: ResourceDef, old: KubeObject, incoming: KubeObject, opts: WriteOptions = {}): WriteResult {
     const name = meta(old).name!;
     const im = meta(incoming);
     const om = meta(old);
@@ -343,10 +304,6 @@ export class Store {
     next.apiVersion = apiVersionOf(def);
     next.kind = def.kind;
     this.validate(def, next, old);
-    if (opts.admit) {
-      await opts.admit('UPDATE', clone(next), clone(old));
-      if (this.getRaw(def, om.namespace, name) !== old) throw new StaleRead();
-    }
     // An update that changes nothing is not written: no new resourceVersion, no watch event.
     if (deepEqual(next, old)) return { code: 200, obj: clone(old) };
     if (opts.dryRun) return { code: 200, obj: next };
@@ -356,14 +313,14 @@ export class Store {
     return { code: 200, obj: this.commit(def, 'MODIFIED', next, old) };
   }
 
-  async patch(
+  patch(
     def: ResourceDef,
     urlNs: string | undefined,
     name: string,
     contentType: string,
     raw: string,
     opts: WriteOptions & { fieldManager?: string; force?: boolean },
-  ): Promise<WriteResult> {
+  ): WriteResult {
     const accepted = [
       'application/json-patch+json',
       'application/merge-patch+json',
@@ -386,15 +343,9 @@ export class Store {
     } catch (err) {
       throw badRequest(`error decoding patch: ${(err as Error).message}`);
     }
-    if (isApply && !isObject(body)) throw badRequest('error decoding YAML: the apply configuration is not an object');
-    const decoded = body;
-    return this.retrying(() => this.patchOnce(def, urlNs, name, contentType, raw, decoded, isApply, opts));
-  }
-
-  private async patchOnce(def: ResourceDef, urlNs: string | undefined, name: string, contentType: string, raw: string, decoded: unknown, isApply: boolean, opts: WriteOptions): Promise<WriteResult> {
-    let body = decoded;
     const old = this.getRaw(def, urlNs, name);
     if (isApply) {
+      if (!isObject(body)) throw badRequest('error decoding YAML: the apply configuration is not an object');
       const applied = clone(body) as KubeObject;
       this.checkTypeMeta(def, applied, raw);
       if (meta(applied).name !== undefined && meta(applied).name !== name) {
@@ -433,21 +384,12 @@ export class Store {
     return this.applyUpdate(def, old, obj, opts);
   }
 
-  async delete(
+  delete(
     def: ResourceDef,
     urlNs: string | undefined,
     name: string,
-    opts: { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: boolean; admit?: Admit } = {},
-  ): Promise<{ code: number; body: KubeObject | Status }> {
-    return this.retrying(() => this.deleteOnce(def, urlNs, name, opts));
-  }
-
-  private async deleteOnce(
-    def: ResourceDef,
-    urlNs: string | undefined,
-    name: string,
-    opts: { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: boolean; admit?: Admit },
-  ): Promise<{ code: number; body: KubeObject | Status }> {
+    opts: { preconditions?: { uid?: string; resourceVersion?: string }; dryRun?: boolean } = {},
+  ): { code: number; body: KubeObject | Status } {
     const old = this.getRaw(def, urlNs, name);
     if (!old) throw notFound(gr(def), name);
     const om = meta(old);
@@ -455,10 +397,6 @@ export class Store {
     if (pre.uid && pre.uid !== om.uid) throw conflict(gr(def), name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${om.uid}`);
     if (pre.resourceVersion && pre.resourceVersion !== om.resourceVersion) {
       throw conflict(gr(def), name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${om.resourceVersion}`);
-    }
-    if (opts.admit) {
-      await opts.admit('DELETE', null, clone(old));
-      if (this.getRaw(def, urlNs, name) !== old) throw new StaleRead();
     }
     if (def.kind === 'Namespace' && def.group === '') return this.deleteNamespace(def, old, opts.dryRun);
     if ((om.finalizers ?? []).length > 0) {
