@@ -73,7 +73,9 @@ async function startBenchOperator(spec: Extract<ChildSpec, { role: 'operator' }>
     [
       '--metrics-service-bind-address=127.0.0.1:0',
       `--cert-dir=${spec.certDir}`,
-      `--scaled-objects-file=${spec.scaledObjectsFile}`,
+      ...(spec.kubeconfig
+        ? [`--kubeconfig=${spec.kubeconfig}`, '--namespace=keda', '--webhook-port=0', '--enable-apiservice-patching=false', '--enable-webhook-patching=false']
+        : [`--scaled-objects-file=${spec.scaledObjectsFile}`]),
       `--ca-dir=${spec.caDir}`,
       '--enable-cert-rotation=false',
       `--metrics-port=${spec.metricsPort}`,
@@ -84,7 +86,8 @@ async function startBenchOperator(spec: Extract<ChildSpec, { role: 'operator' }>
     {},
   );
   if (config === 'help') throw new Error('unexpected help');
-  // No cluster: an empty environment, whatever KUBERNETES_SERVICE_HOST the bench runs under.
+  // An empty environment, whatever KUBERNETES_SERVICE_HOST the bench runs under: the cluster, if
+  // any, is the kubeconfig's.
   const operator = await startOperator(config, undefined, {});
   return {
     port: operator.channel.port,

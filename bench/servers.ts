@@ -18,11 +18,14 @@ export type ChildSpec =
       role: 'operator';
       /** tls.crt, tls.key, ca.crt. */
       certDir: string;
+      /** Ignored with kubeconfig. */
       scaledObjectsFile: string;
       caDir: string;
       metricsPort: number;
       /** The metrics-api upstream, served by the operator child itself on 127.0.0.1. */
       upstreamPort: number;
+      /** Watch a cluster (ScaledObjects, HPAs, status) instead of serving scaledObjectsFile. */
+      kubeconfig?: string;
     };
 
 export type ParentMessage = { type: 'stats'; id: number } | { type: 'stop' };

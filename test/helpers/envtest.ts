@@ -24,13 +24,12 @@ import { existsSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile, unlink } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { createCA, issueCertificate, type CertificateBundle, type ExtendedUsage } from '../../src/certs/x509.js';
 import { freePort } from './adapter.js';
+import { repoRoot } from './repo.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const SETUP_ENVTEST = resolve(REPO, '../shared/envtest/setup-envtest');
+const SETUP_ENVTEST = resolve(repoRoot(), '../shared/envtest/setup-envtest');
 const BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'] as const;
 export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 

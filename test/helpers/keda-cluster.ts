@@ -4,15 +4,15 @@
 // webhooks') turned into ExternalName `localhost` Services on the local servers' ports.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
 import { startTestAdapter, type TestAdapter } from './adapter.js';
 import type { ControlPlane } from './envtest.js';
 import type { Kube, Obj } from './kube.js';
 import { eventually } from './loop.js';
+import { repoRoot } from './repo.js';
 import { kubectl, type RunResult } from './tools.js';
 
-const DEPLOY = fileURLToPath(new URL('../../deploy/', import.meta.url));
+const DEPLOY = join(repoRoot(), 'deploy');
 
 /** `kubectl kustomize` of a folder under deploy/ (e.g. `overlays/rotation`), as objects. */
 export async function renderDeploy(path = 'overlays/rotation'): Promise<Obj[]> {

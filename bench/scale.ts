@@ -1,0 +1,219 @@
+// Scale on a real control plane (envtest: etcd, kube-apiserver, kube-controller-manager v1.28), at
+// 100, 300 and 1,000 ScaledObjects: how long until every HPA exists after `kubectl apply`, what the
+// operator costs while nothing changes (CPU, RSS, writes to kube-apiserver), what the adapter
+// costs idle, and how fast a burst of every distinct metric is served. The operator and the
+// adapter run in child processes, as in a cluster; the ScaledObjects are KEDA-default ones
+// (pollingInterval 30 s, minReplicaCount 0) with a metrics-api trigger against a local upstream
+// served by the operator child (as in run.ts). Prints a table and writes bench/results/scale.json.
+//
+//   node dist-bench/bench/scale.js [--sizes=100,300,1000] [--steady-seconds=60]
+import { writeFile, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+import { startControlPlane, type ControlPlane } from '../test/helpers/envtest.js';
+import { installDeploy } from '../test/helpers/keda-cluster.js';
+import { Kube, deployment, namespace, scaledObject } from '../test/helpers/kube.js';
+import { run } from '../test/helpers/tools.js';
+import { createClient } from './client.js';
+import { createFixtures } from './fixtures.js';
+import { burst, type RunResult } from './load.js';
+import { forkServer, freePort, type ServerChild, type ServerStats } from './servers.js';
+
+const TARGETS = { hpasWithinMs: 30_000, operatorIdleCores: 0.05, burstMs: 1_000, adapterIdleRssBytes: 80 * 2 ** 20, operatorRssBytes: 150 * 2 ** 20 };
+const NS = 'scale';
+const HPA_SELECTOR = 'app.kubernetes.io/managed-by=keda-operator';
+const HPA_HEADERS = { 'x-remote-user': 'system:serviceaccount:kube-system:horizontal-pod-autoscaler', 'x-remote-group': 'system:masters' };
+const RESULTS = new URL('../../bench/results/', import.meta.url);
+
+export interface ScaleRun {
+  objects: number;
+  controlPlaneStartMs: number;
+  kubectlApplyMs: number;
+  /** From the start of `kubectl apply` to the last of the HPAs existing. */
+  allHpasMs: number;
+  /** Operator CPU, in cores, averaged over the steady window. */
+  operatorIdleCores: number;
+  operatorRssBytes: number;
+  operatorHeapBytes: number;
+  /** Writes the operator made to kube-apiserver during the steady window. */
+  steadyWrites: number;
+  steadySeconds: number;
+  adapterIdleRssBytes: number;
+  burst: RunResult;
+  adapterRssAfterBurstBytes: number;
+}
+
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
+const cpuOf = (s: ServerStats) => s.cpu.user + s.cpu.system;
+
+async function writesOf(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('keda_kube_api_writes_total{'))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+async function runSize(objects: number, steadySeconds: number, say: (s: string) => void): Promise<ScaleRun> {
+  const teardown: (() => unknown)[] = [];
+  const fx = await createFixtures();
+  teardown.push(() => fx.remove());
+  try {
+    const cp: ControlPlane = await startControlPlane({ teardown: (fn) => void teardown.push(fn) });
+    const kube = new Kube(cp.adminKubeconfig);
+    await installDeploy(cp, fx.dir, ['crds', 'rbac']);
+    await kube.create(namespace(NS));
+    // The workloads exist first: what is measured is the operator's work, not the Deployments'.
+    for (let i = 0; i < objects; i += 50) await Promise.all(Array.from({ length: Math.min(50, objects - i) }, (_, j) => kube.create(deployment(NS, `app-${i + j}`))));
+
+    const operatorMetricsPort = await freePort();
+    const operator: ServerChild = await forkServer('operator', {
+      role: 'operator',
+      certDir: fx.pkiDir,
+      scaledObjectsFile: fx.scaledObjectsFile,
+      caDir: fx.caDir,
+      metricsPort: operatorMetricsPort,
+      upstreamPort: fx.upstreamPort,
+      kubeconfig: cp.adminKubeconfig,
+    });
+    teardown.push(() => operator.stop());
+    const adapter = await forkServer('adapter', {
+      role: 'adapter',
+      pkiDir: fx.pkiDir,
+      certDir: fx.pkiDir,
+      metricsPort: await freePort(),
+      source: { kind: 'operator', address: `localhost:${operator.port}` },
+    });
+    teardown.push(() => adapter.stop());
+
+    // KEDA's defaults: pollingInterval 30, cooldownPeriod 300, minReplicaCount 0.
+    const sos = Array.from({ length: objects }, (_, i) =>
+      scaledObject(NS, `so-${i}`, { scaleTargetRef: { name: `app-${i}` }, triggers: [{ type: 'metrics-api', metadata: { url: `http://127.0.0.1:${fx.upstreamPort}/m${i}`, valueLocation: `m${i}`, targetValue: '1' } }] }),
+    );
+    const file = join(fx.dir, 'scaledobjects.yaml');
+    await writeFile(file, sos.map((o) => stringify(o)).join('---\n'));
+    const applyStart = performance.now();
+    const applying = run('kubectl', [`--kubeconfig=${cp.adminKubeconfig}`, 'apply', '--server-side', '-f', file], '', process.env, 600_000).then((r) => {
+      if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
+      return performance.now() - applyStart;
+    });
+    let allHpasMs = NaN;
+    for (;;) {
+      const n = (await kube.list('autoscaling/v2', 'HorizontalPodAutoscaler', NS, HPA_SELECTOR)).length;
+      if (n >= objects) {
+        allHpasMs = performance.now() - applyStart;
+        break;
+      }
+      if (performance.now() - applyStart > 600_000) throw new Error(`only ${n} of ${objects} HPAs after 10 minutes`);
+      await sleep(200);
+    }
+    const kubectlApplyMs = await applying;
+    say(`${objects}: kubectl apply ${(kubectlApplyMs / 1e3).toFixed(1)} s, all HPAs after ${(allHpasMs / 1e3).toFixed(1)} s`);
+
+    // Every object polled at least once (the first polls are spread over 5 s, then every 30 s),
+    // statuses written: from here on nothing changes.
+    await sleep(40_000);
+    const [before, writesBefore, t0] = [await operator.stats(), await writesOf(operatorMetricsPort), performance.now()];
+    const adapterIdle = await adapter.stats();
+    await sleep(steadySeconds * 1000);
+    const [after, writesAfter, t1] = [await operator.stats(), await writesOf(operatorMetricsPort), performance.now()];
+    const operatorIdleCores = (cpuOf(after) - cpuOf(before)) / 1e3 / (t1 - t0);
+    say(`${objects}: operator idle ${(operatorIdleCores * 100).toFixed(1)}% of a core, ${mb(after.rss)} RSS, ${writesAfter - writesBefore} writes in ${steadySeconds} s; adapter idle ${mb(adapterIdle.rss)}`);
+
+    // Every distinct metric at once, over 32 keep-alive connections, as the HPAs would ask.
+    const pem = (name: string) => readFile(join(fx.pkiDir, name));
+    const client = createClient({ kind: 'undici', port: adapter.port, ca: await pem('ca.crt'), cert: await pem('front-proxy-client.crt'), key: await pem('front-proxy-client.key'), headers: HPA_HEADERS, connections: 32 });
+    teardown.push(() => client.close());
+    const requests = Array.from({ length: objects }, (_, i) => {
+      const path = `/apis/external.metrics.k8s.io/v1beta1/namespaces/${NS}/s0-metric-api-m${i}?labelSelector=${encodeURIComponent(`scaledobject.keda.sh/name=so-${i}`)}`;
+      const expected = `"metricName":"s0-metric-api-m${i}"`;
+      return { path, check: (r: { status: number; body: string }) => (r.status === 200 && r.body.includes(expected) ? (true as const) : `status ${r.status}: ${r.body.slice(0, 200)}`) };
+    });
+    const b = await burst(client, requests);
+    const adapterAfter = await adapter.stats();
+    say(`${objects}: ${objects} distinct metrics in ${b.elapsedMs.toFixed(0)} ms, ${b.errors} failed, p99 ${b.latency.p99Ms} ms`);
+    return {
+      objects,
+      controlPlaneStartMs: cp.startup.totalMs,
+      kubectlApplyMs,
+      allHpasMs,
+      operatorIdleCores,
+      operatorRssBytes: after.rss,
+      operatorHeapBytes: after.heapUsed,
+      steadyWrites: writesAfter - writesBefore,
+      steadySeconds,
+      adapterIdleRssBytes: adapterIdle.rss,
+      burst: b,
+      adapterRssAfterBurstBytes: adapterAfter.rss,
+    };
+  } finally {
+    for (const fn of teardown.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+  }
+}
+
+/** Growth from the smallest to the largest size, against linear growth (1.0 = linear, below = better). */
+function growth(runs: ScaleRun[], pick: (r: ScaleRun) => number): string {
+  const [first, last] = [runs[0]!, runs.at(-1)!];
+  const ratio = pick(last) / pick(first);
+  const linear = last.objects / first.objects;
+  return `x${ratio.toFixed(2)} for x${linear.toFixed(0)} objects`;
+}
+
+export function formatScale(runs: ScaleRun[]): string {
+  const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const rows = runs.map((r) =>
+    [
+      String(r.objects).padStart(5),
+      `${(r.allHpasMs / 1e3).toFixed(1)} s`.padStart(8),
+      `${(r.kubectlApplyMs / 1e3).toFixed(1)} s`.padStart(8),
+      `${(r.operatorIdleCores * 100).toFixed(1)}%`.padStart(7),
+      mb(r.operatorRssBytes).padStart(7),
+      String(r.steadyWrites).padStart(6),
+      mb(r.adapterIdleRssBytes).padStart(7),
+      `${r.burst.elapsedMs.toFixed(0)} ms`.padStart(8),
+      String(r.burst.errors).padStart(6),
+      mb(r.adapterRssAfterBurstBytes).padStart(8),
+    ].join('  '),
+  );
+  const largest = runs.at(-1)!;
+  return [
+    'Scale on a real control plane (envtest v1.28): KEDA-default ScaledObjects, one metrics-api trigger each',
+    '  objects  all HPAs  kubectl  op idle  op RSS  writes  ad idle     burst  failed  ad burst',
+    ...rows.map((r) => `  ${r}`),
+    '',
+    `  growth ${runs[0]!.objects} -> ${largest.objects}: HPAs ${growth(runs, (r) => r.allHpasMs)}, operator idle CPU ${growth(runs, (r) => r.operatorIdleCores)}, operator RSS ${growth(runs, (r) => r.operatorRssBytes)}, burst ${growth(runs, (r) => r.burst.elapsedMs)}`,
+    `  at ${largest.objects}: all HPAs within 30 s of kubectl apply: ${(largest.allHpasMs / 1e3).toFixed(1)} s ${met(largest.allHpasMs <= TARGETS.hpasWithinMs)}`,
+    `  at ${largest.objects}: operator idle under 5% of a core: ${(largest.operatorIdleCores * 100).toFixed(1)}% ${met(largest.operatorIdleCores < TARGETS.operatorIdleCores)}`,
+    `  at ${largest.objects}: operator under 150 MB: ${mb(largest.operatorRssBytes)} ${met(largest.operatorRssBytes < TARGETS.operatorRssBytes)}`,
+    `  at ${largest.objects}: ${largest.objects} distinct metrics under 1 s, none failing: ${largest.burst.elapsedMs.toFixed(0)} ms, ${largest.burst.errors} failed ${met(largest.burst.elapsedMs < TARGETS.burstMs && largest.burst.errors === 0)}`,
+    `  adapter idle under 80 MB: ${mb(Math.max(...runs.map((r) => r.adapterIdleRssBytes)))} ${met(runs.every((r) => r.adapterIdleRssBytes < TARGETS.adapterIdleRssBytes))}`,
+    `  steady state without writes: ${runs.map((r) => r.steadyWrites).join(', ')} ${met(runs.every((r) => r.steadyWrites === 0))}`,
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100,300,1000' }, 'steady-seconds': { type: 'string', default: '60' } } });
+  const sizes = values.sizes.split(',').map(Number);
+  const steadySeconds = Number(values['steady-seconds']);
+  const say = (line: string) => process.stdout.write(`  ${line}\n`);
+  const runs: ScaleRun[] = [];
+  for (const n of sizes) runs.push(await runSize(n, steadySeconds, say));
+  console.log('');
+  console.log(formatScale(runs));
+  await mkdir(RESULTS, { recursive: true });
+  const file = new URL('scale.json', RESULTS);
+  await writeFile(file, JSON.stringify({ timestamp: new Date().toISOString(), node: process.version, targets: TARGETS, runs }, null, 2));
+  console.log(`\nwritten to ${fileURLToPath(file)}`);
+  return runs.every((r) => r.burst.errors === 0) ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error('scale benchmark failed:', err);
+    process.exit(1);
+  },
+);
