@@ -1,14 +1,12 @@
 #!/usr/bin/env node
 // One executable for every component: `adapter`, `operator`, `certs`. A usage error is one line on
 // stderr and exit code 2; a start-up failure is one line and exit code 1.
+// What a command runs is loaded when it runs (servers, gRPC, scalers, certificate generation), so
+// that `--help` and a usage error answer at once.
 import { formatHelp, UsageError, type FlagSpecs } from './config/flags.js';
 import { adapterFlags, parseAdapterConfig } from './adapter/config.js';
-import { startAdapter } from './adapter/main.js';
 import { operatorFlags, parseOperatorConfig } from './operator/config.js';
-import { startOperator } from './operator/main.js';
-import { createLogger } from './observability/logger.js';
 import type { Logger } from 'pino';
-import { runCertsCommand } from './certs/cli.js';
 import { MaterialError } from './tls/pem.js';
 
 const USAGE = `Usage: keda-ts <command> [flags]
@@ -29,7 +27,7 @@ async function main(argv: string[]): Promise<number> {
     case 'operator':
       return runOperator(rest);
     case 'certs':
-      return runCertsCommand(rest);
+      return (await import('./certs/cli.js')).runCertsCommand(rest);
     case undefined:
     case '--help':
     case '-h':
@@ -55,14 +53,17 @@ async function runComponent<C extends { logLevel: string }>(c: Component<C>, arg
     process.stdout.write(formatHelp(`keda-ts ${c.name} [flags]`, c.flags));
     return 0;
   }
+  const { createLogger } = await import('./observability/logger.js');
   const log = createLogger(config.logLevel, c.name);
   const running = await c.start(config, log);
   await untilSignal(log, running.shutdown);
   return 0;
 }
 
-const runAdapter = (argv: string[]) => runComponent({ name: 'adapter', flags: adapterFlags, parse: parseAdapterConfig, start: (config, log) => startAdapter(config, log) }, argv);
-const runOperator = (argv: string[]) => runComponent({ name: 'operator', flags: operatorFlags, parse: parseOperatorConfig, start: (config, log) => startOperator(config, log) }, argv);
+const runAdapter = (argv: string[]) =>
+  runComponent({ name: 'adapter', flags: adapterFlags, parse: parseAdapterConfig, start: async (config, log) => (await import('./adapter/main.js')).startAdapter(config, log) }, argv);
+const runOperator = (argv: string[]) =>
+  runComponent({ name: 'operator', flags: operatorFlags, parse: parseOperatorConfig, start: async (config, log) => (await import('./operator/main.js')).startOperator(config, log) }, argv);
 
 /** SIGTERM (the kubelet) or SIGINT (Ctrl-C): stop accepting, finish what is in flight, return. */
 function untilSignal(log: Logger, shutdown: () => Promise<void>): Promise<void> {

@@ -34,6 +34,12 @@ export const adapterFlags = {
   serviceNamespace: stringFlag('service-namespace', 'keda', 'Namespace of that Service', { env: ['POD_NAMESPACE', env('service-namespace')] }),
   metricsSource: enumFlag('metrics-source', ['operator', 'demo', 'file'] as const, 'operator', 'Where metric values come from', { env: env('metrics-source') }),
   metricsServiceAddress: stringFlag('metrics-service-address', 'keda-operator.keda.svc.cluster.local:9666', 'The operator\'s gRPC metrics service (host:port); its certificate must cover the host', { env: env('metrics-service-address') }),
+  metricsServiceGrpcAuthority: stringFlag(
+    'metrics-service-grpc-authority',
+    '',
+    'The name the operator\'s certificate is checked for (and the HTTP/2 :authority), when --metrics-service-address dials it by another name or an IP (default: the address\'s host)',
+    { env: env('metrics-service-grpc-authority') },
+  ),
   metricsServiceTimeout: durationFlag('metrics-service-timeout', 5_000, 'Deadline of one metric call to the operator, retries included', { env: env('metrics-service-timeout') }),
   metricsServiceReadinessGrace: durationFlag('metrics-service-readiness-grace', 10_000, 'How long the channel may be down before /readyz fails', { env: env('metrics-service-readiness-grace') }),
   metricsSourceFile: stringFlag('metrics-source-file', '', 'YAML file of metric values for --metrics-source=file, reloaded on change', { env: env('metrics-source-file') }),
@@ -78,7 +84,7 @@ export interface AdapterConfig extends ComponentConfig {
   metricsSource:
     | { kind: 'demo' }
     | { kind: 'file'; path: string }
-    | { kind: 'operator'; address: string; caFile: string; timeoutMs: number; readinessGraceMs: number };
+    | { kind: 'operator'; address: string; authority: string; caFile: string; timeoutMs: number; readinessGraceMs: number };
 }
 
 export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.ProcessEnv): AdapterConfig | 'help' {
@@ -132,6 +138,7 @@ export function parseAdapterConfig(argv: readonly string[], environment: NodeJS.
       : {
           kind: 'operator',
           address: f.metricsServiceAddress,
+          authority: f.metricsServiceGrpcAuthority,
           caFile: join(f.certDir, 'ca.crt'),
           timeoutMs: f.metricsServiceTimeout,
           readinessGraceMs: f.metricsServiceReadinessGrace,

@@ -120,6 +120,7 @@ async function createProvider(config: AdapterConfig, tls: LiveTls, registry: Reg
   if (source.kind === 'operator') {
     const channel = new ChannelClient({
       address: source.address,
+      ...(source.authority ? { authority: source.authority } : {}),
       tls,
       trust: [CHANNEL_TRUST],
       timeoutMs: source.timeoutMs,

@@ -10,6 +10,8 @@ import { GET_METRICS_PATH, MetricsServiceClient, type ExternalMetricValueList, t
 
 export interface ChannelClientOptions {
   address: string;
+  /** The name the operator's certificate must cover (and the :authority), instead of the address's host. */
+  authority?: string;
   tls: LiveTls;
   /** Bundles the operator's certificate must chain to (the cert dir's ca.crt). */
   trust: readonly string[];
@@ -110,6 +112,7 @@ export class ChannelClient {
       'grpc.max_reconnect_backoff_ms': 5_000,
       'grpc.client_idle_timeout_ms': 2_147_483_647,
       'grpc.enable_channelz': 0,
+      ...(this.opts.authority ? { 'grpc.ssl_target_name_override': this.opts.authority, 'grpc.default_authority': this.opts.authority } : {}),
     });
     this.watch(client);
     return client;

@@ -7,15 +7,14 @@
 // `metadataOnly` asks for PartialObjectMetadata: the object's metadata and nothing else, for
 // watches that only need to know that something exists or changed (Secrets, scale targets).
 import { randomInt } from 'node:crypto';
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { fetch, type Dispatcher } from 'undici';
-import { describeApiError } from './kubeconfig.js';
+import { ApiError, type KubeClient } from './client.js';
+import type { KubeObject } from './types.js';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
 
 export interface InformerOptions {
-  kc: KubeConfig;
+  client: KubeClient;
   /** The collection path, e.g. `/api/v1/namespaces/kube-system/configmaps`. */
   path: string;
   fieldSelector?: string;
@@ -37,7 +36,7 @@ export interface InformerOptions {
   stopOnForbidden?: boolean;
 }
 
-export interface Informer<T extends KubernetesObject> {
+export interface Informer<T extends KubeObject> {
   /** Called with every object added, changed (new resourceVersion) or deleted. */
   onObject(listener: (obj: T, event: InformerEvent) => void): void;
   /** Resolves once the first list is in (its objects delivered); later failures are retried. */
@@ -55,18 +54,11 @@ export class ForbiddenError extends Error {
   override readonly name = 'ForbiddenError';
 }
 
-class StatusError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+class WatchError extends Error {}
 
-const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
-export function informer<T extends KubernetesObject>(o: InformerOptions): Informer<T> {
+export function informer<T extends KubeObject>(o: InformerOptions): Informer<T> {
   const listeners: ((obj: T, event: InformerEvent) => void)[] = [];
   const known = new Map<string, T>();
   const initialBackoff = o.initialBackoffMs ?? 250;
@@ -74,9 +66,6 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
   let stopped = false;
   /** Aborted by stop(): ends whatever request is in flight, or about to be. */
   let stopping = new AbortController();
-  /** The watch in flight, for giving up on a silent connection. */
-  let current: AbortController | undefined;
-  let dispatcher: Dispatcher | undefined;
   let sleeper: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   let loop: Promise<void> | undefined;
   let backoff = initialBackoff;
@@ -96,32 +85,13 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
     }
   };
 
-  const request = async (query: Record<string, string>, list: boolean) => {
-    const url = new URL(o.kc.getCurrentCluster()!.server.replace(/\/$/, '') + o.path);
-    for (const [k, v] of Object.entries({ ...selectors(o), ...query })) url.searchParams.set(k, v);
-    const ctx = requestContext();
-    await o.kc.applySecurityAuthentication(ctx as never);
-    const accept = o.metadataOnly ? `application/json;as=PartialObjectMetadata${list ? 'List' : ''};g=meta.k8s.io;v=v1,application/json` : 'application/json';
-    // A new connection per request (credentials may have been rotated); the previous one goes.
-    void dispatcher?.close().catch(() => undefined);
-    dispatcher = ctx.dispatcher;
-    current = new AbortController();
-    const res = await fetch(url, { headers: { ...ctx.headers, accept }, ...(dispatcher ? { dispatcher } : {}), signal: AbortSignal.any([stopping.signal, current.signal]) });
-    if (res.status !== 200) {
-      const text = await res.text().catch(() => '');
-      const message = (() => {
-        try {
-          return (JSON.parse(text) as { message?: string }).message ?? text;
-        } catch {
-          return text;
-        }
-      })();
-      if (res.status === 410) throw new GoneError(message);
-      if (res.status === 403 && o.stopOnForbidden) throw new ForbiddenError(message);
-      throw new StatusError(res.status, `HTTP ${res.status}${message ? `: ${message}` : ''}`);
-    }
-    backoff = initialBackoff;
-    return res;
+  const accept = (list: boolean) => (o.metadataOnly ? `application/json;as=PartialObjectMetadata${list ? 'List' : ''};g=meta.k8s.io;v=v1,application/json` : 'application/json');
+  const selectors = { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector };
+  /** Turns the cases the loop treats specially into their own errors. */
+  const classify = (err: unknown): never => {
+    if (err instanceof ApiError && err.code === 410) throw new GoneError(err.body?.message ?? 'Gone');
+    if (err instanceof ApiError && err.code === 403 && o.stopOnForbidden) throw new ForbiddenError(err.body?.message ?? err.message);
+    throw err;
   };
 
   /** Lists every page, then turns the difference with what was known into events. */
@@ -130,8 +100,10 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
     let cont = '';
     let rv: string;
     do {
-      const res = await request({ limit: String(o.pageSize ?? 500), ...(cont ? { continue: cont } : {}) }, true);
-      const page = (await res.json()) as { items?: T[]; metadata?: { resourceVersion?: string; continue?: string } };
+      const page = await o.client
+        .get<{ items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>(o.path, { query: { ...selectors, limit: o.pageSize ?? 500, continue: cont || undefined }, accept: accept(true), signal: stopping.signal, timeoutMs: 60_000 })
+        .catch(classify);
+      backoff = initialBackoff;
       for (const item of page.items ?? []) items.push(trim(item));
       cont = page.metadata?.continue ?? '';
       rv = page.metadata?.resourceVersion ?? '';
@@ -157,16 +129,19 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
   const watch = async () => {
     // As client-go: a random server-side timeout, so that watches do not all renew at once.
     const timeoutSeconds = randomInt(300, 600);
-    const res = await request({ watch: '1', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) }, false);
     // A connection that went silent (peer gone without a FIN) is given up once the server would
     // have ended the watch anyway.
-    const inFlight = current;
-    const silent = setTimeout(() => inFlight?.abort(new Error('watch went silent')), (timeoutSeconds + 30) * 1000);
+    const silence = new AbortController();
+    const silent = setTimeout(() => silence.abort(new Error('watch went silent')), (timeoutSeconds + 30) * 1000);
     silent.unref();
     const decoder = new TextDecoder();
     let buffered = '';
     try {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      const body = await o.client
+        .stream(o.path, { query: { ...selectors, watch: 1, resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, accept: accept(false), signal: AbortSignal.any([stopping.signal, silence.signal]) })
+        .catch(classify);
+      backoff = initialBackoff;
+      for await (const chunk of body) {
         silent.refresh();
         buffered += decoder.decode(chunk, { stream: true });
         let nl: number;
@@ -185,7 +160,7 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
     if (ev.type === 'ERROR') {
       const status = ev.object;
       if (status.code === 410) throw new GoneError(status.message ?? 'Gone');
-      throw new StatusError(status.code ?? 500, `watch error: ${status.message ?? 'unknown'}`);
+      throw new WatchError(`watch error: HTTP ${status.code ?? 500}: ${status.message ?? 'unknown'}`);
     }
     const obj = trim(ev.object);
     const rv = obj.metadata?.resourceVersion;
@@ -234,7 +209,7 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
           resourceVersion = '';
           continue;
         }
-        o.log.warn({ informer: o.name, reason: err instanceof StatusError ? err.message : describeApiError(err), retryInMs: backoff }, 'watch interrupted, restarting');
+        o.log.warn({ informer: o.name, reason: (err as Error).message, retryInMs: backoff }, 'watch interrupted, restarting');
         await sleep(backoff);
         backoff = Math.min(backoff * 2, o.maxBackoffMs ?? 10_000);
       }
@@ -262,27 +237,6 @@ export function informer<T extends KubernetesObject>(o: InformerOptions): Inform
         sleeper.wake();
       }
       await loop?.catch(() => undefined);
-      await dispatcher?.destroy().catch(() => undefined);
     },
   };
-}
-
-function selectors(o: InformerOptions): Record<string, string> {
-  return { ...(o.labelSelector ? { labelSelector: o.labelSelector } : {}), ...(o.fieldSelector ? { fieldSelector: o.fieldSelector } : {}) };
-}
-
-/** What KubeConfig.applySecurityAuthentication writes into: headers and a TLS dispatcher. */
-function requestContext() {
-  const ctx = {
-    headers: {} as Record<string, string>,
-    dispatcher: undefined as Dispatcher | undefined,
-    setHeaderParam(k: string, v: string) {
-      ctx.headers[k] = v;
-    },
-    setDispatcher(d: Dispatcher) {
-      ctx.dispatcher = d;
-    },
-    getUrl: () => '',
-  };
-  return ctx;
 }

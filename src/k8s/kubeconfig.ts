@@ -1,28 +1,20 @@
-// Where a component's Kubernetes credentials come from: an explicit kubeconfig file, or the pod's
-// service account when running in a cluster; otherwise there is no cluster to talk to.
-import { KubeConfig } from '@kubernetes/client-node';
+// Where a component's Kubernetes credentials come from (a kubeconfig file, or the pod's service
+// account when running in a cluster; otherwise there is no cluster to talk to), and how failed
+// calls are read.
+import { KubeClient } from './client.js';
 
-export function loadKubeConfig(path: string, env: NodeJS.ProcessEnv = process.env): KubeConfig | undefined {
-  const kc = new KubeConfig();
-  if (path) {
-    kc.loadFromFile(path);
-    return kc;
-  }
-  if (env.KUBERNETES_SERVICE_HOST) {
-    kc.loadFromCluster();
-    return kc;
-  }
-  return undefined;
+export function loadKubeClient(path: string, env: NodeJS.ProcessEnv = process.env): KubeClient | undefined {
+  return KubeClient.load(path, env);
 }
 
-/** The HTTP status of a failed client-node call, when it carries one. */
+/** The HTTP status of a failed call, when it carries one. */
 export function statusCodeOf(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
   for (const c of [e?.code, e?.statusCode, e?.response?.statusCode]) if (typeof c === 'number') return c;
   return undefined;
 }
 
-/** Resolves like `p`, or rejects after `ms`: the API clients have no per-call deadline of their own. */
+/** Resolves like `p`, or rejects after `ms`. */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {

@@ -3,9 +3,14 @@
 // renew deadline, so that two replicas never write at once. Non-leaders keep trying to acquire.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { KubeClient } from './client.js';
 import { describeApiError, statusCodeOf, withTimeout } from './kubeconfig.js';
+import { microTime, type KubeObject } from './types.js';
+
+interface Lease extends KubeObject {
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -28,10 +33,10 @@ export class LeaderElector {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
-  private readonly api: CoordinationV1Api;
+  private readonly path: string;
 
-  constructor(kc: KubeConfig, private readonly opts: LeaderElectionOptions, private readonly callbacks: LeaderCallbacks, private readonly log: Logger) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+  constructor(private readonly client: KubeClient, private readonly opts: LeaderElectionOptions, private readonly callbacks: LeaderCallbacks, private readonly log: Logger) {
+    this.path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
     this.identity = opts.identity ?? `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
   }
 
@@ -88,17 +93,19 @@ export class LeaderElector {
 
   /** True when this replica holds the lease after the call. Writes are conflict-safe (resourceVersion). */
   private async tryAcquireOrRenew(): Promise<boolean> {
-    const now = new V1MicroTime(Date.now());
+    const now = microTime();
     const spec = { holderIdentity: this.identity, leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000), renewTime: now };
-    let lease: V1Lease;
+    let lease: Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
+      lease = await this.client.get<Lease>(`${this.path}/${this.opts.name}`);
     } catch (err) {
       if (statusCodeOf(err) !== 404) throw err;
       try {
-        await this.api.createNamespacedLease({
-          namespace: this.opts.namespace,
-          body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.opts.name, namespace: this.opts.namespace }, spec: { ...spec, acquireTime: now, leaseTransitions: 0 } },
+        await this.client.post(this.path, {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: this.opts.name, namespace: this.opts.namespace },
+          spec: { ...spec, acquireTime: now, leaseTransitions: 0 },
         });
         return true;
       } catch (createErr) {
@@ -113,13 +120,9 @@ export class LeaderElector {
     if (holder !== this.identity && !expired) return false;
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1);
     try {
-      await this.api.replaceNamespacedLease({
-        name: this.opts.name,
-        namespace: this.opts.namespace,
-        body: {
-          ...lease,
-          spec: { ...lease.spec, ...spec, leaseTransitions: transitions, ...(holder === this.identity ? {} : { acquireTime: now }) },
-        },
+      await this.client.put(`${this.path}/${this.opts.name}`, {
+        ...lease,
+        spec: { ...lease.spec, ...spec, leaseTransitions: transitions, ...(holder === this.identity ? {} : { acquireTime: now }) },
       });
       return true;
     } catch (err) {
@@ -129,12 +132,8 @@ export class LeaderElector {
   }
 
   private async release(): Promise<void> {
-    const lease = await this.api.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
+    const lease = await this.client.get<Lease>(`${this.path}/${this.opts.name}`);
     if (lease.spec?.holderIdentity !== this.identity) return;
-    await this.api.replaceNamespacedLease({
-      name: this.opts.name,
-      namespace: this.opts.namespace,
-      body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(Date.now()) } },
-    });
+    await this.client.put(`${this.path}/${this.opts.name}`, { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime() } });
   }
 }

@@ -30,9 +30,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { CoreV1Api, type AuthenticationV1TokenRequest, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from './client.js';
 import type { Logger } from 'pino';
 import { describeApiError, statusCodeOf, withTimeout } from './kubeconfig.js';
+
+interface TokenRequest {
+  spec?: { audiences?: string[]; expirationSeconds?: number };
+  status?: { token?: string; expirationTimestamp?: string };
+}
 import { isDns1123Label, isDns1123Subdomain } from './names.js';
 
 /** The API server's bounds for spec.expirationSeconds. */
@@ -243,7 +248,6 @@ interface Entry {
 }
 
 export class ServiceAccountTokens {
-  private readonly api: CoreV1Api;
   private readonly entries = new Map<string, Entry>();
   private readonly audiences: string[];
   private readonly expirationSeconds: number;
@@ -256,10 +260,9 @@ export class ServiceAccountTokens {
   private closed = false;
 
   constructor(
-    kc: KubeConfig,
+    private readonly client: KubeClient,
     private readonly o: ServiceAccountTokensOptions = {},
   ) {
-    this.api = kc.makeApiClient(CoreV1Api);
     this.audiences = normalizeAudiences(o.audiences ?? []);
     this.expirationSeconds = o.expirationSeconds ?? DEFAULT_EXPIRATION_SECONDS;
     const bad = checkExpiration(this.expirationSeconds);
@@ -375,25 +378,24 @@ export class ServiceAccountTokens {
 
   private async request(e: Entry, started: number): Promise<Issued> {
     const { namespace, serviceAccountName: name } = e;
-    const body: AuthenticationV1TokenRequest = {
+    const body = {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
       // No audiences: the API server's own (its --api-audiences).
       spec: { audiences: [...e.audiences], expirationSeconds: e.expirationSeconds },
     };
     const res = await withTimeout(
-      this.api.createNamespacedServiceAccountTokenWithHttpInfo({ name, namespace, body }),
+      this.client.call<TokenRequest>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, { body, timeoutMs: 0 }),
       this.requestTimeoutMs,
       `TokenRequest for service account ${namespace}/${name}`,
     );
-    const token = res.data.status?.token;
-    const expiration = res.data.status?.expirationTimestamp;
-    const expMs = expiration instanceof Date ? expiration.getTime() : Date.parse(String(expiration ?? ''));
+    const token = res.body.status?.token;
+    const expMs = Date.parse(res.body.status?.expirationTimestamp ?? '');
     if (!token) throw new TokenRequestError(`could not request a token for service account ${namespace}/${name}: the API server's answer has no status.token`, namespace, name);
     if (!Number.isFinite(expMs)) throw new TokenRequestError(`could not request a token for service account ${namespace}/${name}: the API server's answer has no valid status.expirationTimestamp`, namespace, name);
     // The granted lifetime on the API server's clock (Date header; ours when it sent none), less a
     // second for the whole-second resolution of both timestamps, counted from when we asked.
-    const serverNow = Date.parse(res.headers?.date ?? '');
+    const serverNow = Date.parse(res.headers.get('date') ?? '');
     const lifetimeMs = expMs - (Number.isFinite(serverNow) ? serverNow : Date.now()) - 1000;
     if (started + lifetimeMs <= Date.now()) {
       throw new TokenRequestError(
@@ -404,7 +406,7 @@ export class ServiceAccountTokens {
     }
     if (this.closed) throw new TokenRequestError(`no token for service account ${namespace}/${name}: the token source is closed`, namespace, name);
     if (e.file) await this.writeFile(e, token);
-    const granted = res.data.spec?.audiences;
+    const granted = res.body.spec?.audiences;
     const expiresAt = started + lifetimeMs;
     // 80 % of the lifetime; should the answer have taken longer than that, halfway to the expiry
     // from now, so that a refreshAt in the past never makes anyone ask again at once, in a loop.

@@ -1,7 +1,7 @@
 // Which operator replica writes: one Lease for every duty that must have a single writer (the
 // certificate Secret, caBundle injection, HPAs, ScaledObject status, scaling to and from zero).
 // Without leader election (one replica by design) this replica always leads.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from '../k8s/client.js';
 import type { Logger } from 'pino';
 import { LeaderElector } from '../k8s/leader.js';
 import type { LeaderElectionMetrics } from '../observability/metrics.js';
@@ -13,7 +13,7 @@ export class Leadership {
   private leading = false;
 
   constructor(
-    kc: KubeConfig,
+    client: KubeClient,
     config: Pick<OperatorConfig, 'leaderElection' | 'namespace'>,
     private readonly metrics: LeaderElectionMetrics,
     private readonly log: Logger,
@@ -21,7 +21,7 @@ export class Leadership {
     const le = config.leaderElection;
     this.elector = le.enabled
       ? new LeaderElector(
-          kc,
+          client,
           { namespace: config.namespace, name: le.name, leaseDurationMs: le.leaseDurationMs, renewDeadlineMs: le.renewDeadlineMs, retryPeriodMs: le.retryPeriodMs },
           { onStartedLeading: () => this.set(true), onStoppedLeading: () => this.set(false) },
           log,

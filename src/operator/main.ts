@@ -19,7 +19,7 @@ import type { OperatorConfig } from './config.js';
 import { MetricsEngine } from './metrics-engine.js';
 import { FileScaledObjectStore } from './scaledobjects/file-store.js';
 import { setUpCertificateLifecycle } from './certificates/lifecycle.js';
-import { loadKubeConfig } from '../k8s/kubeconfig.js';
+import { loadKubeClient } from '../k8s/kubeconfig.js';
 import { EventRecorder } from '../k8s/events.js';
 import type { ScaledObjectStore } from './scaledobjects/types.js';
 import { ClusterScaledObjectStore } from './scaledobjects/cluster-store.js';
@@ -44,7 +44,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   const inCluster = clusterReachable(config, env);
   if (!config.scaledObjectsFile && !inCluster) throw new Error('no cluster (no kubeconfig, not in a pod) and no --scaled-objects-file: nothing to serve');
   const registry = createRegistry('operator');
-  const kc = inCluster ? loadKubeConfig(config.kubeconfig, env) : undefined;
+  const kc = inCluster ? loadKubeClient(config.kubeconfig, env) : undefined;
   if (config.enableCertRotation && !kc) log.info({ reason: 'no cluster' }, 'certificate rotation is off: serving the certificates found in the cert dir');
   const leadership = kc ? new Leadership(kc, config, new LeaderElectionMetrics(registry), log) : undefined;
   const lifecycle = kc && leadership ? setUpCertificateLifecycle(kc, config.certificates, config.enableCertRotation, config.namespace, registry, leadership, log) : undefined;
@@ -63,7 +63,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
 
   const trust = new CustomCaTrust(config.caDirs, log);
   await trust.start();
-  const clusterStore = kc && !config.scaledObjectsFile ? new ClusterScaledObjectStore({ kc, log, watchNamespace: config.watchNamespace, clusterObjectNamespace: config.namespace }) : undefined;
+  const clusterStore = kc && !config.scaledObjectsFile ? new ClusterScaledObjectStore({ client: kc, log, watchNamespace: config.watchNamespace, clusterObjectNamespace: config.namespace }) : undefined;
   const store: ScaledObjectStore = clusterStore ?? new FileScaledObjectStore(config.scaledObjectsFile, log, { clusterObjectNamespace: config.namespace });
   if (config.serviceAccountTokens && !kc) log.warn({ reason: 'no cluster' }, '--enable-service-account-token-requests has no effect without a cluster');
   const scalingMetrics = new ScalingMetrics(registry);
@@ -78,7 +78,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   const controller =
     kc && clusterStore
       ? new ScaledObjectController({
-          kc,
+          client: kc,
           store: clusterStore,
           engine,
           events: new EventRecorder(kc, 'keda-operator', log),
@@ -129,6 +129,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       await controller?.close();
       engine.close();
       await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close(), tokens?.close()]);
+      await kc?.close();
     })());
   return { channel, metricsServer, shutdown };
 }

@@ -98,3 +98,19 @@ t.test('openssl: TLS 1.2 and certificate-less clients are refused by the operato
   const noCert = await sClient(port, ['-tls1_3', '-CAfile', pki.ca.certFile, '-alpn', 'h2']);
   t.match(noCert.stdout + noCert.stderr, /alert certificate required/i);
 });
+
+t.test('--metrics-service-grpc-authority: an operator dialled by IP is verified for the name its certificate covers', async (t) => {
+  // The operator's certificate names only its Service, as the certificate lifecycle issues it.
+  const serviceOnly = await pki.issue('ca', 'operator-service-only', { commonName: 'keda-operator', dnsNames: ['keda-operator.keda.svc'], extendedUsages: ['serverAuth', 'clientAuth'] });
+  const otherPort = await freePort();
+  const named = await startChannelServer({ bindAddress: `127.0.0.1:${otherPort}`, tls: await liveTls(serviceOnly, pki.ca.certFile), trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 5_000 });
+  t.teardown(() => named.shutdown(0));
+  const dial = async (authority?: string) => {
+    const c = new ChannelClient({ address: `127.0.0.1:${otherPort}`, ...(authority ? { authority } : {}), tls: await liveTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs: 1_000, readinessGraceMs: 0, metrics: new GrpcMetrics(new Registry(), 'client'), log });
+    t.teardown(() => c.close());
+    return c.getMetrics({ name: 'web', namespace: 'shop', metricName: 's0-x' }, new AbortController().signal);
+  };
+  await t.rejects(dial(), { code: status.UNAVAILABLE }, 'by IP alone the certificate does not match');
+  t.equal((await dial('keda-operator.keda.svc')).items[0]!.value!.string, '42', 'with the authority it does');
+  await t.rejects(dial('someone-else.keda.svc'), { code: status.UNAVAILABLE }, 'and a name it does not cover is still refused');
+});

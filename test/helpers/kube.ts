@@ -1,10 +1,10 @@
 // A small client for tests against a (real or fake) kube-apiserver: read, list, create, patch and
-// delete any kind as plain JSON, authenticated by a kubeconfig through @kubernetes/client-node,
-// with 404 as `undefined` so that tests can poll with eventually().
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { fetch, type Dispatcher } from 'undici';
+// delete any kind as plain JSON, through our own KubeClient and a kubeconfig, with 404 as
+// `undefined` so that tests can poll with eventually().
+import { ApiError, KubeClient } from '../../src/k8s/client.js';
+import type { KubeObject } from '../../src/k8s/types.js';
 
-export interface Obj extends KubernetesObject {
+export interface Obj extends KubeObject {
   spec?: Record<string, unknown> & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   status?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   data?: Record<string, string>;
@@ -20,34 +20,19 @@ export interface Condition {
 }
 
 export class Kube {
-  readonly kc = new KubeConfig();
+  readonly client: KubeClient;
 
   constructor(readonly kubeconfig: string) {
-    this.kc.loadFromFile(kubeconfig);
+    this.client = KubeClient.fromKubeconfig(kubeconfig);
   }
 
-  /** One request, plain JSON in and out (no client-node models); 404 is undefined. */
+  /** One request, plain JSON in and out; 404 is undefined (except for POST). */
   async request<T = Obj>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T | undefined> {
-    const ctx = {
-      headers: {} as Record<string, string>,
-      dispatcher: undefined as Dispatcher | undefined,
-      setHeaderParam: (k: string, v: string) => void (ctx.headers[k] = v),
-      setDispatcher: (d: Dispatcher) => void (ctx.dispatcher = d),
-    };
-    await this.kc.applySecurityAuthentication(ctx as never);
     try {
-      const res = await fetch(this.kc.getCurrentCluster()!.server + path, {
-        method,
-        headers: { ...ctx.headers, accept: 'application/json', ...(body !== undefined ? { 'content-type': contentType } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        ...(ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {}),
-      });
-      const text = await res.text();
-      if (res.status === 404 && method !== 'POST') return undefined;
-      if (res.status >= 300) throw Object.assign(new Error(`${method} ${path}: HTTP ${res.status}: ${text}`), { code: res.status, body: text });
-      return JSON.parse(text) as T;
-    } finally {
-      await ctx.dispatcher?.close();
+      return await this.client.call<T>(method, path, { ...(body !== undefined ? { body, contentType } : {}), timeoutMs: 30_000 }).then((r) => r.body);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 404 && method !== 'POST') return undefined;
+      throw err;
     }
   }
 

@@ -4,7 +4,10 @@
 // lists, dropped watches and compaction on demand are in test/operator/scaling-faults.test.ts,
 // against the fake.)
 import t from 'tap';
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KubeClient } from '../../src/k8s/client.js';
+import type { KubeObject } from '../../src/k8s/types.js';
 import { pino } from 'pino';
 import { ForbiddenError, informer, type InformerEvent } from '../../src/k8s/informer.js';
 import { startControlPlane } from '../helpers/envtest.js';
@@ -15,8 +18,8 @@ import { freePort } from '../helpers/adapter.js';
 const cp = await startControlPlane(t, { controllerManager: false });
 const kube = new Kube(cp.adminKubeconfig);
 const kcOf = (file: string) => {
-  const kc = new KubeConfig();
-  kc.loadFromFile(file);
+  const kc = KubeClient.fromKubeconfig(file);
+  t.teardown(() => kc.close());
   return kc;
 };
 const admin = kcOf(cp.adminKubeconfig);
@@ -25,10 +28,10 @@ const retries: { informer: string; retryInMs: number }[] = [];
 const log = pino({ level: 'warn' }, { write: (line: string) => void retries.push(JSON.parse(line) as { informer: string; retryInMs: number }) });
 await kube.create(namespace('inf'));
 
-type Seen = { event: InformerEvent; name: string; obj: KubernetesObject & { data?: unknown } };
-function watch(path: string, opts: { metadataOnly?: boolean; pageSize?: number; kc?: KubeConfig; stopOnForbidden?: boolean; name?: string } = {}) {
+type Seen = { event: InformerEvent; name: string; obj: KubeObject & { data?: unknown } };
+function watch(path: string, opts: { metadataOnly?: boolean; pageSize?: number; kc?: KubeClient; stopOnForbidden?: boolean; name?: string } = {}) {
   const seen: Seen[] = [];
-  const i = informer<KubernetesObject & { data?: unknown }>({ kc: opts.kc ?? admin, path, name: opts.name ?? path, log, ...opts });
+  const i = informer<KubeObject & { data?: unknown }>({ client: opts.kc ?? admin, path, name: opts.name ?? path, log, ...opts });
   i.onObject((obj, event) => seen.push({ event, name: obj.metadata?.name ?? '', obj }));
   t.teardown(() => i.stop());
   return { i, seen };
@@ -80,8 +83,11 @@ t.test('kube-apiserver restarts: what changed while it was down arrives as adds 
 });
 
 t.test('nobody answering: attempts back off, doubling', async (t) => {
-  const gone = kcOf(cp.adminKubeconfig);
-  gone.clusters[0] = { ...gone.clusters[0]!, server: `https://127.0.0.1:${await freePort()}` };
+  const file = join(t.testdir(), 'kubeconfig');
+  const config = JSON.parse(await readFile(cp.adminKubeconfig, 'utf8')) as { clusters: { cluster: { server: string } }[] };
+  config.clusters[0]!.cluster.server = `https://127.0.0.1:${await freePort()}`;
+  await writeFile(file, JSON.stringify(config));
+  const gone = kcOf(file);
   const { i } = watch('/api/v1/namespaces/inf/configmaps', { kc: gone, name: 'nobody there' });
   void i.start().catch(() => undefined);
   const delays = await eventually('four attempts', async () => {

@@ -12,11 +12,13 @@
 //   for either.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeClient } from '../../src/k8s/client.js';
 import { pino } from 'pino';
 import { ApiStatusError, startFakeApiServer, type FakeApiServer, type RecordedRequest } from '../helpers/fake-apiserver.js';
 import { ServiceAccountTokens, TokenRequestError, type ServiceAccountTokensOptions, type TokenRequestOutcome } from '../../src/k8s/service-account-tokens.js';
@@ -35,7 +37,7 @@ interface Ctx {
   /** Server side: lifetime granted (default: as requested), answer delay, failure. */
   server: { lifetimeMs?: number; delayMs?: number; fail?: ApiStatusError };
   metrics: { hits: number; requests: [TokenRequestOutcome, string][]; expired: number };
-  kc: KubeConfig;
+  kc: KubeClient;
   /** The TokenRequests the fake received for team-a/my-sa. */
   tokenRequests(): RecordedRequest[];
 }
@@ -46,11 +48,11 @@ async function setup(t: Test, opts: ServiceAccountTokensOptions = {}): Promise<C
   for (const name of ['my-sa', 'other-sa']) api.put({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: 'team-a' } });
   const opToken = `op-${randomBytes(8).toString('hex')}`;
   api.addToken(opToken, { username: OPERATOR, uid: 'op-uid', groups: ['system:serviceaccounts', 'system:serviceaccounts:keda'] });
-  const kc = new KubeConfig();
   // Not t.testdir(): the tests keep that for token files, and each call of it empties the directory.
   const kcDir = await mkdtemp(join(tmpdir(), 'sa-tokens-kc-'));
   t.teardown(() => rm(kcDir, { recursive: true, force: true }));
-  kc.loadFromFile(await api.writeKubeconfig(kcDir, { token: opToken }));
+  const kc = KubeClient.fromKubeconfig(await api.writeKubeconfig(kcDir, { token: opToken }));
+  t.teardown(() => kc.close());
 
   const server: Ctx['server'] = {};
   const issued: string[] = [];
@@ -117,19 +119,35 @@ t.test('the lifetime is the one the API server granted, even longer than the one
 });
 
 t.test('the lifetime is measured on the API server\'s clock, whatever the skew to ours', async (t) => {
-  // A stand-in for the API client: answers as an API server whose clock is off by `skewMs`.
+  // A TokenRequest endpoint whose clock is off by `skewMs` (the fake answers with the real time).
   let skewMs = 0;
   let sendDate = true;
-  const api = {
-    createNamespacedServiceAccountTokenWithHttpInfo: async ({ body }: { body: { spec: { audiences?: string[] } } }) => {
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
       const serverNow = Date.now() + skewMs;
-      return {
-        data: { status: { token: 'stub-token', expirationTimestamp: new Date(Math.floor(serverNow / 1000) * 1000 + 1_200_000) }, spec: body.spec },
-        headers: sendDate ? { date: new Date(serverNow).toUTCString() } : {},
-      };
-    },
-  };
-  const kc = { makeApiClient: () => api } as unknown as KubeConfig;
+      const spec = (JSON.parse(body) as { spec: unknown }).spec;
+      res.sendDate = sendDate;
+      if (sendDate) res.setHeader('date', new Date(serverNow).toUTCString());
+      res.setHeader('content-type', 'application/json');
+      res.statusCode = 201;
+      res.end(JSON.stringify({ kind: 'TokenRequest', spec, status: { token: 'stub-token', expirationTimestamp: new Date(Math.floor(serverNow / 1000) * 1000 + 1_200_000).toISOString() } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const kubeconfig = join(t.testdir(), 'kubeconfig');
+  await writeFile(kubeconfig, JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'skewed', cluster: { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } }],
+    users: [{ name: 'operator', user: { token: 'op' } }],
+    contexts: [{ name: 'skewed', context: { cluster: 'skewed', user: 'operator' } }],
+    'current-context': 'skewed',
+  }));
+  const kc = KubeClient.fromKubeconfig(kubeconfig);
+  t.teardown(() => kc.close());
   for (const skew of [3_600_000, -3_600_000, 0]) {
     skewMs = skew;
     const tokens = new ServiceAccountTokens(kc);

@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../../src/k8s/client.js';
 import { pino } from 'pino';
 import { SERVICE_ACCOUNT_ISSUER, startControlPlane, type AuditEvent } from '../helpers/envtest.js';
 import { installDeploy, mustApply, tokenCreatorRbac } from '../helpers/keda-cluster.js';
@@ -57,12 +57,12 @@ interface Ctx {
   /** Every log line written, raw. */
   lines: string[];
   metrics: { hits: number; requests: [TokenRequestOutcome, string][]; expired: number };
-  kc: KubeConfig;
+  kc: KubeClient;
 }
 
 function setup(t: Test, opts: ServiceAccountTokensOptions = {}, kubeconfig = operatorKubeconfig): Ctx {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
+  const kc = KubeClient.fromKubeconfig(kubeconfig);
+  t.teardown(() => kc.close());
   const lines: string[] = [];
   const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
   const metrics: Ctx['metrics'] = { hits: 0, requests: [], expired: 0 };

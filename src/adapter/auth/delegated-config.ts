@@ -2,7 +2,8 @@
 // ConfigMap kube-system/extension-apiserver-authentication, read at start-up and watched, so that
 // a rotated front-proxy CA takes effect without a restart. Flags win: a CA file given on the
 // command line replaces the matching part of the ConfigMap, as in Kubernetes' own servers.
-import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import type { KubeClient } from '../../k8s/client.js';
+import type { ConfigMap } from '../../k8s/types.js';
 import type { Logger } from 'pino';
 import { informer, type Informer } from '../../k8s/informer.js';
 import { statusCodeOf } from '../../k8s/kubeconfig.js';
@@ -31,7 +32,7 @@ function jsonList(data: Record<string, string>, key: string): string[] {
   }
 }
 
-export function parseAuthenticationConfigMap(cm: V1ConfigMap | undefined): ClusterAuthentication {
+export function parseAuthenticationConfigMap(cm: ConfigMap | undefined): ClusterAuthentication {
   const data = cm?.data ?? {};
   return {
     clientCaPem: data['client-ca-file'] ?? '',
@@ -48,19 +49,18 @@ export function parseAuthenticationConfigMap(cm: V1ConfigMap | undefined): Clust
 
 /** Reads the ConfigMap once (failing clearly when RBAC forbids it), then follows its changes. */
 export class ClusterAuthenticationWatch {
-  private informer: Informer<V1ConfigMap> | undefined;
+  private informer: Informer<ConfigMap> | undefined;
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly client: KubeClient,
     private readonly log: Logger,
     private readonly apply: (auth: ClusterAuthentication) => void,
   ) {}
 
   async start(): Promise<void> {
-    const api = this.kc.makeApiClient(CoreV1Api);
-    let cm: V1ConfigMap | undefined;
+    let cm: ConfigMap | undefined;
     try {
-      cm = await api.readNamespacedConfigMap({ name: AUTH_CONFIGMAP_NAME, namespace: AUTH_CONFIGMAP_NAMESPACE });
+      cm = await this.client.get<ConfigMap>(`/api/v1/namespaces/${AUTH_CONFIGMAP_NAMESPACE}/configmaps/${AUTH_CONFIGMAP_NAME}`);
     } catch (err) {
       const code = statusCodeOf(err);
       if (code === 403) {
@@ -74,8 +74,8 @@ export class ClusterAuthenticationWatch {
     }
     this.apply(parseAuthenticationConfigMap(cm));
 
-    this.informer = informer<V1ConfigMap>({
-      kc: this.kc,
+    this.informer = informer<ConfigMap>({
+      client: this.client,
       path: `/api/v1/namespaces/${AUTH_CONFIGMAP_NAMESPACE}/configmaps`,
       // RBAC grants this ConfigMap by name: list and watch must select it by name too.
       fieldSelector: `metadata.name=${AUTH_CONFIGMAP_NAME}`,

@@ -4,7 +4,7 @@
 // none of it exists and the flags alone decide, as before.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { loadKubeConfig } from '../../k8s/kubeconfig.js';
+import { loadKubeClient } from '../../k8s/kubeconfig.js';
 import { DelegatedAuthMetrics, type CertificateMetrics } from '../../observability/metrics.js';
 import type { BundleSource } from '../../tls/live-tls.js';
 import { MemoryBundle } from '../../tls/memory-bundle.js';
@@ -29,8 +29,9 @@ export function setUpDelegation(config: AdapterConfig, log: Logger, registry: Re
   const d = config.delegation;
   const metrics = new DelegatedAuthMetrics(registry);
   let requestHeader = requestHeaderRuntime(config.requestHeader);
-  const authnKc = loadKubeConfig(d.authenticationKubeconfig, env);
-  const authzKc = loadKubeConfig(d.authorizationKubeconfig, env);
+  const authnKc = loadKubeClient(d.authenticationKubeconfig, env);
+  // One connection pool when both are the same cluster credentials.
+  const authzKc = d.authorizationKubeconfig === d.authenticationKubeconfig ? authnKc : loadKubeClient(d.authorizationKubeconfig, env);
   const origin = (key: string) => `configmap ${AUTH_CONFIGMAP_NAMESPACE}/${AUTH_CONFIGMAP_NAME} ${key}`;
 
   // A CA file on the command line wins over the ConfigMap for its part, as in Kubernetes.
@@ -76,6 +77,7 @@ export function setUpDelegation(config: AdapterConfig, log: Logger, registry: Re
     },
     async close() {
       await watch?.close();
+      await Promise.all([authnKc?.close(), authzKc?.close()]);
     },
   };
 }

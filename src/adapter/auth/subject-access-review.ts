@@ -1,7 +1,7 @@
 // Authorization delegated to kube-apiserver with SubjectAccessReviews, the attributes Kubernetes
 // itself uses, allowed and denied answers cached separately, identical concurrent reviews sent
 // once, and failure closed: an error or a timeout is never an allow.
-import { AuthorizationV1Api, type KubeConfig, type V1SubjectAccessReviewSpec } from '@kubernetes/client-node';
+import type { KubeClient } from '../../k8s/client.js';
 import type { Logger } from 'pino';
 import { ReviewCache } from '../../k8s/review-cache.js';
 import { withTimeout } from '../../k8s/kubeconfig.js';
@@ -17,12 +17,22 @@ export interface SubjectAccessReviewOptions {
   maxEntries?: number;
 }
 
+/** authorization.k8s.io/v1 SubjectAccessReviewSpec, the fields we send. */
+export interface SubjectAccessReviewSpec {
+  user: string;
+  uid?: string;
+  groups: string[];
+  extra?: Record<string, string[]>;
+  resourceAttributes?: { namespace: string; verb: string; group: string; version: string; resource: string; subresource?: string; name?: string };
+  nonResourceAttributes?: { path: string; verb: string };
+}
+
 /** Thrown when kube-apiserver could not answer: the request fails closed. */
 export class AuthorizationUnavailableError extends Error {
   override readonly name = 'AuthorizationUnavailableError';
 }
 
-export function reviewSpec(user: UserInfo, attrs: ResourceOrPath): V1SubjectAccessReviewSpec {
+export function reviewSpec(user: UserInfo, attrs: ResourceOrPath): SubjectAccessReviewSpec {
   const who = { user: user.name, groups: user.groups, ...(user.uid ? { uid: user.uid } : {}), ...(Object.keys(user.extra).length > 0 ? { extra: user.extra } : {}) };
   if (attrs.kind === 'nonResource') return { ...who, nonResourceAttributes: { path: attrs.path, verb: attrs.verb } };
   return {
@@ -38,15 +48,14 @@ export function reviewSpec(user: UserInfo, attrs: ResourceOrPath): V1SubjectAcce
   };
 }
 
-export function subjectAccessReviewAuthorizer(kc: KubeConfig, opts: SubjectAccessReviewOptions, metrics: DelegatedAuthMetrics, log: Logger): Authorizer {
-  const api = kc.makeApiClient(AuthorizationV1Api);
+export function subjectAccessReviewAuthorizer(client: KubeClient, opts: SubjectAccessReviewOptions, metrics: DelegatedAuthMetrics, log: Logger): Authorizer {
   const cache = new ReviewCache<Decision>(opts.maxEntries ?? 10_000, (d) => (d.decision === 'allow' ? opts.allowedTtlMs : opts.deniedTtlMs));
 
-  const review = async (spec: V1SubjectAccessReviewSpec): Promise<Decision> => {
+  const review = async (spec: SubjectAccessReviewSpec): Promise<Decision> => {
     const started = performance.now();
     try {
       const res = await withTimeout(
-        api.createSubjectAccessReview({ body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec } }),
+        client.post<{ status?: { allowed?: boolean; reason?: string } }>('/apis/authorization.k8s.io/v1/subjectaccessreviews', { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec }, { timeoutMs: 0 }),
         opts.timeoutMs,
         'SubjectAccessReview',
       );

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from '../../k8s/client.js';
 import type { Logger } from 'pino';
 import { ReviewCache } from '../../k8s/review-cache.js';
 import { withTimeout } from '../../k8s/kubeconfig.js';
@@ -21,15 +21,18 @@ export interface TokenReviewOptions {
 
 type Review = { user: UserInfo } | { unauthenticated: string };
 
-export function tokenReviewAuthenticator(kc: KubeConfig, opts: TokenReviewOptions, metrics: DelegatedAuthMetrics, log: Logger): Authenticator {
-  const api = kc.makeApiClient(AuthenticationV1Api);
+interface TokenReview {
+  status?: { authenticated?: boolean; error?: string; user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> } };
+}
+
+export function tokenReviewAuthenticator(client: KubeClient, opts: TokenReviewOptions, metrics: DelegatedAuthMetrics, log: Logger): Authenticator {
   const cache = new ReviewCache<Review>(opts.maxEntries ?? 10_000, () => opts.cacheTtlMs);
 
   const review = async (token: string): Promise<Review> => {
     const started = performance.now();
     try {
       const res = await withTimeout(
-        api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(opts.audiences ? { audiences: opts.audiences } : {}) } } }),
+        client.post<TokenReview>('/apis/authentication.k8s.io/v1/tokenreviews', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(opts.audiences ? { audiences: opts.audiences } : {}) } }, { timeoutMs: 0 }),
         opts.timeoutMs,
         'TokenReview',
       );

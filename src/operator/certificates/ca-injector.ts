@@ -2,7 +2,8 @@
 // equal to the CA bundle our certificates chain to: patched on change, written conflict-safe
 // (a 409 means re-read and try again), watched so that drift is restored, with backoff so that
 // we never fight another controller forever. Objects that cert-manager injects are left alone.
-import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubeClient } from '../../k8s/client.js';
+import type { KubeObject } from '../../k8s/types.js';
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
 import { informer, type Informer } from '../../k8s/informer.js';
@@ -25,10 +26,9 @@ const COLLECTION: Record<CaBundleTarget['kind'], string> = {
   ValidatingWebhookConfiguration: '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations',
 };
 
-type Obj = KubernetesObject & {
+type Obj = KubeObject & {
   spec?: { caBundle?: string; insecureSkipTLSVerify?: boolean };
   webhooks?: { clientConfig?: { caBundle?: string } }[];
-  metadata?: KubernetesObject['metadata'] & { managedFields?: { manager?: string; time?: string | Date }[] };
 };
 
 /** The object with our bundle in place, or undefined when it already has it. */
@@ -76,21 +76,19 @@ interface TargetState {
 }
 
 export class CaBundleInjector {
-  private readonly api: KubernetesObjectApi;
   private readonly state = new Map<string, TargetState>();
   private readonly informers: Informer<Obj>[] = [];
   private bundleB64 = '';
   private active = false;
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly client: KubeClient,
     private readonly targets: readonly CaBundleTarget[],
     private readonly log: Logger,
     private readonly metrics: CertificateLifecycleMetrics,
     private readonly events: EventRecorder,
     private readonly maxBackoffMs = 300_000,
   ) {
-    this.api = KubernetesObjectApi.makeApiClient(kc);
     for (const t of targets) this.state.set(t.name, { restores: 0, failures: 0, backoffUntil: 0 });
   }
 
@@ -98,7 +96,7 @@ export class CaBundleInjector {
   async start(): Promise<void> {
     for (const target of this.targets) {
       const watch = informer<Obj>({
-        kc: this.kc,
+        client: this.client,
         path: COLLECTION[target.kind],
         fieldSelector: `metadata.name=${target.name}`,
         // Who changed the caBundle is read from them (see lastWriter).
@@ -177,7 +175,7 @@ export class CaBundleInjector {
       if (!this.active) return;
       let obj: Obj;
       try {
-        obj = (await this.api.read({ apiVersion: API_VERSION[target.kind], kind: target.kind, metadata: { name: target.name } })) as Obj;
+        obj = await this.client.get<Obj>(`${COLLECTION[target.kind]}/${target.name}`);
       } catch (err) {
         if (statusCodeOf(err) === 404) {
           this.log.info({ target: label }, 'not installed yet: caBundle will be set when it appears');
@@ -198,7 +196,7 @@ export class CaBundleInjector {
       const desired = withCaBundle(obj, this.bundleB64);
       if (!desired) return;
       try {
-        await this.api.replace(desired);
+        await this.client.put(`${COLLECTION[target.kind]}/${target.name}`, desired);
         s.failures = 0;
         this.metrics.patches.inc({ target: target.kind, result: 'ok' });
         this.log.info({ target: label, why }, 'caBundle updated');

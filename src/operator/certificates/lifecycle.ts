@@ -1,7 +1,7 @@
 // The operator's certificate duties, assembled from the configuration: the managed Secret (when
 // rotation is on) and caBundle injection (APIService, webhook), written only by the replica that
 // leads. With rotation off, the bundle injected is the cert dir's ca.crt.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from '../../k8s/client.js';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { EventRecorder } from '../../k8s/events.js';
@@ -19,7 +19,7 @@ export interface CertificateLifecycle {
 }
 
 export function setUpCertificateLifecycle(
-  kc: KubeConfig,
+  client: KubeClient,
   cfg: CertificateLifecycleConfig,
   rotation: boolean,
   namespace: string,
@@ -33,11 +33,11 @@ export function setUpCertificateLifecycle(
   ];
   if (!rotation && targets.length === 0) return undefined;
   const metrics = new CertificateLifecycleMetrics(registry);
-  const events = new EventRecorder(kc, 'keda-ts-operator', log);
-  const injector = targets.length > 0 ? new CaBundleInjector(kc, targets, log, metrics, events) : undefined;
+  const events = new EventRecorder(client, 'keda-ts-operator', log);
+  const injector = targets.length > 0 ? new CaBundleInjector(client, targets, log, metrics, events) : undefined;
   const manager = rotation
     ? new CertificateManager({
-        kc,
+        client,
         namespace,
         secretName: cfg.secretName,
         lifecycle: cfg.lifecycle,

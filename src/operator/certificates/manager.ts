@@ -1,7 +1,8 @@
 // The certificate lifecycle as the leader runs it: read the Secret, let the plan decide, write
 // conflict-safe, publish the CA bundle to the APIService and webhook, sleep until the next thing
 // is due. Only the replica holding the Lease writes; every replica keeps serving.
-import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { KubeClient } from '../../k8s/client.js';
+import type { Secret } from '../../k8s/types.js';
 import type { Logger } from 'pino';
 import type { EventRecorder } from '../../k8s/events.js';
 import { informer, type Informer } from '../../k8s/informer.js';
@@ -11,7 +12,7 @@ import type { CaBundleInjector } from './ca-injector.js';
 import { planCertificates, type LifecycleConfig, type Plan, type SecretState } from './plan.js';
 
 export interface CertificateManagerOptions {
-  kc: KubeConfig;
+  client: KubeClient;
   namespace: string;
   secretName: string;
   lifecycle: LifecycleConfig;
@@ -29,19 +30,16 @@ const encode = (data: Record<string, string>): Record<string, string> =>
   Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
 
 export class CertificateManager {
-  private readonly api: CoreV1Api;
   private active = false;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
-  private informer: Informer<V1Secret> | undefined;
+  private informer: Informer<Secret> | undefined;
 
-  constructor(private readonly o: CertificateManagerOptions) {
-    this.api = o.kc.makeApiClient(CoreV1Api);
-  }
+  constructor(private readonly o: CertificateManagerOptions) {}
 
   async start(): Promise<void> {
-    this.informer = informer<V1Secret>({
-      kc: this.o.kc,
+    this.informer = informer<Secret>({
+      client: this.o.client,
       path: `/api/v1/namespaces/${this.o.namespace}/secrets`,
       fieldSelector: `metadata.name=${this.o.secretName}`,
       name: `secret ${this.o.namespace}/${this.o.secretName}`,
@@ -96,9 +94,9 @@ export class CertificateManager {
 
   private async reconcileOnce(): Promise<Date> {
     const { namespace, secretName, log } = this.o;
-    let secret: V1Secret | undefined;
+    let secret: Secret | undefined;
     try {
-      secret = await this.api.readNamespacedSecret({ name: secretName, namespace });
+      secret = await this.o.client.get<Secret>(`/api/v1/namespaces/${namespace}/secrets/${secretName}`);
     } catch (err) {
       if (statusCodeOf(err) !== 404) throw err;
     }
@@ -111,7 +109,7 @@ export class CertificateManager {
     }
     // Leadership may have been lost while planning: a replica that is not the leader never writes.
     if (!this.active) return plan.nextCheckAt;
-    const body: V1Secret = {
+    const body: Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'Opaque',
@@ -125,8 +123,8 @@ export class CertificateManager {
       data: encode(plan.data),
     };
     try {
-      if (secret) await this.api.replaceNamespacedSecret({ name: secretName, namespace, body });
-      else await this.api.createNamespacedSecret({ namespace, body });
+      if (secret) await this.o.client.put(`/api/v1/namespaces/${namespace}/secrets/${secretName}`, body);
+      else await this.o.client.post(`/api/v1/namespaces/${namespace}/secrets`, body);
     } catch (err) {
       if (statusCodeOf(err) === 409) {
         log.info({ secret: `${namespace}/${secretName}` }, 'conflict writing the certificate Secret: re-reading');

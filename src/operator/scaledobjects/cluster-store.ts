@@ -3,18 +3,18 @@
 // its own. An invalid object is not served but kept, with its error, for the status it must be
 // given. Secrets are watched by metadata only (their data is read when a scaler is built, never
 // held for Secrets nobody uses), so that a Secret created late or rotated reaches its scalers.
-import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { KubeClient } from '../../k8s/client.js';
+import type { KubeObject as WireObject, Secret } from '../../k8s/types.js';
 import { ForbiddenError, informer, type Informer, type InformerEvent } from '../../k8s/informer.js';
-import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
+import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import { scaledObjectFromApi, secretValuesFromApi, triggerAuthenticationFromApi } from './manifest.js';
 import { dependencyKey, type AuthLookup, type AuthSpec, type AuthenticationRef, type ScaledObject, type ScaledObjectStore } from './types.js';
 
 const GROUP = 'keda.sh';
 const VERSION = 'v1alpha1';
-const API_TIMEOUT_MS = 10_000;
 
-export interface KubeObject extends KubernetesObject {
+export interface KubeObject extends WireObject {
   spec?: unknown;
   status?: Record<string, unknown>;
 }
@@ -33,7 +33,7 @@ export interface ScaledObjectRecord {
 }
 
 export interface ClusterStoreOptions {
-  kc: KubeConfig;
+  client: KubeClient;
   log: Logger;
   /** '' for all namespaces. */
   watchNamespace: string;
@@ -58,20 +58,17 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
   private readonly recordListeners: ((key: string) => void)[] = [];
   private readonly dependencyListeners: ((key: string) => void)[] = [];
   private readonly informers: Informer<KubeObject>[] = [];
-  private readonly core: CoreV1Api;
   private notifyQueued = false;
   /** Without list/watch on Secrets (RBAC) their versions are unknown. */
   private secretsUnwatched = false;
 
-  constructor(private readonly opts: ClusterStoreOptions) {
-    this.core = opts.kc.makeApiClient(CoreV1Api);
-  }
+  constructor(private readonly opts: ClusterStoreOptions) {}
 
   /** Lists and watches; resolves once each initial list is in. */
   async start(): Promise<void> {
     const ns = this.opts.watchNamespace;
     const watch = (path: string, name: string, onObject: (obj: KubeObject, event: InformerEvent) => void, metadataOnly = false) => {
-      const i = informer<KubeObject>({ kc: this.opts.kc, path, name, log: this.opts.log, metadataOnly, stopOnForbidden: metadataOnly });
+      const i = informer<KubeObject>({ client: this.opts.client, path, name, log: this.opts.log, metadataOnly, stopOnForbidden: metadataOnly });
       i.onObject(onObject);
       this.informers.push(i);
       return i;
@@ -152,7 +149,7 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
 
   async readSecret(namespace: string, name: string): Promise<Map<string, string> | undefined> {
     try {
-      const secret = await withTimeout(this.core.readNamespacedSecret({ namespace, name }), API_TIMEOUT_MS, `reading secret ${namespace}/${name}`);
+      const secret = await this.opts.client.get<Secret>(`/api/v1/namespaces/${namespace}/secrets/${name}`);
       return secretValuesFromApi(secret);
     } catch (err) {
       const code = statusCodeOf(err);

@@ -305,7 +305,7 @@ export interface UpstreamAnswer {
 /** GETs from one upstream; every failure is a ScalerError made by `fail`. */
 export class UpstreamClient {
   private dispatcher: Dispatcher | undefined;
-  private agent: Agent | undefined;
+  private agent: SharedAgent | undefined;
   /** The trust bundle the current dispatcher was built with. */
   private dispatcherCa: string | undefined;
   private closed = false;
@@ -347,35 +347,73 @@ export class UpstreamClient {
     const agent = this.agent;
     this.agent = undefined;
     this.dispatcher = undefined;
-    agent?.destroy().catch(() => undefined);
+    agent?.release();
   }
 
-  /** One dispatcher (and one TLS context) per trust bundle: rebuilt only when the trust changes. */
+  /** One dispatcher per trust bundle: rebuilt only when the trust changes. */
   private currentDispatcher(): Dispatcher {
     const trust = this.o.trust.caBundle();
     if (this.dispatcher && this.dispatcherCa === trust) return this.dispatcher;
-    // Plain HTTP needs no TLS context at all; HTTPS without client material shares one per bundle.
-    const secureContext: SecureContext | undefined =
-      !this.o.https ? undefined
-      : this.o.tls.cert || this.o.tls.ca ? upstreamContext(trust, this.o.tls)
-      : sharedUpstreamContext(trust);
-    // The whole call is bounded by timeoutMs through the abort signal; undici's own timers are
-    // only a backstop, set later so that the signal (and its clear message) always wins.
-    const backstop = this.o.timeoutMs + 1000;
-    const agent = new Agent({
-      connect: { ...(secureContext ? { secureContext } : {}), rejectUnauthorized: !this.o.unsafeSsl, timeout: backstop },
-      headersTimeout: backstop,
-      bodyTimeout: backstop,
-      allowH2: false,
-    });
     const old = this.agent;
-    this.agent = agent;
+    this.agent = agents.acquire(trust, this.o);
     this.dispatcherCa = trust;
-    this.dispatcher = agent.compose(
+    this.dispatcher = this.agent.agent.compose(
       interceptors.redirect({ maxRedirections: MAX_REDIRECTS, throwOnMaxRedirect: true, stripHeadersOnCrossOriginRedirect: this.o.stripOnCrossOrigin ?? [] }),
     );
-    // Requests still running on the old one finish; its idle connections go.
-    old?.close().catch(() => undefined);
+    old?.release();
     return this.dispatcher;
   }
 }
+
+interface SharedAgent {
+  agent: Agent;
+  release(): void;
+}
+
+/**
+ * Connection pools, shared by every scaler that connects the same way (scheme, trust bundle,
+ * unsafeSsl, timeout, no client material of its own), as KEDA shares its HTTP transports: a
+ * thousand ScaledObjects on one upstream reuse a few keep-alive connections instead of holding a
+ * pool each. A scaler with its own client certificate or CA has a pool of its own. A pool goes
+ * when its last scaler does (requests still running finish; idle connections close).
+ */
+const agents = {
+  shared: new Map<string, { trust: string; agent: Agent; users: number }>(),
+
+  acquire(trust: string, o: UpstreamClientOptions): SharedAgent {
+    // The whole call is bounded by timeoutMs through the abort signal; undici's own timers are
+    // only a backstop, set later so that the signal (and its clear message) always wins.
+    const backstop = o.timeoutMs + 1000;
+    const create = (secureContext: SecureContext | undefined) =>
+      new Agent({
+        connect: { ...(secureContext ? { secureContext } : {}), rejectUnauthorized: !o.unsafeSsl, timeout: backstop },
+        headersTimeout: backstop,
+        bodyTimeout: backstop,
+        allowH2: false,
+      });
+    if (o.https && (o.tls.cert || o.tls.ca)) {
+      const agent = create(upstreamContext(trust, o.tls));
+      return { agent, release: () => void agent.close().catch(() => undefined) };
+    }
+    const key = `${o.https ? 'https' : 'http'}|${o.unsafeSsl}|${backstop}`;
+    let entry = this.shared.get(key);
+    if (!entry || entry.trust !== trust) {
+      // Plain HTTP needs no TLS context; HTTPS shares one per trust bundle.
+      entry = { trust, agent: create(o.https ? sharedUpstreamContext(trust) : undefined), users: 0 };
+      this.shared.set(key, entry);
+    }
+    const mine = entry;
+    mine.users++;
+    let released = false;
+    return {
+      agent: mine.agent,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--mine.users > 0) return;
+        if (this.shared.get(key) === mine) this.shared.delete(key);
+        void mine.agent.close().catch(() => undefined);
+      },
+    };
+  },
+};

@@ -7,12 +7,13 @@
 // objects it waits for are watched, so that it is re-queued the moment they appear or change.
 // Everything is reconciled again every sync period. A reconcile that finds nothing to change
 // writes nothing: what is compared is what the API server returned, defaults included.
-import { AutoscalingV2Api, CustomObjectsApi, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { KubeClient } from '../../k8s/client.js';
 import type { EventRecorder } from '../../k8s/events.js';
 import type { ScalingMetrics } from '../../observability/metrics.js';
 import { informer, type Informer } from '../../k8s/informer.js';
-import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
+import type { KubeList } from '../../k8s/types.js';
+import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { MetricsEngine, PollReport } from '../metrics-engine.js';
 import type { ClusterScaledObjectStore, ScaledObjectRecord } from '../scaledobjects/cluster-store.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
@@ -21,14 +22,13 @@ import { MANAGED_BY, SCALED_OBJECT_LABEL, desiredHpa, hpaDiffers, hpaName, owned
 import { ScaleTargets } from './scale-targets.js';
 import { buildStatus, conditionTime, readyFalse, readyTrue, statusDiffers, type Verdict } from './status.js';
 
-const API_TIMEOUT_MS = 10_000;
-const WORKERS = 4;
+// Reconciles in flight at once: bounded, so that a thousand objects at start-up are a queue, not a burst.
+const WORKERS = 16;
 const BASE_BACKOFF_MS = 5;
 const MAX_BACKOFF_MS = 1000_000;
-const MERGE_PATCH = setHeaderOptions('Content-Type', 'application/merge-patch+json');
 
 export interface ControllerOptions {
-  kc: KubeConfig;
+  client: KubeClient;
   store: ClusterScaledObjectStore;
   engine: MetricsEngine;
   events: EventRecorder;
@@ -60,8 +60,6 @@ interface KeyState {
 }
 
 export class ScaledObjectController {
-  private readonly hpas: AutoscalingV2Api;
-  private readonly custom: CustomObjectsApi;
   private readonly targets: ScaleTargets;
   private readonly states = new Map<string, KeyState>();
   private readonly queue = new Set<string>();
@@ -73,9 +71,7 @@ export class ScaledObjectController {
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: ControllerOptions) {
-    this.hpas = o.kc.makeApiClient(AutoscalingV2Api);
-    this.custom = o.kc.makeApiClient(CustomObjectsApi);
-    this.targets = new ScaleTargets(o.kc, { log: o.log, watchNamespace: o.watchNamespace });
+    this.targets = new ScaleTargets(o.client, { log: o.log, watchNamespace: o.watchNamespace });
     o.store.onRecordChange((key) => this.enqueue(key));
     o.store.onDependencyChange((dep) => {
       for (const key of o.engine.dependentsOf(dep)) this.enqueue(key);
@@ -89,7 +85,7 @@ export class ScaledObjectController {
     const ns = this.o.watchNamespace;
     const path = ns ? `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers` : '/apis/autoscaling/v2/horizontalpodautoscalers';
     const labelSelector = `app.kubernetes.io/managed-by=${MANAGED_BY},${SCALED_OBJECT_LABEL}`;
-    this.hpaInformer = informer<Hpa>({ kc: this.o.kc, path, labelSelector, name: 'keda horizontalpodautoscalers', log: this.o.log });
+    this.hpaInformer = informer<Hpa>({ client: this.o.client, path, labelSelector, name: 'keda horizontalpodautoscalers', log: this.o.log });
     // The HPA controller writes status on its syncs: only a change of what we own (HPAs have no
     // metadata.generation), a deletion or an HPA that stops matching the selector (a label
     // removed) is news here.
@@ -258,14 +254,12 @@ export class ScaledObjectController {
     const { namespace, name } = desired.metadata;
     let live: Hpa | undefined;
     try {
-      const read = await withTimeout(this.hpas.readNamespacedHorizontalPodAutoscaler({ namespace, name }), API_TIMEOUT_MS, `reading HPA ${namespace}/${name}`);
-      // As the API server returned it: client-node's model classes would differ from plain objects.
-      live = JSON.parse(JSON.stringify(read)) as Hpa;
+      live = await this.o.client.get<Hpa>(hpaPath(namespace, name));
     } catch (err) {
       if (statusCodeOf(err) !== 404) throw err;
     }
     if (!live) {
-      await withTimeout(this.hpas.createNamespacedHorizontalPodAutoscaler({ namespace, body: desired as never }), API_TIMEOUT_MS, `creating HPA ${namespace}/${name}`);
+      await this.o.client.post(hpaPath(namespace), desired);
       this.wrote('horizontalpodautoscalers', 'create');
       this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: name }, 'HPA created');
       this.event(involved(so), 'Normal', 'KEDAHPACreated', `Created HPA ${name}`);
@@ -280,7 +274,7 @@ export class ScaledObjectController {
       return undefined;
     }
     const body: Hpa = { ...desired, metadata: { ...desired.metadata, resourceVersion: live.metadata.resourceVersion! } };
-    await withTimeout(this.hpas.replaceNamespacedHorizontalPodAutoscaler({ namespace, name, body: body as never }), API_TIMEOUT_MS, `updating HPA ${namespace}/${name}`);
+    await this.o.client.put(hpaPath(namespace, name), body);
     this.wrote('horizontalpodautoscalers', 'update');
     this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: name }, 'HPA updated');
     this.event(involved(so), 'Normal', 'KEDAHPAUpdated', `Updated HPA ${name}`);
@@ -289,18 +283,14 @@ export class ScaledObjectController {
 
   /** Deletes the HPAs labelled for this ScaledObject name that `which` selects (ours by owner reference). */
   private async deleteHpas(namespace: string, soName: string, which: (h: Hpa) => boolean): Promise<void> {
-    const list = (await withTimeout(
-      this.hpas.listNamespacedHorizontalPodAutoscaler({ namespace, labelSelector: `${SCALED_OBJECT_LABEL}=${soName},app.kubernetes.io/managed-by=${MANAGED_BY}` }),
-      API_TIMEOUT_MS,
-      `listing HPAs in ${namespace}`,
-    )) as unknown as { items: Hpa[] };
+    const list = await this.o.client.get<KubeList<Hpa>>(hpaPath(namespace), { query: { labelSelector: `${SCALED_OBJECT_LABEL}=${soName},app.kubernetes.io/managed-by=${MANAGED_BY}` } });
     const live = this.o.store.record(namespace, soName);
     for (const h of list.items) {
       // Never one that the current object owns unless asked to, never one owned by another live object.
       if (live && !ownedBy(h, live.uid) && (h.metadata.ownerReferences ?? []).length > 0) continue;
       if (!which(h)) continue;
       try {
-        await withTimeout(this.hpas.deleteNamespacedHorizontalPodAutoscaler({ namespace, name: h.metadata.name }), API_TIMEOUT_MS, `deleting HPA ${namespace}/${h.metadata.name}`);
+        await this.o.client.delete(hpaPath(namespace, h.metadata.name));
         this.wrote('horizontalpodautoscalers', 'delete');
         this.o.log.info({ scaledObject: `${namespace}/${soName}`, hpa: h.metadata.name }, 'HPA deleted');
       } catch (err) {
@@ -382,11 +372,7 @@ export class ScaledObjectController {
     });
     if (!statusDiffers(previous, next)) return;
     try {
-      await withTimeout(
-        this.custom.patchNamespacedCustomObjectStatus({ group: 'keda.sh', version: 'v1alpha1', namespace: rec.namespace, plural: 'scaledobjects', name: rec.name, body: { status: next } }, MERGE_PATCH),
-        API_TIMEOUT_MS,
-        `writing the status of ScaledObject ${rec.namespace}/${rec.name}`,
-      );
+      await this.o.client.patch(`/apis/keda.sh/v1alpha1/namespaces/${rec.namespace}/scaledobjects/${rec.name}/status`, { status: next }, 'merge');
       this.wrote('scaledobjects/status', 'patch');
       s.written = next;
     } catch (err) {
@@ -396,6 +382,8 @@ export class ScaledObjectController {
     }
   }
 }
+
+const hpaPath = (namespace: string, name?: string) => `/apis/autoscaling/v2/namespaces/${namespace}/horizontalpodautoscalers${name ? `/${name}` : ''}`;
 
 function involved(so: ScaledObject) {
   return { apiVersion: KEDA_API_VERSION, kind: 'ScaledObject', name: so.name, namespace: so.namespace, uid: so.uid };

@@ -5,14 +5,13 @@
 // Each ScaledObject's workload is followed: one metadata-only watch per kind in use, so that a
 // workload created after its ScaledObject (or deleted, or replaced) re-queues the ScaledObjects
 // that scale it at once, whatever order things were applied in.
-import { CustomObjectsApi, setHeaderOptions, type KubeConfig, type V1APIResourceList } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { KubeClient } from '../../k8s/client.js';
+import type { APIResourceList } from '../../k8s/types.js';
 import { informer, type Informer } from '../../k8s/informer.js';
-import { describeApiError, statusCodeOf, withTimeout } from '../../k8s/kubeconfig.js';
+import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 
-const API_TIMEOUT_MS = 10_000;
 const DISCOVERY_TTL_MS = 5 * 60_000;
-const MERGE_PATCH = setHeaderOptions('Content-Type', 'application/merge-patch+json');
 
 export interface ScaleTargetRef {
   apiVersion: string;
@@ -42,8 +41,7 @@ export interface ScaleTargetsOptions {
 const targetKey = (r: Resolved, namespace: string, name: string) => `${r.plural}.${r.group}/${namespace}/${name}`;
 
 export class ScaleTargets {
-  private readonly api: CustomObjectsApi;
-  private readonly discovery = new Map<string, { at: number; list: V1APIResourceList }>();
+  private readonly discovery = new Map<string, { at: number; list: APIResourceList }>();
   /** One watch per group/version/resource in use. */
   private readonly watches = new Map<string, Informer<{ metadata?: { namespace?: string; name?: string; uid?: string } }>>();
   /** targetKey -> the ScaledObjects (`namespace/name`) scaling it, and back. */
@@ -53,11 +51,9 @@ export class ScaleTargets {
   private closed = false;
 
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly client: KubeClient,
     private readonly opts: ScaleTargetsOptions,
-  ) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
-  }
+  ) {}
 
   /** Called with a ScaledObject's `namespace/name` when its workload appears, goes or is replaced. */
   onTargetChange(listener: (scaledObject: string) => void): void {
@@ -97,7 +93,7 @@ export class ScaleTargets {
     if (this.closed || this.watches.has(gvr)) return;
     const ns = this.opts.watchNamespace;
     const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string } }>({
-      kc: this.kc,
+      client: this.client,
       path: `/apis/${r.group}/${r.version}/${ns ? `namespaces/${ns}/` : ''}${r.plural}`,
       metadataOnly: true,
       name: `scale targets ${gvr}`,
@@ -148,19 +144,11 @@ export class ScaleTargets {
   async scale(namespace: string, ref: ScaleTargetRef, replicas: number): Promise<void> {
     const r = await this.resolve(ref);
     if ('reason' in r) throw new Error(r.message);
-    await withTimeout(
-      this.api.patchNamespacedCustomObjectScale({ group: r.group, version: r.version, namespace, plural: r.plural, name: ref.name, body: { spec: { replicas } } }, MERGE_PATCH),
-      API_TIMEOUT_MS,
-      `scaling ${describe(ref)} ${namespace}/${ref.name}`,
-    );
+    await this.client.patch(scalePath(r, namespace, ref.name), { spec: { replicas } }, 'merge');
   }
 
   private async readScale(namespace: string, ref: ScaleTargetRef, r: Resolved): Promise<{ spec?: { replicas?: number } }> {
-    return (await withTimeout(
-      this.api.getNamespacedCustomObjectScale({ group: r.group, version: r.version, namespace, plural: r.plural, name: ref.name }),
-      API_TIMEOUT_MS,
-      `reading the scale of ${describe(ref)} ${namespace}/${ref.name}`,
-    )) as { spec?: { replicas?: number } };
+    return this.client.get<{ spec?: { replicas?: number } }>(scalePath(r, namespace, ref.name));
   }
 
   private async resolve(ref: ScaleTargetRef): Promise<Resolved | ScaleTargetProblem> {
@@ -168,7 +156,7 @@ export class ScaleTargets {
     if (slash < 0) return { reason: 'ScaleTargetNotScalable', message: `${describe(ref)}: core API kinds are not supported as scale targets (use apps/v1 Deployment or StatefulSet, or a custom resource with a scale subresource)` };
     const group = ref.apiVersion.slice(0, slash);
     const version = ref.apiVersion.slice(slash + 1);
-    let list: V1APIResourceList;
+    let list: APIResourceList;
     try {
       list = await this.discover(group, version);
     } catch (err) {
@@ -181,15 +169,17 @@ export class ScaleTargets {
     return { group, version, plural: main.name };
   }
 
-  private async discover(group: string, version: string): Promise<V1APIResourceList> {
+  private async discover(group: string, version: string): Promise<APIResourceList> {
     const key = `${group}/${version}`;
     const cached = this.discovery.get(key);
     if (cached && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.list;
-    const list = await withTimeout(this.api.getAPIResources({ group, version }), API_TIMEOUT_MS, `discovery of ${key}`);
+    const list = await this.client.get<APIResourceList>(`/apis/${key}`);
     this.discovery.set(key, { at: Date.now(), list });
     return list;
   }
 }
+
+const scalePath = (r: Resolved, namespace: string, name: string) => `/apis/${r.group}/${r.version}/namespaces/${namespace}/${r.plural}/${name}/scale`;
 
 function describe(ref: ScaleTargetRef): string {
   return `${ref.apiVersion} ${ref.kind}`;

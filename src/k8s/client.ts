@@ -1,0 +1,360 @@
+// Our own Kubernetes REST client: what a component needs to talk to kube-apiserver, and nothing
+// more. Loading @kubernetes/client-node costs ~0.5 s and ~80 MB per process (every generated model
+// and API comes with it), and it opens a new TLS connection for every call; this client loads in
+// milliseconds and keeps one pool of keep-alive connections per cluster.
+//
+// Credentials, as client-go reads them: in a pod, the ServiceAccount token file (re-read every
+// minute, so a projected token's rotation is picked up) and its CA; or a kubeconfig file: server,
+// certificate-authority(-data), tls-server-name, insecure-skip-tls-verify, and for the user
+// client-certificate(-data)/client-key(-data), token, tokenFile, username/password, or an exec
+// plugin (client.authentication.k8s.io ExecCredential, cached until it expires). Paths in a
+// kubeconfig are relative to the file. The legacy auth-provider plugins (gcp, azure, oidc) are
+// refused with a message saying to use their exec replacement.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { Agent, fetch, type Dispatcher } from 'undici';
+import { parse as parseYaml } from 'yaml';
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const TOKEN_FILE_REREAD_MS = 60_000;
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** A Kubernetes Status, as kube-apiserver answers failures. */
+export interface ApiStatus {
+  kind?: 'Status';
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: Record<string, unknown>;
+}
+
+/** A failed call: `code` is the HTTP status, `body` kube-apiserver's Status (when it sent one). */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly code: number,
+    readonly body: ApiStatus | undefined,
+    what: string,
+  ) {
+    super(`${what}: HTTP ${code}${body?.message ? `: ${body.message}` : ''}`);
+  }
+}
+
+export type PatchType = 'merge' | 'json' | 'strategic' | 'apply';
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+  strategic: 'application/strategic-merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+};
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  accept?: string;
+  /** Ends the call early (the caller gave up); the timeout applies too. */
+  signal?: AbortSignal;
+  /** Default 10 s; 0 for none (watches). */
+  timeoutMs?: number;
+}
+
+interface Tls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+  insecureSkipVerify?: boolean;
+}
+
+/** What the next request authenticates with. */
+interface Credential {
+  /** The Authorization header value, if any. */
+  authorization?: string;
+  /** A client certificate handed out at run time (exec plugins); absent: the kubeconfig's, if any. */
+  tls?: { cert?: string; key?: string };
+}
+
+type Credentials = () => Promise<Credential>;
+
+export class KubeClient {
+  private agent: Agent;
+  private agentKey: string;
+
+  private constructor(
+    /** https://host:port, no trailing slash. */
+    readonly server: string,
+    private readonly tls: Tls,
+    private readonly credentials: Credentials,
+    /** Where the configuration came from, for messages. */
+    readonly source: string,
+  ) {
+    this.agentKey = '';
+    this.agent = this.newAgent(tls);
+  }
+
+  /**
+   * The cluster a component is pointed at: the kubeconfig file when given, the pod's
+   * ServiceAccount when running in a cluster, otherwise none.
+   */
+  static load(kubeconfig: string, env: NodeJS.ProcessEnv = process.env): KubeClient | undefined {
+    if (kubeconfig) return KubeClient.fromKubeconfig(kubeconfig);
+    if (env.KUBERNETES_SERVICE_HOST) return KubeClient.inCluster(env);
+    return undefined;
+  }
+
+  static inCluster(env: NodeJS.ProcessEnv = process.env, dir = SERVICE_ACCOUNT_DIR): KubeClient {
+    const host = env.KUBERNETES_SERVICE_HOST ?? '';
+    const port = env.KUBERNETES_SERVICE_PORT ?? '443';
+    const server = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
+    return new KubeClient(server, { ca }, tokenFileCredentials(join(dir, 'token')), 'in-cluster service account');
+  }
+
+  static fromKubeconfig(file: string): KubeClient {
+    const doc = parseYaml(readFileSync(file, 'utf8')) as Kubeconfig | null;
+    const fail = (why: string) => new Error(`kubeconfig ${file}: ${why}`);
+    if (!doc || typeof doc !== 'object') throw fail('not a kubeconfig');
+    const contextName = doc['current-context'];
+    const context = doc.contexts?.find((c) => c.name === contextName)?.context ?? (doc.contexts?.length === 1 ? doc.contexts[0]!.context : undefined);
+    if (!context) throw fail(contextName ? `context "${contextName}" not found` : 'no current-context');
+    const cluster = doc.clusters?.find((c) => c.name === context.cluster)?.cluster;
+    if (!cluster?.server) throw fail(`cluster "${context.cluster}" not found or without a server`);
+    const user = doc.users?.find((u) => u.name === context.user)?.user ?? {};
+    const rel = (p: string) => (isAbsolute(p) ? p : join(dirname(file), p));
+    const material = (data: string | undefined, path: string | undefined) => (data ? Buffer.from(data, 'base64').toString('utf8') : path ? readFileSync(rel(path), 'utf8') : undefined);
+    if (user['auth-provider']) throw fail(`the auth-provider "${user['auth-provider'].name}" plugin is not supported; use its exec credential plugin instead (for example gke-gcloud-auth-plugin or kubelogin)`);
+    const tls: Tls = {
+      ...optional('ca', material(cluster['certificate-authority-data'], cluster['certificate-authority'])),
+      ...optional('cert', material(user['client-certificate-data'], user['client-certificate'])),
+      ...optional('key', material(user['client-key-data'], user['client-key'])),
+      ...optional('servername', cluster['tls-server-name']),
+      ...(cluster['insecure-skip-tls-verify'] ? { insecureSkipVerify: true } : {}),
+    };
+    let credentials: Credentials;
+    if (user.exec) credentials = execCredentials(user.exec, cluster.server, dirname(file));
+    else if (user.token) credentials = staticAuthorization(`Bearer ${user.token}`);
+    else if (user.tokenFile) credentials = tokenFileCredentials(rel(user.tokenFile));
+    else if (user.username !== undefined) credentials = staticAuthorization(`Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`);
+    else credentials = staticAuthorization(undefined);
+    return new KubeClient(cluster.server.replace(/\/+$/, ''), tls, credentials, `kubeconfig ${file}`);
+  }
+
+  get<T>(path: string, o: Omit<RequestOptions, 'body'> = {}): Promise<T> {
+    return this.json<T>('GET', path, o);
+  }
+
+  post<T>(path: string, body: unknown, o: RequestOptions = {}): Promise<T> {
+    return this.json<T>('POST', path, { ...o, body });
+  }
+
+  put<T>(path: string, body: unknown, o: RequestOptions = {}): Promise<T> {
+    return this.json<T>('PUT', path, { ...o, body });
+  }
+
+  patch<T>(path: string, body: unknown, type: PatchType, o: RequestOptions = {}): Promise<T> {
+    return this.json<T>('PATCH', path, { ...o, body, contentType: PATCH_CONTENT_TYPE[type] });
+  }
+
+  delete<T>(path: string, o: RequestOptions = {}): Promise<T> {
+    return this.json<T>('DELETE', path, o);
+  }
+
+  /**
+   * A request whose answer is read by the caller (watches): resolves once the headers are in;
+   * a status other than 200 is an ApiError.
+   */
+  async stream(path: string, o: RequestOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    const res = await this.send('GET', path, { timeoutMs: 0, ...o });
+    if (res.status !== 200) throw await errorOf(res, `GET ${path}`);
+    return res.body as AsyncIterable<Uint8Array>;
+  }
+
+  /** Closes the connections; the client must not be used afterwards. */
+  async close(): Promise<void> {
+    await this.agent.destroy().catch(() => undefined);
+  }
+
+  /** A call whose answer's headers matter too (the Date of a TokenRequest, say). */
+  async call<T>(method: string, path: string, o: RequestOptions = {}): Promise<{ body: T; headers: Headers }> {
+    const res = await this.send(method, path, o);
+    if (res.status >= 300) throw await errorOf(res, `${method} ${path}`);
+    const text = await res.text();
+    return { body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers as unknown as Headers };
+  }
+
+  private async json<T>(method: string, path: string, o: RequestOptions): Promise<T> {
+    return (await this.call<T>(method, path, o)).body;
+  }
+
+  private async send(method: string, path: string, o: RequestOptions) {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: o.accept ?? 'application/json' };
+    const credential = await this.credentials();
+    if (credential.authorization) headers.authorization = credential.authorization;
+    let body: string | undefined;
+    if (o.body !== undefined) {
+      body = typeof o.body === 'string' ? o.body : JSON.stringify(o.body);
+      headers['content-type'] = o.contentType ?? 'application/json';
+    }
+    const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const signals = [...(o.signal ? [o.signal] : []), ...(timeoutMs > 0 ? [AbortSignal.timeout(timeoutMs)] : [])];
+    const dispatcher = this.dispatcher(credential.tls);
+    try {
+      return await fetch(url, { method, headers, ...(body !== undefined ? { body } : {}), dispatcher, ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}) });
+    } catch (err) {
+      if ((err as Error).name === 'TimeoutError') throw new Error(`${method} ${path}: no answer from kube-apiserver within ${timeoutMs} ms`, { cause: err });
+      throw new Error(`${method} ${path}: ${describeCause(err)}`, { cause: err });
+    }
+  }
+
+  /** The pool; rebuilt when an exec plugin hands out another client certificate. */
+  private dispatcher(dynamic: Credential['tls']): Dispatcher {
+    if (dynamic) {
+      const key = `${dynamic.cert ?? ''}|${dynamic.key ?? ''}`;
+      if (key !== this.agentKey) {
+        const old = this.agent;
+        this.agent = this.newAgent({ ...this.tls, ...dynamic });
+        this.agentKey = key;
+        void old.close().catch(() => undefined);
+      }
+    }
+    return this.agent;
+  }
+
+  private newAgent(tls: Tls): Agent {
+    return new Agent({
+      connect: {
+        ...(tls.ca ? { ca: tls.ca } : {}),
+        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+        ...(tls.servername ? { servername: tls.servername } : {}),
+        rejectUnauthorized: !tls.insecureSkipVerify,
+        keepAlive: true,
+        keepAliveInitialDelay: 30_000,
+      },
+      keepAliveTimeout: 30_000,
+      // Watches hold a connection each; calls share the rest.
+      connections: 64,
+    });
+  }
+}
+
+async function errorOf(res: Awaited<ReturnType<typeof fetch>>, what: string): Promise<ApiError> {
+  const text = await res.text().catch(() => '');
+  let status: ApiStatus | undefined;
+  try {
+    const parsed = JSON.parse(text) as ApiStatus;
+    if (parsed && typeof parsed === 'object') status = parsed;
+  } catch {
+    status = text ? { message: text.slice(0, 500) } : undefined;
+  }
+  return new ApiError(res.status, status, what);
+}
+
+/** The innermost reason of a network failure (undici wraps it as "fetch failed"). */
+function describeCause(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown; code?: string } | undefined;
+  while (e?.cause && typeof e.cause === 'object') e = e.cause as typeof e;
+  return e?.code ? `${e.code}${e.message ? ` (${e.message})` : ''}` : (e?.message ?? String(err));
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+function staticAuthorization(authorization: string | undefined): Credentials {
+  return () => Promise.resolve(authorization ? { authorization } : {});
+}
+
+/** A token file, re-read every minute (kubelet rotates projected ServiceAccount tokens). */
+function tokenFileCredentials(file: string): Credentials {
+  let token = '';
+  let readAt = -Infinity;
+  return () => {
+    if (Date.now() - readAt > TOKEN_FILE_REREAD_MS) {
+      token = readFileSync(file, 'utf8').trim();
+      readAt = Date.now();
+    }
+    return Promise.resolve(token ? { authorization: `Bearer ${token}` } : {});
+  };
+}
+
+interface ExecConfig {
+  command: string;
+  args?: string[];
+  env?: { name: string; value: string }[];
+  apiVersion?: string;
+  provideClusterInfo?: boolean;
+}
+
+interface ExecStatus {
+  token?: string;
+  clientCertificateData?: string;
+  clientKeyData?: string;
+  expirationTimestamp?: string;
+}
+
+/** client-go's exec credential plugin protocol: run it, cache what it says until it expires. */
+function execCredentials(exec: ExecConfig, server: string, cwd: string): Credentials {
+  let cached: { status: ExecStatus; until: number } | undefined;
+  let running: Promise<ExecStatus> | undefined;
+  const apiVersion = exec.apiVersion ?? 'client.authentication.k8s.io/v1';
+  const run = () =>
+    new Promise<ExecStatus>((resolve, reject) => {
+      const input = { apiVersion, kind: 'ExecCredential', spec: { interactive: false, ...(exec.provideClusterInfo ? { cluster: { server } } : {}) } };
+      const env = { ...process.env, ...Object.fromEntries((exec.env ?? []).map((e) => [e.name, e.value])), KUBERNETES_EXEC_INFO: JSON.stringify(input) };
+      execFile(exec.command, exec.args ?? [], { env, cwd, timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+        if (err) return reject(new Error(`exec credential plugin ${exec.command} failed: ${stderr.trim().split('\n').at(-1) || err.message}`));
+        try {
+          const out = JSON.parse(stdout) as { status?: ExecStatus };
+          if (!out.status) throw new Error('no status');
+          resolve(out.status);
+        } catch (e) {
+          reject(new Error(`exec credential plugin ${exec.command} printed no ExecCredential (${(e as Error).message})`));
+        }
+      });
+    });
+  const current = async (): Promise<ExecStatus> => {
+    if (cached && Date.now() < cached.until) return cached.status;
+    running ??= run().finally(() => (running = undefined));
+    const status = await running;
+    // No expiry: valid for the process's life, as client-go treats it.
+    const expires = status.expirationTimestamp ? Date.parse(status.expirationTimestamp) : Infinity;
+    cached = { status, until: expires - 10_000 };
+    return status;
+  };
+  return async () => {
+    const s = await current();
+    return {
+      ...(s.token ? { authorization: `Bearer ${s.token}` } : {}),
+      ...(s.clientCertificateData ? { tls: { cert: s.clientCertificateData, ...(s.clientKeyData ? { key: s.clientKeyData } : {}) } } : {}),
+    };
+  };
+}
+
+interface Kubeconfig {
+  'current-context'?: string;
+  contexts?: { name: string; context: { cluster: string; user: string; namespace?: string } }[];
+  clusters?: {
+    name: string;
+    cluster: { server: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string; 'tls-server-name'?: string; 'insecure-skip-tls-verify'?: boolean };
+  }[];
+  users?: {
+    name: string;
+    user: {
+      'client-certificate'?: string;
+      'client-certificate-data'?: string;
+      'client-key'?: string;
+      'client-key-data'?: string;
+      token?: string;
+      tokenFile?: string;
+      username?: string;
+      password?: string;
+      exec?: ExecConfig;
+      'auth-provider'?: { name: string };
+    };
+  }[];
+}
