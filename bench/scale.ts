@@ -6,7 +6,10 @@
 // (pollingInterval 30 s, minReplicaCount 0) with a metrics-api trigger against a local upstream
 // served by the operator child (as in run.ts). Prints a table and writes bench/results/scale.json.
 //
-//   node dist-bench/bench/scale.js [--sizes=100,300,1000] [--steady-seconds=60]
+//   node dist-bench/bench/scale.js [--sizes=100,300,1000] [--steady-seconds=60] [--cpu-prof]
+//
+// --cpu-prof: the operator's CPU profile over the steady window (bench/results/operator-idle-N.cpuprofile),
+//   its top functions printed.
 import { writeFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +23,7 @@ import { run } from '../test/helpers/tools.js';
 import { createClient } from './client.js';
 import { createFixtures } from './fixtures.js';
 import { burst, type RunResult } from './load.js';
+import { formatProfile, summarizeProfile } from './profile.js';
 import { forkServer, freePort, type ServerChild, type ServerStats } from './servers.js';
 
 const TARGETS = { hpasWithinMs: 30_000, operatorIdleCores: 0.05, burstMs: 1_000, adapterIdleRssBytes: 80 * 2 ** 20, operatorRssBytes: 150 * 2 ** 20 };
@@ -57,7 +61,7 @@ async function writesOf(metricsPort: number): Promise<number> {
     .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
-async function runSize(objects: number, steadySeconds: number, say: (s: string) => void): Promise<ScaleRun> {
+async function runSize(objects: number, steadySeconds: number, say: (s: string) => void, profile: boolean): Promise<ScaleRun> {
   const teardown: (() => unknown)[] = [];
   const fx = await createFixtures();
   teardown.push(() => fx.remove());
@@ -118,10 +122,18 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
     await sleep(40_000);
     const [before, writesBefore, t0] = [await operator.stats(), await writesOf(operatorMetricsPort), performance.now()];
     const adapterIdle = await adapter.stats();
-    await sleep(steadySeconds * 1000);
+    if (profile) {
+      const file = fileURLToPath(new URL(`operator-idle-${objects}.cpuprofile`, RESULTS));
+      await mkdir(RESULTS, { recursive: true });
+      await operator.profile(steadySeconds * 1000, file);
+      say(`${objects}: the operator's steady-state CPU profile is in ${file}`);
+      console.log(formatProfile(await summarizeProfile(file)));
+    } else {
+      await sleep(steadySeconds * 1000);
+    }
     const [after, writesAfter, t1] = [await operator.stats(), await writesOf(operatorMetricsPort), performance.now()];
     const operatorIdleCores = (cpuOf(after) - cpuOf(before)) / 1e3 / (t1 - t0);
-    say(`${objects}: operator idle ${(operatorIdleCores * 100).toFixed(1)}% of a core, ${mb(after.rss)} RSS, ${writesAfter - writesBefore} writes in ${steadySeconds} s; adapter idle ${mb(adapterIdle.rss)}`);
+    say(`${objects}: operator idle ${(operatorIdleCores * 100).toFixed(1)}% of a core, ${mb(after.rss)} RSS (heap ${mb(after.heapUsed)}, external ${mb(after.external)}), ${writesAfter - writesBefore} writes in ${steadySeconds} s; adapter idle ${mb(adapterIdle.rss)}`);
 
     // Every distinct metric at once, over 32 keep-alive connections, as the HPAs would ask.
     const pem = (name: string) => readFile(join(fx.pkiDir, name));
@@ -169,6 +181,7 @@ export function formatScale(runs: ScaleRun[]): string {
       String(r.objects).padStart(5),
       `${(r.allHpasMs / 1e3).toFixed(1)} s`.padStart(8),
       `${(r.kubectlApplyMs / 1e3).toFixed(1)} s`.padStart(8),
+      `${((r.allHpasMs - r.kubectlApplyMs) / 1e3).toFixed(1)} s`.padStart(6),
       `${(r.operatorIdleCores * 100).toFixed(1)}%`.padStart(7),
       mb(r.operatorRssBytes).padStart(7),
       String(r.steadyWrites).padStart(6),
@@ -181,7 +194,8 @@ export function formatScale(runs: ScaleRun[]): string {
   const largest = runs.at(-1)!;
   return [
     'Scale on a real control plane (envtest v1.28): KEDA-default ScaledObjects, one metrics-api trigger each',
-    '  objects  all HPAs  kubectl  op idle  op RSS  writes  ad idle     burst  failed  ad burst',
+    '  objects  all HPAs   kubectl    lag  op idle  op RSS  writes  ad idle     burst  failed  ad burst',
+    '  (all HPAs: from the start of kubectl apply; kubectl: its own run; lag: the last HPA after kubectl returned)',
     ...rows.map((r) => `  ${r}`),
     '',
     `  growth ${runs[0]!.objects} -> ${largest.objects}: HPAs ${growth(runs, (r) => r.allHpasMs)}, operator idle CPU ${growth(runs, (r) => r.operatorIdleCores)}, operator RSS ${growth(runs, (r) => r.operatorRssBytes)}, burst ${growth(runs, (r) => r.burst.elapsedMs)}`,
@@ -195,12 +209,12 @@ export function formatScale(runs: ScaleRun[]): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100,300,1000' }, 'steady-seconds': { type: 'string', default: '60' } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100,300,1000' }, 'steady-seconds': { type: 'string', default: '60' }, 'cpu-prof': { type: 'boolean', default: false } } });
   const sizes = values.sizes.split(',').map(Number);
   const steadySeconds = Number(values['steady-seconds']);
   const say = (line: string) => process.stdout.write(`  ${line}\n`);
   const runs: ScaleRun[] = [];
-  for (const n of sizes) runs.push(await runSize(n, steadySeconds, say));
+  for (const n of sizes) runs.push(await runSize(n, steadySeconds, say, values['cpu-prof']));
   console.log('');
   console.log(formatScale(runs));
   await mkdir(RESULTS, { recursive: true });

@@ -1,6 +1,8 @@
 // Entry of a server child process (forked by servers.ts): `baseline`, `adapter` or `operator`,
 // told what to serve in argv, reporting its port and its own CPU/memory over IPC.
 import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -101,6 +103,18 @@ async function startBenchOperator(spec: Extract<ChildSpec, { role: 'operator' }>
 
 const send = (m: ChildMessage) => process.send?.(m);
 
+/** A CPU profile of this process over a window (not its whole life, as --cpu-prof gives). */
+async function cpuProfile(durationMs: number, file: string): Promise<void> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  await new Promise((r) => setTimeout(r, durationMs));
+  const { profile } = await session.post('Profiler.stop');
+  await writeFile(file, JSON.stringify(profile));
+  session.disconnect();
+}
+
 async function main() {
   const spec = JSON.parse(process.argv[2] ?? '') as ChildSpec;
   const server =
@@ -110,7 +124,9 @@ async function main() {
   process.on('message', (m: ParentMessage) => {
     if (m.type === 'stats') {
       const mem = process.memoryUsage();
-      send({ type: 'stats', id: m.id, cpu: process.cpuUsage(), rss: mem.rss, heapUsed: mem.heapUsed, maxRss: process.resourceUsage().maxRSS * 1024 });
+      send({ type: 'stats', id: m.id, cpu: process.cpuUsage(), rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers, maxRss: process.resourceUsage().maxRSS * 1024 });
+    } else if (m.type === 'profile') {
+      void cpuProfile(m.durationMs, m.file).then(() => send({ type: 'profiled', id: m.id }));
     } else if (m.type === 'stop') {
       // A normal exit, so that --cpu-prof gets written.
       server.close().finally(() => process.exit(0));

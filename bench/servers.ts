@@ -28,10 +28,11 @@ export type ChildSpec =
       kubeconfig?: string;
     };
 
-export type ParentMessage = { type: 'stats'; id: number } | { type: 'stop' };
+export type ParentMessage = { type: 'stats'; id: number } | { type: 'stop' } | { type: 'profile'; id: number; durationMs: number; file: string };
 export type ChildMessage =
   | { type: 'listening'; port: number }
-  | { type: 'stats'; id: number; cpu: NodeJS.CpuUsage; rss: number; heapUsed: number; maxRss: number };
+  | { type: 'stats'; id: number; cpu: NodeJS.CpuUsage; rss: number; heapUsed: number; external: number; arrayBuffers: number; maxRss: number }
+  | { type: 'profiled'; id: number };
 
 export type ServerStats = Omit<Extract<ChildMessage, { type: 'stats' }>, 'type' | 'id'>;
 
@@ -44,6 +45,8 @@ export interface ServerChild {
   /** performance.now() when fork() was called. */
   forkedAt: number;
   stats(): Promise<ServerStats>;
+  /** A V8 CPU profile of the child over `durationMs`, written to `file`. */
+  profile(durationMs: number, file: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -86,6 +89,17 @@ export async function forkServer(name: string, spec: ChildSpec, opts: { execArgv
     pid: child.pid ?? -1,
     forkedAt,
     stats: () => ask(child, ++nextId),
+    profile: (durationMs, file) =>
+      new Promise<void>((resolve) => {
+        const id = ++nextId;
+        const onMessage = (m: ChildMessage) => {
+          if (m.type !== 'profiled' || m.id !== id) return;
+          child.off('message', onMessage);
+          resolve();
+        };
+        child.on('message', onMessage);
+        child.send({ type: 'profile', id, durationMs, file } satisfies ParentMessage);
+      }),
     stop: () => stopChild(child),
   };
 }

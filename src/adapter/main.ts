@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
-import { CertificateMetrics, GrpcMetrics, createRegistry } from '../observability/metrics.js';
+import { CertificateMetrics, GrpcMetrics, MirrorMetrics, createRegistry } from '../observability/metrics.js';
 import type { Registry } from 'prom-client';
 import { ChannelClient } from '../channel/client.js';
+import { MirrorReplica } from '../channel/mirror-replica.js';
 import { OperatorSource } from './sources/operator.js';
 import { LiveTls } from '../tls/live-tls.js';
 import { warnOnUncoveredNames } from '../tls/san-check.js';
@@ -128,7 +129,9 @@ async function createProvider(config: AdapterConfig, tls: LiveTls, registry: Reg
       metrics: new GrpcMetrics(registry, 'client'),
       log,
     });
-    return new OperatorSource(channel);
+    const mirror = new MirrorReplica({ open: () => channel.watchMirror(), log, metrics: new MirrorMetrics(registry) });
+    mirror.start();
+    return new OperatorSource(channel, mirror);
   }
   if (config.metricsSource.kind === 'file') {
     const source = new FileSource(config.metricsSource.path, log);

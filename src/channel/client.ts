@@ -1,12 +1,12 @@
 // The adapter's end of the channel: one long-lived HTTP/2 connection with keepalive, a deadline
 // on every call, retries with backoff for UNAVAILABLE only, reconnection by itself, and a fresh
 // channel (with the new certificates) whenever the TLS material changes.
-import { connectivityState, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { connectivityState, credentials, status, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { GrpcMetrics } from '../observability/metrics.js';
 import type { LiveTls } from '../tls/live-tls.js';
 import { channelCredentials } from './credentials.js';
-import { GET_METRICS_PATH, MetricsServiceClient, type ExternalMetricValueList, type ScaledObjectRef } from './service.js';
+import { GET_METRICS_PATH, MetricsMirrorClient, MetricsServiceClient, type ExternalMetricValueList, type MirrorEvent, type ScaledObjectRef } from './service.js';
 
 export interface ChannelClientOptions {
   address: string;
@@ -81,6 +81,13 @@ export class ChannelClient {
       const cancel = () => call.cancel();
       signal.addEventListener('abort', cancel, { once: true });
     });
+  }
+
+  /** The operator's metrics mirror stream (kedats.v1.MetricsMirror/Watch), on the current channel. */
+  watchMirror(): ClientReadableStream<MirrorEvent> {
+    // The same HTTP/2 connection as GetMetrics; the credentials argument is not used with it.
+    const mirror = new MetricsMirrorClient(this.opts.address, credentials.createInsecure(), { channelOverride: this.client.getChannel() });
+    return (mirror as unknown as { Watch(req: object): ClientReadableStream<MirrorEvent> }).Watch({});
   }
 
   /** Ready while the channel works, and for a grace period after it stops working. */

@@ -1,10 +1,11 @@
-// The operator's end of the channel: api.MetricsService/GetMetrics over mutual TLS 1.3.
-import { Server, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+// The operator's end of the channel over mutual TLS 1.3: KEDA's api.MetricsService/GetMetrics,
+// and our kedats.v1.MetricsMirror/Watch stream when the operator has a mirror to serve.
+import { Server, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { GrpcMetrics } from '../observability/metrics.js';
 import type { LiveTls } from '../tls/live-tls.js';
 import { LiveServerCredentials } from './credentials.js';
-import { GET_METRICS_PATH, metricsServiceDefinition, type ExternalMetricValueList, type ScaledObjectRef } from './service.js';
+import { GET_METRICS_PATH, metricsMirrorDefinition, metricsServiceDefinition, type ExternalMetricValueList, type MirrorEntry, type MirrorEvent, type MirrorKey, type MirrorSource, type ScaledObjectRef } from './service.js';
 
 /** A failure with the gRPC status the adapter should see (NOT_FOUND, UNAVAILABLE, ...). */
 export class ChannelError extends Error {
@@ -25,6 +26,8 @@ export interface ChannelServerOptions {
   /** Bundles client certificates must chain to (the cert dir's ca.crt). */
   trust: readonly string[];
   handler: MetricsHandler;
+  /** The values to mirror to adapters (none: no MetricsMirror service, as a KEDA operator). */
+  mirror?: MirrorSource;
   metrics: GrpcMetrics;
   log: Logger;
   /** Connections are closed after this age so rotated certificates take effect on all of them. */
@@ -75,6 +78,18 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
       );
     },
   });
+  // Open Watch streams never end by themselves: shutdown ends them, or it would wait its whole grace.
+  const watches = new Set<ServerWritableStream<object, MirrorEvent>>();
+  if (opts.mirror) {
+    const mirror = opts.mirror;
+    server.addService(metricsMirrorDefinition, {
+      Watch: (call: ServerWritableStream<object, MirrorEvent>) => {
+        watches.add(call);
+        call.on('close', () => watches.delete(call));
+        streamMirror(call, mirror);
+      },
+    });
+  }
   const address = opts.bindAddress.startsWith(':') ? `0.0.0.0${opts.bindAddress}` : opts.bindAddress;
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, new LiveServerCredentials(opts.tls, opts.trust), (err, p) => (err ? reject(err) : resolve(p))),
@@ -85,6 +100,7 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
     port,
     async shutdown(graceMs) {
       opts.metrics.state.set(0);
+      for (const w of watches) w.end();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();
@@ -97,4 +113,50 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
       });
     },
   };
+}
+
+/**
+ * One adapter's Watch: the snapshot, then the changes, coalesced per turn of the event loop (and
+ * for as long as the connection is not ready for more: the latest value of a key wins).
+ */
+function streamMirror(call: ServerWritableStream<object, MirrorEvent>, mirror: MirrorSource): void {
+  const upserts = new Map<string, MirrorEntry>();
+  const removals = new Map<string, MirrorKey>();
+  let scheduled = false;
+  let blocked = false;
+  const keyOf = (k: MirrorKey) => `${k.namespace}/${k.name}/${k.metricName}`;
+  const flush = () => {
+    scheduled = false;
+    if (blocked || call.cancelled || (upserts.size === 0 && removals.size === 0)) return;
+    const event: MirrorEvent = { snapshot: false, upserts: [...upserts.values()], removals: [...removals.values()] };
+    upserts.clear();
+    removals.clear();
+    if (!call.write(event)) {
+      blocked = true;
+      call.once('drain', () => {
+        blocked = false;
+        flush();
+      });
+    }
+  };
+  const unsubscribe = mirror.subscribe((ups, rems) => {
+    for (const e of ups) {
+      const k = keyOf(e.key!);
+      removals.delete(k);
+      upserts.set(k, e);
+    }
+    for (const key of rems) {
+      const k = keyOf(key);
+      upserts.delete(k);
+      removals.set(k, key);
+    }
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  });
+  call.on('cancelled', unsubscribe);
+  call.on('close', unsubscribe);
+  call.on('error', unsubscribe);
+  call.write({ snapshot: true, upserts: mirror.snapshot(), removals: [] });
 }

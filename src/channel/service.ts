@@ -35,17 +35,54 @@ export interface ExternalMetricValueList {
   items: ExternalMetricValue[];
 }
 
-const definition = loadSync(fileURLToPath(new URL('./metrics.proto', import.meta.url)), {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
+export const MIRROR_WATCH_PATH = '/kedats.v1.MetricsMirror/Watch';
 
-const api = (loadPackageDefinition(definition) as GrpcObject).api as GrpcObject;
+export interface MirrorKey {
+  namespace: string;
+  name: string;
+  metricName: string;
+}
+
+export interface MirrorEntry {
+  key: MirrorKey | null;
+  value: string;
+  /** int64 as a decimal string (longs: String), milliseconds. */
+  ttlMs: string;
+}
+
+export type MirrorListener = (upserts: readonly MirrorEntry[], removals: readonly MirrorKey[]) => void;
+
+/** What the operator's Watch streams from: the current values, and every change. */
+export interface MirrorSource {
+  snapshot(): MirrorEntry[];
+  /** Called after every change; returns the unsubscribe function. */
+  subscribe(listener: MirrorListener): () => void;
+}
+
+export interface MirrorEvent {
+  snapshot: boolean;
+  upserts: MirrorEntry[];
+  removals: MirrorKey[];
+}
+
+const load = (file: string) =>
+  loadPackageDefinition(
+    loadSync(fileURLToPath(new URL(file, import.meta.url)), {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    }),
+  ) as GrpcObject;
+
+const api = load('./metrics.proto').api as GrpcObject;
 export const MetricsServiceClient = api.MetricsService as ServiceClientConstructor;
 export const metricsServiceDefinition: ServiceDefinition = MetricsServiceClient.service;
+
+const mirror = (load('./mirror.proto').kedats as GrpcObject).v1 as GrpcObject;
+export const MetricsMirrorClient = mirror.MetricsMirror as ServiceClientConstructor;
+export const metricsMirrorDefinition: ServiceDefinition = MetricsMirrorClient.service;
 
 export function toWireTime(d: Date): WireTime {
   const ms = d.getTime();

@@ -121,6 +121,24 @@ export class GrpcMetrics {
   }
 }
 
+/** The adapter's copy of the operator's cached metric values (kedats.v1.MetricsMirror). */
+export class MirrorMetrics {
+  readonly lookups: Counter<'result'>;
+  readonly entries: Gauge;
+  readonly live: Gauge;
+
+  constructor(registry: Registry) {
+    this.lookups = new Counter({
+      name: 'metrics_mirror_lookups_total',
+      help: 'Metric queries looked up in the mirror: hit (answered here), miss (asked the operator with GetMetrics), by result',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.entries = new Gauge({ name: 'metrics_mirror_entries', help: 'Cached metric values the mirror holds', registers: [registry] });
+    this.live = new Gauge({ name: 'metrics_mirror_live', help: '1 while the mirror stream from the operator is up (0: every query uses GetMetrics)', registers: [registry] });
+  }
+}
+
 /** TokenReview and SubjectAccessReview traffic to kube-apiserver, and how often the cache spared it. */
 export class DelegatedAuthMetrics {
   readonly reviews: Counter<'review' | 'result'>;

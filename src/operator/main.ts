@@ -17,6 +17,7 @@ import { warnOnUncoveredNames } from '../tls/san-check.js';
 import { dialedServiceNames } from '../k8s/service-names.js';
 import type { OperatorConfig } from './config.js';
 import { MetricsEngine } from './metrics-engine.js';
+import { MetricsMirror } from './metrics-mirror.js';
 import { FileScaledObjectStore } from './scaledobjects/file-store.js';
 import { setUpCertificateLifecycle } from './certificates/lifecycle.js';
 import { loadKubeClient } from '../k8s/kubeconfig.js';
@@ -72,8 +73,16 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       ? new ServiceAccountTokens(kc, { ...config.serviceAccountTokens, log, metrics: { requestFinished: (outcome) => scalingMetrics.tokenRequests.inc({ outcome }) } })
       : undefined;
   const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}) });
-  engine.onPoll((report) => scalingMetrics.observePoll(report));
-  store.onChange(() => scalingMetrics.retain(new Set(store.list().map((so) => `${so.namespace}/${so.name}`))));
+  const mirror = new MetricsMirror(config.scalerTimeoutMs);
+  engine.onPoll((report) => {
+    scalingMetrics.observePoll(report);
+    mirror.observe(report);
+  });
+  store.onChange(() => {
+    const present = new Set(store.list().map((so) => `${so.namespace}/${so.name}`));
+    scalingMetrics.retain(present);
+    mirror.retain(present);
+  });
   await store.start();
   const controller =
     kc && clusterStore
@@ -99,6 +108,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
     tls,
     trust: [CA],
     handler: engine,
+    mirror,
     metrics: new GrpcMetrics(registry, 'server'),
     log,
     maxConnectionAgeMs: config.maxConnectionAgeMs,

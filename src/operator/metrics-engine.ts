@@ -26,6 +26,8 @@ export interface TriggerReport {
   /** KEDA's metric name; absent when the scaler could not be built. */
   metricName?: string;
   metricType: NonNullable<Trigger['metricType']>;
+  /** useCachedMetrics: queries are answered from the last poll. */
+  cached: boolean;
   targetValue?: number;
   /** Why the scaler could not be built (configuration, authentication): fix the object. */
   buildError?: string;
@@ -41,6 +43,8 @@ export interface PollReport {
   namespace: string;
   name: string;
   generation: number;
+  /** Seconds between polls. */
+  pollingInterval: number;
   triggers: TriggerReport[];
   /** Any trigger active. Triggers that failed count as not active. */
   active: boolean;
@@ -262,7 +266,7 @@ export class MetricsEngine implements MetricsHandler {
   }
 
   private triggerReport(t: TriggerState): TriggerReport {
-    const r: TriggerReport = { index: t.index, type: t.trigger.type, metricType: t.trigger.metricType ?? 'AverageValue', failures: t.failures };
+    const r: TriggerReport = { index: t.index, type: t.trigger.type, metricType: t.trigger.metricType ?? 'AverageValue', cached: t.trigger.useCachedMetrics === true, failures: t.failures };
     if (t.scaler) {
       r.metricName = t.scaler.metricName;
       r.targetValue = t.scaler.targetValue;
@@ -291,6 +295,7 @@ export class MetricsEngine implements MetricsHandler {
         namespace: so.namespace,
         name: so.name,
         generation: state.so.generation,
+        pollingInterval: state.so.spec.pollingInterval,
         triggers,
         active: triggers.some((t) => t.error === undefined && t.active === true),
         at: new Date(),

@@ -1,9 +1,12 @@
 // Metric values from the operator over the gRPC channel, as KEDA's adapter gets them: the scaled
 // object is named by the `scaledobject.keda.sh/name` selector, the operator computes the value.
+// Values the operator answers from its last poll (useCachedMetrics) are answered from the mirror
+// of them this adapter holds, while that is live (see src/channel/mirror-replica.ts).
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { getEquality } from '../../k8s/labels.js';
 import { canonicalQuantity } from '../../k8s/quantity.js';
 import type { ChannelClient } from '../../channel/client.js';
+import type { MirrorReplica } from '../../channel/mirror-replica.js';
 import { fromWireTime } from '../../channel/service.js';
 import {
   InvalidMetricQueryError,
@@ -20,13 +23,18 @@ export const SCALED_OBJECT_LABEL = 'scaledobject.keda.sh/name';
 
 export class OperatorSource implements ExternalMetricsProvider {
   readonly name = 'operator';
-  constructor(private readonly channel: ChannelClient) {}
+  constructor(
+    private readonly channel: ChannelClient,
+    private readonly mirror?: MirrorReplica,
+  ) {}
 
   async getExternalMetric(q: ExternalMetricQuery, signal: AbortSignal): Promise<ExternalMetricSample[]> {
     const scaledObject = getEquality(q.selector, SCALED_OBJECT_LABEL);
     if (scaledObject === undefined) {
       throw new InvalidMetricQueryError(`the labelSelector must name the scaled object: ${SCALED_OBJECT_LABEL}=<name> (got ${quoted(q.selectorText)})`);
     }
+    const mirrored = this.mirror?.lookup(q.namespace, scaledObject, q.metricName);
+    if (mirrored !== undefined) return [{ metricName: q.metricName, metricLabels: null, timestamp: new Date(), value: mirrored }];
     let list;
     try {
       list = await this.channel.getMetrics({ name: scaledObject, namespace: q.namespace, metricName: q.metricName }, signal);
@@ -47,6 +55,7 @@ export class OperatorSource implements ExternalMetricsProvider {
   }
 
   async close(): Promise<void> {
+    this.mirror?.close();
     this.channel.close();
   }
 }
