@@ -7,9 +7,6 @@ import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
 import { CertificateMetrics, GrpcMetrics, MirrorMetrics, createRegistry } from '../observability/metrics.js';
 import type { Registry } from 'prom-client';
-import { ChannelClient } from '../channel/client.js';
-import { MirrorReplica } from '../channel/mirror-replica.js';
-import { OperatorSource } from './sources/operator.js';
 import { LiveTls } from '../tls/live-tls.js';
 import { warnOnUncoveredNames } from '../tls/san-check.js';
 import { dialedServiceNames } from '../k8s/service-names.js';
@@ -119,6 +116,8 @@ const CHANNEL_TRUST = 'channel-ca';
 async function createProvider(config: AdapterConfig, tls: LiveTls, registry: Registry, log: Logger): Promise<ExternalMetricsProvider> {
   const source = config.metricsSource;
   if (source.kind === 'operator') {
+    // gRPC is loaded by the adapters that use it, not by those on the file or demo source.
+    const [{ ChannelClient }, { MirrorReplica }, { OperatorSource }] = await Promise.all([import('../channel/client.js'), import('../channel/mirror-replica.js'), import('./sources/operator.js')]);
     const channel = new ChannelClient({
       address: source.address,
       ...(source.authority ? { authority: source.authority } : {}),

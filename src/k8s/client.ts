@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Agent, fetch, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { parse as parseYaml } from 'yaml';
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -168,7 +168,7 @@ export class KubeClient {
    */
   async stream(path: string, o: RequestOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     const res = await this.send('GET', path, { timeoutMs: 0, ...o });
-    if (res.status !== 200) throw await errorOf(res, `GET ${path}`);
+    if (res.statusCode !== 200) throw await errorOf(res, `GET ${path}`);
     return res.body as AsyncIterable<Uint8Array>;
   }
 
@@ -178,11 +178,11 @@ export class KubeClient {
   }
 
   /** A call whose answer's headers matter too (the Date of a TokenRequest, say). */
-  async call<T>(method: string, path: string, o: RequestOptions = {}): Promise<{ body: T; headers: Headers }> {
+  async call<T>(method: string, path: string, o: RequestOptions = {}): Promise<{ body: T; headers: Record<string, string | string[] | undefined> }> {
     const res = await this.send(method, path, o);
-    if (res.status >= 300) throw await errorOf(res, `${method} ${path}`);
-    const text = await res.text();
-    return { body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers as unknown as Headers };
+    if (res.statusCode >= 300) throw await errorOf(res, `${method} ${path}`);
+    const text = await res.body.text();
+    return { body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers };
   }
 
   private async json<T>(method: string, path: string, o: RequestOptions): Promise<T> {
@@ -201,12 +201,19 @@ export class KubeClient {
       headers['content-type'] = o.contentType ?? 'application/json';
     }
     const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const signals = [...(o.signal ? [o.signal] : []), ...(timeoutMs > 0 ? [AbortSignal.timeout(timeoutMs)] : [])];
-    const dispatcher = this.dispatcher(credential.tls);
+    // A cleared timer, not AbortSignal.timeout: that one fires (and builds an exception) after
+    // every call, long after the answer arrived.
+    const deadline = new AbortController();
+    const timer = timeoutMs > 0 ? setTimeout(() => deadline.abort(), timeoutMs) : undefined;
+    const signal = o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal;
     try {
-      return await fetch(url, { method, headers, ...(body !== undefined ? { body } : {}), dispatcher, ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}) });
+      const res = await request(url, { method: method as Dispatcher.HttpMethod, headers, ...(body !== undefined ? { body } : {}), dispatcher: this.dispatcher(credential.tls), signal });
+      // The deadline covers the whole answer of a call; a stream's body is the caller's to bound.
+      if (timer) res.body.once('end', () => clearTimeout(timer)).once('error', () => clearTimeout(timer)).once('close', () => clearTimeout(timer));
+      return res;
     } catch (err) {
-      if ((err as Error).name === 'TimeoutError') throw new Error(`${method} ${path}: no answer from kube-apiserver within ${timeoutMs} ms`, { cause: err });
+      clearTimeout(timer);
+      if (deadline.signal.aborted) throw new Error(`${method} ${path}: no answer from kube-apiserver within ${timeoutMs} ms`, { cause: err });
       throw new Error(`${method} ${path}: ${describeCause(err)}`, { cause: err });
     }
   }
@@ -242,8 +249,8 @@ export class KubeClient {
   }
 }
 
-async function errorOf(res: Awaited<ReturnType<typeof fetch>>, what: string): Promise<ApiError> {
-  const text = await res.text().catch(() => '');
+async function errorOf(res: Dispatcher.ResponseData, what: string): Promise<ApiError> {
+  const text = await res.body.text().catch(() => '');
   let status: ApiStatus | undefined;
   try {
     const parsed = JSON.parse(text) as ApiStatus;
@@ -251,7 +258,7 @@ async function errorOf(res: Awaited<ReturnType<typeof fetch>>, what: string): Pr
   } catch {
     status = text ? { message: text.slice(0, 500) } : undefined;
   }
-  return new ApiError(res.status, status, what);
+  return new ApiError(res.statusCode, status, what);
 }
 
 /** The innermost reason of a network failure (undici wraps it as "fetch failed"). */

@@ -23,6 +23,8 @@ export interface InformerOptions {
   metadataOnly?: boolean;
   /** Keep metadata.managedFields (dropped otherwise: often most of an object's size). */
   keepManagedFields?: boolean;
+  /** What is kept of each object (and handed to listeners): the fields a caller needs, for memory. */
+  transform?: (obj: KubeObject) => KubeObject;
   name: string;
   log: Logger;
   /** Items per list page. */
@@ -72,7 +74,7 @@ export function informer<T extends KubeObject>(o: InformerOptions): Informer<T> 
 
   const trim = (obj: T): T => {
     if (!o.keepManagedFields && obj.metadata?.managedFields) delete obj.metadata.managedFields;
-    return obj;
+    return (o.transform ? o.transform(obj) : obj) as T;
   };
 
   const emit = (obj: T, event: InformerEvent) => {

@@ -395,7 +395,7 @@ export class ServiceAccountTokens {
     if (!Number.isFinite(expMs)) throw new TokenRequestError(`could not request a token for service account ${namespace}/${name}: the API server's answer has no valid status.expirationTimestamp`, namespace, name);
     // The granted lifetime on the API server's clock (Date header; ours when it sent none), less a
     // second for the whole-second resolution of both timestamps, counted from when we asked.
-    const serverNow = Date.parse(res.headers.get('date') ?? '');
+    const serverNow = Date.parse(String(res.headers.date ?? ''));
     const lifetimeMs = expMs - (Number.isFinite(serverNow) ? serverNow : Date.now()) - 1000;
     if (started + lifetimeMs <= Date.now()) {
       throw new TokenRequestError(

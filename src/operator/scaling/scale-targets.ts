@@ -48,6 +48,9 @@ export class ScaleTargets {
   private readonly followers = new Map<string, Set<string>>();
   private readonly followed = new Map<string, string>();
   private readonly listeners: ((scaledObject: string) => void)[] = [];
+  /** spec.replicas by targetKey, for the kinds watched whole (see watch()). */
+  private readonly cachedReplicas = new Map<string, number>();
+  private readonly replicasSynced = new Set<string>();
   private closed = false;
 
   constructor(
@@ -92,10 +95,15 @@ export class ScaleTargets {
     const gvr = `${r.plural}.${r.version}.${r.group}`;
     if (this.closed || this.watches.has(gvr)) return;
     const ns = this.opts.watchNamespace;
-    const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string } }>({
+    // Deployments and StatefulSets keep their replicas in spec.replicas: watched whole but kept as
+    // that alone, so that scaling to and from zero reads a cache instead of the scale subresource
+    // on every poll. Other kinds (their replicas path is their CRD's): metadata only.
+    const replicasInSpec = r.group === 'apps' && (r.plural === 'deployments' || r.plural === 'statefulsets');
+    const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string }; spec?: { replicas?: number } }>({
       client: this.client,
       path: `/apis/${r.group}/${r.version}/${ns ? `namespaces/${ns}/` : ''}${r.plural}`,
-      metadataOnly: true,
+      metadataOnly: !replicasInSpec,
+      ...(replicasInSpec ? { transform: keepReplicas } : {}),
       name: `scale targets ${gvr}`,
       log: this.opts.log,
       // Without list/watch on this kind (RBAC) a ScaledObject still gets there, by its retries.
@@ -104,7 +112,11 @@ export class ScaleTargets {
     const uids = new Map<string, string>();
     w.onObject((obj, event) => {
       const key = targetKey(r, obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
-      // Only existence matters here (status updates are frequent and say nothing new).
+      if (replicasInSpec) {
+        if (event === 'delete') this.cachedReplicas.delete(key);
+        else this.cachedReplicas.set(key, obj.spec?.replicas ?? 1);
+      }
+      // Only existence is news for the ScaledObjects (status updates are frequent and say nothing new).
       const uid = event === 'delete' ? undefined : obj.metadata?.uid;
       if (uids.get(key) === uid) return;
       if (uid === undefined) uids.delete(key);
@@ -112,11 +124,13 @@ export class ScaleTargets {
       for (const so of this.followers.get(key) ?? []) for (const l of this.listeners) l(so);
     });
     this.watches.set(gvr, w);
-    w.start().catch((err: unknown) =>
+    w.start().then(
+      () => void (replicasInSpec && this.replicasSynced.add(gvr)),
+      (err: unknown) =>
       this.opts.log.warn(
         { kind: gvr, reason: (err as Error).message },
         'cannot watch this kind of scale target (RBAC: list and watch): ScaledObjects waiting for one are retried with backoff instead of re-queued when it appears',
-      ),
+        ),
     );
   }
 
@@ -137,6 +151,7 @@ export class ScaleTargets {
   async replicas(namespace: string, ref: ScaleTargetRef): Promise<number | undefined> {
     const resolved = await this.resolve(ref);
     if ('reason' in resolved) return undefined;
+    if (this.replicasSynced.has(`${resolved.plural}.${resolved.version}.${resolved.group}`)) return this.cachedReplicas.get(targetKey(resolved, namespace, ref.name));
     const scale = await this.readScale(namespace, ref, resolved);
     return typeof scale.spec?.replicas === 'number' ? scale.spec.replicas : 0;
   }
@@ -177,6 +192,12 @@ export class ScaleTargets {
     this.discovery.set(key, { at: Date.now(), list });
     return list;
   }
+}
+
+/** What the replicas cache needs of a Deployment or StatefulSet. */
+function keepReplicas(obj: { metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string }; spec?: unknown }) {
+  const m = obj.metadata ?? {};
+  return { metadata: { namespace: m.namespace, name: m.name, uid: m.uid, resourceVersion: m.resourceVersion }, spec: { replicas: (obj.spec as { replicas?: number } | undefined)?.replicas } };
 }
 
 const scalePath = (r: Resolved, namespace: string, name: string) => `/apis/${r.group}/${r.version}/namespaces/${namespace}/${r.plural}/${name}/scale`;
