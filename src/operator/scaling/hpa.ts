@@ -6,6 +6,7 @@ import { formatQuantity, quantityFromNumber } from '../../k8s/quantity.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
 import type { ScaledObject } from '../scaledobjects/types.js';
 import type { TriggerReport } from '../metrics-engine.js';
+import type { OwnerReference } from '../../k8s/types.js';
 
 export const SCALED_OBJECT_LABEL = 'scaledobject.keda.sh/name';
 export const MANAGED_BY = 'keda-operator';
@@ -30,15 +31,6 @@ export interface Hpa {
     behavior?: Record<string, unknown>;
   };
   status?: unknown;
-}
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
 }
 
 interface ExternalMetric {
