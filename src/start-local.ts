@@ -75,7 +75,8 @@ async function main(): Promise<void> {
     '--metrics-bind-address=127.0.0.1',
     `--secure-port=${SECURE_PORT}`,
     `--metrics-port=${METRICS_PORT}`,
-    `--metrics-service-address=127.0.0.1:${GRPC_PORT}`,
+    // By name: the dev certificate covers localhost, and TLS SNI cannot carry an IP address.
+    `--metrics-service-address=localhost:${GRPC_PORT}`,
   ]);
   await waitReady(`http://127.0.0.1:${METRICS_PORT}/readyz`);
   printHelp();

@@ -8,6 +8,7 @@ import { freePort } from './helpers/adapter.js';
 import { get } from './helpers/https.js';
 import { run } from './helpers/tools.js';
 import { eventually } from './helpers/loop.js';
+import { reap } from './helpers/reaper.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const node = process.execPath;
@@ -17,14 +18,46 @@ const dir = t.testdir();
 const pki = await createTestPki(join(dir, 'pki'));
 const base = [`--cert-dir=${pki.dir}`, `--client-ca-file=${pki.ca.certFile}`, '--bind-address=127.0.0.1'];
 
-t.test('adapter --help lists every flag with its default', async (t) => {
+t.test('adapter --help lists every flag with its default, once, and none where there is none', async (t) => {
   const r = await cli(['adapter', '--help']);
   t.equal(r.code, 0);
-  for (const flag of ['--secure-port', '--cert-dir', '--client-ca-file', '--requestheader-allowed-names', '--authorization-always-allow-paths', '--metrics-port', '--tls-min-version']) {
+  for (const flag of ['--secure-port', '--cert-dir', '--authorization-always-allow-paths', '--metrics-port', '--tls-min-version', '--tls-cert-file']) {
     t.match(r.stdout, new RegExp(`${flag}\\n.*\\(default `), flag);
   }
   t.match(r.stdout, /--secure-port\n.*\(default 6443\)/);
   t.match(r.stdout, /--cert-dir\n.*\(default "\/certs"\)/);
+  t.match(r.stdout, /--tls-cert-file\n.*\(default <cert-dir>\/tls\.crt\) \[env/, 'a default described in words, said once');
+  t.notMatch(r.stdout, /--client-ca-file\n[^\n]*\(default /, 'no default for a flag without one');
+  t.notMatch(r.stdout, /\(default ""\)|\(default \[\]\)|\(default false\)|\(default .*\(default /, 'never an empty or doubled default');
+});
+
+t.test('certs --help describes the command and every flag', async (t) => {
+  const r = await cli(['certs', '--help']);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /dev {4}Write a development PKI into DIR/);
+  t.match(r.stdout, /--force\n\s+Overwrite an existing PKI in that folder/);
+  t.match(r.stdout, /--services\n.*\(default \[keda-operator,keda-metrics-apiserver,keda-admission-webhooks\]\)/);
+});
+
+t.test('an older Node is told, in one line, which Node is needed and how to run it, before anything is loaded', async (t) => {
+  // This Node pretending to be Node 20 from the very start (--import runs before the entry).
+  const pretend = `data:text/javascript,Object.defineProperty(process.versions,'node',{value:'20.20.2'})`;
+  const r = await run(node, [`--import=${pretend}`, CLI, 'adapter', '--help'], '', process.env);
+  t.equal(r.code, 1);
+  t.equal(r.stdout, '', 'no usage printed');
+  t.match(r.stderr, /^error: keda-ts needs Node 24 or later, and this is Node v20\.20\.2 \(.*\)\. In a checkout, `npm ci` installs the pinned Node: run node_modules\/\.bin\/node dist\/cli\.js adapter --help \(npm scripts use it already\); the container image has it\.\n$/);
+  // A real older Node, where the machine has one (these machines carry Node 20).
+  const system = await run('sh', ['-c', 'command -v node'], '', { PATH: '/usr/local/bin:/usr/bin:/bin' });
+  const older = system.stdout.trim();
+  if (older && older !== node) {
+    const version = await run(older, ['--version']);
+    if (Number(version.stdout.slice(1).split('.')[0]) < 24) {
+      const real = await run(older, [CLI, 'operator', '--help']);
+      t.equal(real.code, 1, `${older} (${version.stdout.trim()})`);
+      t.match(real.stderr, /^error: keda-ts needs Node 24 or later/);
+      t.notMatch(real.stderr, /TypeError|at .*\(/, 'no stack trace');
+    }
+  }
 });
 
 t.test('usage errors exit 2 with one line', async (t) => {
@@ -98,7 +131,7 @@ t.test('certs dev refuses to overwrite without --force', async (t) => {
   t.equal((await cli(['certs', 'dev', `--out=${out}`])).code, 0);
   const again = await cli(['certs', 'dev', `--out=${out}`]);
   t.equal(again.code, 1);
-  t.match(again.stderr, /refusing to overwrite/);
+  t.match(again.stderr, /refusing to overwrite .*; run again with --force to regenerate the development PKI/);
   t.equal((await cli(['certs', 'dev', `--out=${out}`, '--force'])).code, 0);
 });
 
@@ -106,6 +139,7 @@ t.test('SIGTERM: readiness drops, the process exits 0; SAN mismatch is warned ab
   const port = await freePort();
   const metricsPort = await freePort();
   const child = spawn(node, [CLI, 'adapter', ...base, `--secure-port=${port}`, `--metrics-port=${metricsPort}`, '--service-name=elsewhere'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  reap(child);
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

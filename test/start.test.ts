@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { freePort } from './helpers/adapter.js';
 import { eventually } from './helpers/loop.js';
 import { run } from './helpers/tools.js';
+import { reap } from './helpers/reaper.js';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -18,12 +19,20 @@ t.test('npm start: the whole stack, a changing metric through kubectl, clean Ctr
     OPERATOR_METRICS_PORT: String(await freePort()),
     OPERATOR_GRPC_PORT: String(await freePort()),
   };
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'start-local.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: start-local's operator and adapter go with it, however this test ends.
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'start-local.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  reap(child, { group: true });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.teardown(() => void child.kill('SIGKILL'));
+  t.teardown(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // the whole group is gone already
+    }
+  });
 
   await eventually('the stack to be ready', async () => (out.includes('Ctrl-C stops everything') ? true : undefined), 60_000);
   t.match(out, /\[operator\] .*operator serving/);

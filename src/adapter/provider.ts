@@ -44,6 +44,10 @@ export class SourceUnavailableError extends Error {
 export class SourceTimeoutError extends Error {
   override readonly name = 'SourceTimeoutError';
 }
+/** The source answered with a failure of its own (a scaler's upstream failed, say): 500, a reason to report, not a bug. */
+export class SourceFailedError extends Error {
+  override readonly name = 'SourceFailedError';
+}
 /** The query cannot be answered as asked (e.g. no scaled object named in the selector): 400. */
 export class InvalidMetricQueryError extends Error {
   override readonly name = 'InvalidMetricQueryError';

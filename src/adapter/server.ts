@@ -88,7 +88,12 @@ export async function buildAdapterServer(deps: AdapterServerDeps): Promise<Fasti
 
   app.setErrorHandler(async (err: FastifyError | StatusError, req, reply) => {
     const status = toStatusError(err);
-    if (status.code >= 500) req.log.error({ err, path: req.url }, 'request failed');
+    // A Status we chose (a source's failure, kube-apiserver unreachable) is a reason, said in one
+    // line; anything else is a bug, logged with its stack.
+    if (status.code >= 500) {
+      if (err instanceof StatusError) req.log.warn({ path: req.url, code: status.code, reason: status.message }, 'request failed');
+      else req.log.error({ err, path: req.url }, 'request failed');
+    }
     return reply.code(status.code).type('application/json').send(JSON.stringify(status.toStatus()));
   });
 

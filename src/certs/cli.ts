@@ -11,16 +11,25 @@ const devFlags = {
   help: boolFlag('help', false, 'Show this help'),
 };
 
+const DEV_USAGE = 'keda-ts certs dev --out DIR [flags]';
+const DESCRIPTION = `Commands:
+  dev    Write a development PKI into DIR: a CA and the components' certificate (serverAuth +
+         clientAuth, covering the Services' DNS names, localhost and 127.0.0.1), a front-proxy CA and
+         client certificate, and admin/user client certificates for kubectl. An existing PKI there is
+         kept unless --force is given.
+
+`;
+
 export async function runCertsCommand(argv: readonly string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === '--help' || sub === undefined) {
-    process.stdout.write('Usage: keda-ts certs dev --out DIR [flags]\n');
+  if (sub === '--help' || sub === '-h' || sub === undefined) {
+    (sub === undefined ? process.stderr : process.stdout).write(DESCRIPTION + formatHelp(DEV_USAGE, devFlags));
     return sub === undefined ? 2 : 0;
   }
   if (sub !== 'dev') throw new UsageError(`unknown certs command "${sub}" (expected dev)`);
   const f = parseFlags(devFlags, rest, process.env);
   if (f.help) {
-    process.stdout.write(formatHelp('keda-ts certs dev --out DIR [flags]', devFlags));
+    process.stdout.write(DESCRIPTION + formatHelp(DEV_USAGE, devFlags));
     return 0;
   }
   if (!f.out) throw new UsageError('certs dev needs --out DIR');

@@ -21,7 +21,7 @@ export class PkiExistsError extends Error {
   readonly path: string;
 
   constructor(path: string) {
-    super(`refusing to overwrite existing ${path}; pass force to regenerate the development PKI`);
+    super(`refusing to overwrite existing ${path}; run again with --force to regenerate the development PKI`);
     this.name = 'PkiExistsError';
     this.path = path;
   }

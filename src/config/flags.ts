@@ -138,7 +138,10 @@ export function formatHelp(usage: string, specs: FlagSpecs): string {
   const lines = [`Usage: ${usage}`, '', 'Flags:'];
   for (const flag of Object.values(specs)) {
     const env = flag.env.length > 0 ? ` [env ${flag.env.join(', ')}]` : '';
-    lines.push(`  --${flag.name}`, `        ${flag.help} (default ${flag.show(flag.default)})${env}`);
+    // No default shown when the help already says it, or when there is none to speak of.
+    const shown = flag.show(flag.default);
+    const def = flag.help.includes('(default') || ['""', '[]', 'false'].includes(shown) ? '' : ` (default ${shown})`;
+    lines.push(`  --${flag.name}`, `        ${flag.help}${def}${env}`);
   }
   return lines.join('\n') + '\n';
 }

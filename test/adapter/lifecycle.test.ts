@@ -6,6 +6,7 @@ import { pkiFlags, startTestAdapter } from '../helpers/adapter.js';
 import { expectNoResponse, get } from '../helpers/https.js';
 import {
   MetricNotFoundError,
+  SourceFailedError,
   SourceTimeoutError,
   SourceUnavailableError,
   type ExternalMetricQuery,
@@ -32,6 +33,8 @@ class ScriptedSource implements ExternalMetricsProvider {
         throw new SourceUnavailableError('operator unreachable: connect ECONNREFUSED');
       case 'late':
         throw new SourceTimeoutError('operator did not answer within 5s');
+      case 'failed':
+        throw new SourceFailedError('operator: scaler failed: the upstream answered HTTP 500');
       default:
         throw new Error('scaler exploded: bad JSON from upstream');
     }
@@ -51,6 +54,7 @@ t.test('source outcomes map to Status codes', async (t) => {
     ['missing', 404, 'NotFound', /has no trigger "missing"/],
     ['down', 503, 'ServiceUnavailable', /operator unreachable/],
     ['late', 504, 'Timeout', /did not answer within 5s/],
+    ['failed', 500, 'InternalError', /Internal error occurred: operator: scaler failed: the upstream answered HTTP 500/],
     ['broken', 500, 'InternalError', /Internal error occurred: scaler exploded/],
   ];
   for (const [metric, code, reason, message] of cases) {
@@ -58,6 +62,11 @@ t.test('source outcomes map to Status codes', async (t) => {
     t.equal(res.status, code, metric);
     t.match(res.json(), { kind: 'Status', reason, code, message });
   }
+  const failures = adapter.logs.filter((l) => l.msg === 'request failed');
+  const failed = failures.find((l) => String(l.path).includes('/failed'));
+  t.match(failed, { level: 40, reason: /scaler failed: the upstream answered HTTP 500/ }, 'a source\'s failure: a warning in one line');
+  t.notOk(failed && 'err' in failed, 'no stack trace for it');
+  t.match(failures.find((l) => String(l.path).includes('/broken')), { level: 50, err: { stack: /scaler exploded/ } }, 'a bug: an error with its stack');
   await call('slow', `?labelSelector=${encodeURIComponent('b=2,a in (y,x)')}`);
   t.match(source.seen.at(-1), { namespace: 'default', metricName: 'slow', selectorText: 'a in (x,y),b=2' }, 'the source gets the canonical selector');
 

@@ -289,7 +289,7 @@ t.test('refuses to overwrite without force', async (t) => {
   t.match(err, {
     name: 'PkiExistsError',
     path: join(outDir, 'ca.key'),
-    message: `refusing to overwrite existing ${join(outDir, 'ca.key')}; pass force to regenerate the development PKI`,
+    message: `refusing to overwrite existing ${join(outDir, 'ca.key')}; run again with --force to regenerate the development PKI`,
   });
   t.same(Object.fromEntries(FILES.map((f) => [f, read(outDir, f)])), before, 'nothing changed');
 

@@ -16,8 +16,8 @@
 // of type ExternalName `localhost` whose port is the local server's port routes to it.
 //
 // No process outlives the test: each runs in its own process group, torn down by t.teardown, by an
-// exit hook, and by a watchdog shell that kills them (and removes the data in /dev/shm) as soon as
-// the test process is gone, even after a SIGKILL on timeout.
+// exit hook, and by the reaper (reaper.ts), which kills them and removes the data in /dev/shm as
+// soon as the test process is gone, even after a SIGKILL on timeout.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createCA, issueCertificate, type CertificateBundle, type ExtendedUsage } from '../../src/certs/x509.js';
 import { freePort } from './adapter.js';
+import { reap, reapPath } from './reaper.js';
 import { repoRoot } from './repo.js';
 
 const SETUP_ENVTEST = resolve(repoRoot(), '../shared/envtest/setup-envtest');
@@ -159,7 +160,7 @@ export async function startControlPlane(t: Teardown, opts: ControlPlaneOptions =
   const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
   const dir = await mkdtemp(join(base, 'envtest-'));
   const procs = new Map<string, Proc>();
-  const watchdog = startWatchdog(dir);
+  const forgetDir = reapPath(dir);
   let stopping: Promise<void> | undefined;
   const killAll = (signal: NodeJS.Signals) => {
     for (const p of procs.values()) killGroup(p.child, signal);
@@ -177,9 +178,8 @@ export async function startControlPlane(t: Teardown, opts: ControlPlaneOptions =
       const timer = setTimeout(() => killAll('SIGKILL'), 5000);
       await Promise.all(all.map((p) => p.exited));
       clearTimeout(timer);
-      watchdog.kill('SIGKILL');
-      await new Promise((r) => setTimeout(r, 50));
       rmSync(dir, { recursive: true, force: true });
+      forgetDir();
     })());
   t.teardown(stop);
 
@@ -216,6 +216,7 @@ export async function startControlPlane(t: Teardown, opts: ControlPlaneOptions =
     const launch = (name: string, args: string[]): Proc => {
       const out = openSync(join(dir, `${name}.log`), 'a');
       const child = spawn(join(assets, name), args, { detached: true, stdio: ['ignore', out, out] });
+      reap(child, { group: true });
       closeSync(out);
       const pidFile = join(dir, `${name}.pid`);
       if (child.pid) void writeFile(pidFile, String(child.pid));
@@ -463,20 +464,6 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-/** A shell that outlives a killed test process just long enough to kill what it started. */
-function startWatchdog(dir: string): ChildProcess {
-  const script = `
-parent=$1; dir=$2
-while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
-for f in "$dir"/*.pid; do [ -f "$f" ] && kill -TERM -- "-$(cat "$f")" 2>/dev/null; done
-sleep 2
-for f in "$dir"/*.pid; do [ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null; done
-rm -rf "$dir"`;
-  const child = spawn('bash', ['-c', script, 'envtest-watchdog', String(process.pid), dir], { detached: true, stdio: 'ignore' });
-  child.unref();
-  return child;
 }
 
 // --- HTTP --------------------------------------------------------------------------------------

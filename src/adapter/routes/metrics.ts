@@ -6,6 +6,7 @@ import { GROUP, GROUP_VERSION, invalidMetricName, invalidNamespace, metricValueL
 import {
   InvalidMetricQueryError,
   MetricNotFoundError,
+  SourceFailedError,
   SourceTimeoutError,
   SourceUnavailableError,
   type ExternalMetricSample,
@@ -73,11 +74,13 @@ function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function toStatus(err: unknown, metric: string): StatusError {
+/** The Status for what a source said; anything else is a bug, left to the error handler (logged with its stack). */
+function toStatus(err: unknown, metric: string): unknown {
   if (err instanceof StatusError) return err;
   if (err instanceof InvalidMetricQueryError) return badRequest(err.message);
   if (err instanceof MetricNotFoundError) return notFound(err.message, { group: GROUP, kind: metric });
   if (err instanceof SourceUnavailableError) return serviceUnavailable(err.message);
   if (err instanceof SourceTimeoutError) return timeout(err.message);
-  return internalError((err as Error).message ?? String(err));
+  if (err instanceof SourceFailedError) return internalError(err.message);
+  return err;
 }

@@ -11,6 +11,7 @@ import { fromWireTime } from '../../channel/service.js';
 import {
   InvalidMetricQueryError,
   MetricNotFoundError,
+  SourceFailedError,
   SourceTimeoutError,
   SourceUnavailableError,
   quoted,
@@ -70,6 +71,6 @@ function fromGrpcError(err: ServiceError): Error {
     case status.DEADLINE_EXCEEDED:
       return new SourceTimeoutError(`operator did not answer in time: ${details}`);
     default:
-      return new Error(`operator: ${details}`);
+      return new SourceFailedError(`operator: ${details}`);
   }
 }
