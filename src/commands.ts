@@ -15,6 +15,7 @@ Commands:
   adapter    Serve external.metrics.k8s.io as an aggregated API server
   operator   Own scaled objects and serve metric values over gRPC (mutual TLS 1.3)
   certs      Certificate tools: "certs dev --out DIR" creates a development PKI
+  doctor     Check an install in a cluster (APIService, certificates, caBundles, RBAC, HPAs)
 
 Run "keda-ts <command> --help" for the flags of a command.
 `;
@@ -28,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
       return runOperator(rest);
     case 'certs':
       return (await import('./certs/cli.js')).runCertsCommand(rest);
+    case 'doctor':
+      return (await import('./doctor/cli.js')).runDoctorCommand(rest);
     case undefined:
     case '--help':
     case '-h':
@@ -35,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return command === undefined ? 2 : 0;
     default:
-      throw new UsageError(`unknown command "${command}" (expected adapter, operator or certs)`);
+      throw new UsageError(`unknown command "${command}" (expected adapter, operator, certs or doctor)`);
   }
 }
 
