@@ -182,3 +182,13 @@ t.test('broken the way users break it: FAIL with the fix', async (t) => {
     t.match(d.of('certificate'), [{ verdict: 'FAIL', message: /Secret keda\/kedaorg-certs not found/ }]);
   });
 });
+
+t.test('a cluster without the aggregation layer\'s front-proxy settings', async (t) => {
+  // kube-apiserver rewrites extension-apiserver-authentication from its flags (and only ever adds
+  // to it), so this is a second cluster, started without them.
+  const bare = await startControlPlane(t, { controllerManager: false, aggregation: false });
+  const r = await run(process.execPath, [CLI, 'doctor', `--kubeconfig=${bare.adminKubeconfig}`, '-o', 'json'], '', process.env, 60_000);
+  t.equal(r.code, 1);
+  const results = (JSON.parse(r.stdout) as { results: CheckResult[] }).results;
+  t.match(results.filter((x) => x.check === 'front-proxy'), [{ verdict: 'FAIL', message: /has no requestheader-client-ca-file/, fix: /--requestheader-client-ca-file, --requestheader-allowed-names and --proxy-client-cert-file/ }]);
+});

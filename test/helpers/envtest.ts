@@ -124,6 +124,8 @@ export interface ControlPlaneOptions {
   controllerManager?: boolean;
   /** kube-apiserver flags added to (or overriding, same name) the defaults. */
   apiServerFlags?: string[];
+  /** The aggregation layer's front-proxy flags (--requestheader-*, --proxy-client-*). Default true. */
+  aggregation?: boolean;
 }
 
 interface Teardown {
@@ -277,13 +279,17 @@ export async function startControlPlane(t: Teardown, opts: ControlPlaneOptions =
         `--service-account-key-file=${pki.files.saPublic}`,
         `--service-account-signing-key-file=${pki.files.saPrivate}`,
         `--api-audiences=${SERVICE_ACCOUNT_ISSUER}`,
-        `--requestheader-client-ca-file=${pki.files.frontProxyCa}`,
-        '--requestheader-allowed-names=front-proxy-client',
-        '--requestheader-username-headers=X-Remote-User',
-        '--requestheader-group-headers=X-Remote-Group',
-        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-        `--proxy-client-cert-file=${pki.files.frontProxyClient}`,
-        `--proxy-client-key-file=${pki.files.frontProxyClientKey}`,
+        ...(opts.aggregation ?? true
+          ? [
+              `--requestheader-client-ca-file=${pki.files.frontProxyCa}`,
+              '--requestheader-allowed-names=front-proxy-client',
+              '--requestheader-username-headers=X-Remote-User',
+              '--requestheader-group-headers=X-Remote-Group',
+              '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+              `--proxy-client-cert-file=${pki.files.frontProxyClient}`,
+              `--proxy-client-key-file=${pki.files.frontProxyClientKey}`,
+            ]
+          : []),
         '--enable-aggregator-routing=false',
         '--endpoint-reconciler-type=none',
         '--watch-cache=true',
