@@ -8,8 +8,8 @@
 // certificate-authority(-data), tls-server-name, insecure-skip-tls-verify, and for the user
 // client-certificate(-data)/client-key(-data), token, tokenFile, username/password, or an exec
 // plugin (client.authentication.k8s.io ExecCredential, cached until it expires). Paths in a
-// kubeconfig are relative to the file. The legacy auth-provider plugins (gcp, azure, oidc) are
-// refused with a message saying to use their exec replacement.
+// kubeconfig are relative to the file. The legacy auth-provider plugins (gcp, azure, oidc) and
+// proxy-url are refused with a message saying so, never silently ignored.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -125,6 +125,7 @@ export class KubeClient {
     const user = doc.users?.find((u) => u.name === context.user)?.user ?? {};
     const rel = (p: string) => (isAbsolute(p) ? p : join(dirname(file), p));
     const material = (data: string | undefined, path: string | undefined) => (data ? Buffer.from(data, 'base64').toString('utf8') : path ? readFileSync(rel(path), 'utf8') : undefined);
+    if (cluster['proxy-url']) throw fail(`proxy-url is not supported; reach ${cluster.server} directly (or unset the proxy for it)`);
     if (user['auth-provider']) throw fail(`the auth-provider "${user['auth-provider'].name}" plugin is not supported; use its exec credential plugin instead (for example gke-gcloud-auth-plugin or kubelogin)`);
     const tls: Tls = {
       ...optional('ca', material(cluster['certificate-authority-data'], cluster['certificate-authority'])),
@@ -347,7 +348,7 @@ interface Kubeconfig {
   contexts?: { name: string; context: { cluster: string; user: string; namespace?: string } }[];
   clusters?: {
     name: string;
-    cluster: { server: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string; 'tls-server-name'?: string; 'insecure-skip-tls-verify'?: boolean };
+    cluster: { server: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string; 'tls-server-name'?: string; 'insecure-skip-tls-verify'?: boolean; 'proxy-url'?: string };
   }[];
   users?: {
     name: string;

@@ -104,6 +104,8 @@ t.test('failures in Kubernetes\' words; what is not supported is refused clearly
 
   const legacy = await kubeconfig('legacy', { 'auth-provider': { name: 'gcp' } });
   t.throws(() => KubeClient.fromKubeconfig(legacy), /the auth-provider "gcp" plugin is not supported; use its exec credential plugin instead/);
+  const proxied = await kubeconfig('proxied', { token: robotToken }, { 'proxy-url': 'http://proxy.example:3128' });
+  t.throws(() => KubeClient.fromKubeconfig(proxied), /proxy-url is not supported; reach https:\/\/127\.0\.0\.1:\d+ directly/);
   const noContext = join(dir, 'empty.kubeconfig');
   await writeFile(noContext, 'apiVersion: v1\nkind: Config\n');
   t.throws(() => KubeClient.fromKubeconfig(noContext), /kubeconfig .*empty\.kubeconfig: no current-context/);
