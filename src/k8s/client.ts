@@ -88,8 +88,6 @@ export class KubeClient {
     readonly server: string,
     private readonly tls: Tls,
     private readonly credentials: Credentials,
-    /** Where the configuration came from, for messages. */
-    readonly source: string,
   ) {
     this.agentKey = '';
     this.agent = this.newAgent(tls);
@@ -110,7 +108,7 @@ export class KubeClient {
     const port = env.KUBERNETES_SERVICE_PORT ?? '443';
     const server = `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
     const ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
-    return new KubeClient(server, { ca }, tokenFileCredentials(join(dir, 'token')), 'in-cluster service account');
+    return new KubeClient(server, { ca }, tokenFileCredentials(join(dir, 'token')));
   }
 
   static fromKubeconfig(file: string): KubeClient {
@@ -140,7 +138,7 @@ export class KubeClient {
     else if (user.tokenFile) credentials = tokenFileCredentials(rel(user.tokenFile));
     else if (user.username !== undefined) credentials = staticAuthorization(`Basic ${Buffer.from(`${user.username}:${user.password ?? ''}`).toString('base64')}`);
     else credentials = staticAuthorization(undefined);
-    return new KubeClient(cluster.server.replace(/\/+$/, ''), tls, credentials, `kubeconfig ${file}`);
+    return new KubeClient(cluster.server.replace(/\/+$/, ''), tls, credentials);
   }
 
   get<T>(path: string, o: Omit<RequestOptions, 'body'> = {}): Promise<T> {
