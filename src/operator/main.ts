@@ -25,6 +25,8 @@ import { EventRecorder } from '../k8s/events.js';
 import type { ScaledObjectStore } from './scaledobjects/types.js';
 import { ClusterScaledObjectStore } from './scaledobjects/cluster-store.js';
 import { ScaledObjectController } from './scaling/controller.js';
+import { ScaledJobController } from './scaledjobs/controller.js';
+import { ScaleTargets, workloadsOf } from './scaling/scale-targets.js';
 import { Leadership } from './leadership.js';
 import { ServiceAccountTokens } from '../k8s/service-account-tokens.js';
 
@@ -72,7 +74,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
     config.serviceAccountTokens && kc
       ? new ServiceAccountTokens(kc, { ...config.serviceAccountTokens, log, metrics: { requestFinished: (outcome) => scalingMetrics.tokenRequests.inc({ outcome }) } })
       : undefined;
-  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}) });
+  const targets = kc && clusterStore ? new ScaleTargets(kc, { log, watchNamespace: config.watchNamespace }) : undefined;
+  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}), ...(targets ? { workloads: workloadsOf(targets) } : {}) });
   const mirror = new MetricsMirror(config.scalerTimeoutMs);
   engine.onPoll((report) => {
     scalingMetrics.observePoll(report);
@@ -85,11 +88,12 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   });
   await store.start();
   const controller =
-    kc && clusterStore
+    kc && clusterStore && targets
       ? new ScaledObjectController({
           client: kc,
           store: clusterStore,
           engine,
+          targets,
           events: new EventRecorder(kc, 'keda-operator', log),
           log,
           metrics: scalingMetrics,
@@ -98,9 +102,28 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
         })
       : undefined;
   await controller?.start();
-  if (controller && leadership) {
-    leadership.onChange((leading) => controller.setLeading(leading));
-    controller.setLeading(leadership.isLeader);
+  const jobs =
+    kc && clusterStore
+      ? new ScaledJobController({
+          client: kc,
+          auth: clusterStore,
+          engine: { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, ...(tokens ? { tokens } : {}) },
+          events: new EventRecorder(kc, 'keda-operator', log),
+          log,
+          metrics: scalingMetrics,
+          watchNamespace: config.watchNamespace,
+        })
+      : undefined;
+  // Not awaited: a cluster without the ScaledJob CRD still gets its ScaledObjects served (the
+  // watch keeps retrying, and says so, until the CRD is there).
+  void jobs?.start().then(
+    () => log.info('ScaledJobs watched'),
+    (err: unknown) => log.debug({ reason: (err as Error).message }, 'ScaledJob watches ended before their first list'),
+  );
+  for (const c of [controller, jobs]) {
+    if (!c || !leadership) continue;
+    leadership.onChange((leading) => c.setLeading(leading));
+    c.setLeading(leadership.isLeader);
   }
 
   const channel = await startChannelServer({
@@ -136,7 +159,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       await Promise.all([channel.shutdown(config.shutdownGracePeriodMs), webhooks?.close(config.shutdownGracePeriodMs)]);
       await stopMetricsServer(metricsServer);
       await leadership?.stop();
-      await controller?.close();
+      await Promise.all([controller?.close(), jobs?.close()]);
       engine.close();
       await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close(), tokens?.close()]);
       await kc?.close();

@@ -17,7 +17,9 @@ import { createScaler } from './scalers/index.js';
 import { ScalerError, type Scaler } from './scalers/scaler.js';
 import { resolveAuth, type TokenSource } from './scaledobjects/resolve-auth.js';
 import type { AuthLookup, AuthenticationRef, ScaledObject, ScaledObjectStore, Trigger } from './scaledobjects/types.js';
-import { dependencyKey } from './scaledobjects/types.js';
+import { COMPOSITE_METRIC_NAME, dependencyKey } from './scaledobjects/types.js';
+import { compileFormula, type Formula } from './scaledobjects/formula.js';
+import { formulaNames } from './scaledobjects/manifest.js';
 
 /** One trigger as the HPA and the status see it. */
 export interface TriggerReport {
@@ -34,9 +36,11 @@ export interface TriggerReport {
   /** The last poll's value, and whether it makes the workload needed. */
   value?: number;
   active?: boolean;
-  /** The last poll's failure, and how many polls in a row failed. */
+  /** The last read's failure, and how many reads (polls and queries) in a row failed. */
   error?: string;
   failures: number;
+  /** Failed more than spec.fallback.failureThreshold times in a row: its metric is answered with the fallback. */
+  fallback: boolean;
 }
 
 export interface PollReport {
@@ -46,8 +50,10 @@ export interface PollReport {
   /** Seconds between polls. */
   pollingInterval: number;
   triggers: TriggerReport[];
-  /** Any trigger active. Triggers that failed count as not active. */
+  /** Any trigger active (with scalingModifiers: the formula's value above activationTarget). Triggers that failed count as not active. */
   active: boolean;
+  /** With scalingModifiers: the formula's value over this poll's values, or why there is none. */
+  composite?: { value: number } | { error: string };
   at: Date;
 }
 
@@ -59,6 +65,14 @@ export interface MetricsEngineOptions {
   tokens?: TokenSource;
   /** Poll every object per its pollingInterval (the operator does; tests of queries alone may not). */
   poll?: boolean;
+  /** The workloads' replica counts (a cluster); without them only the static fallback of AverageValue metrics is answered. */
+  workloads?: Workloads;
+}
+
+/** A ScaledObject's workload as the fallback needs it; undefined when it cannot be read. */
+export interface Workloads {
+  replicas(so: ScaledObject): Promise<number | undefined>;
+  readyReplicas(so: ScaledObject): Promise<number | undefined>;
 }
 
 interface TriggerState {
@@ -71,6 +85,8 @@ interface TriggerState {
   failures: number;
   /** Rebuild before the next use (scaler failed). */
   stale: boolean;
+  /** The fallback value was last answered for it (to log when that starts and stops). */
+  fallingBack?: boolean;
 }
 
 interface ObjectState {
@@ -85,9 +101,15 @@ interface ObjectState {
   timer: NodeJS.Timeout | undefined;
   polling: Promise<PollReport> | undefined;
   report: PollReport | undefined;
+  /** advanced.scalingModifiers' formula, compiled (the webhook and the store checked it). */
+  formula?: Formula;
 }
 
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+
+function metricList(metricName: string, value: number): ExternalMetricValueList {
+  return { metadata: {}, items: [{ metricName, metricLabels: {}, timestamp: toWireTime(new Date()), value: { string: formatQuantity(quantityFromNumber(value)) } }] };
+}
 
 export class MetricsEngine implements MetricsHandler {
   private readonly objects = new Map<string, ObjectState>();
@@ -119,6 +141,7 @@ export class MetricsEngine implements MetricsHandler {
     const so = this.store.get(ref.namespace, ref.name);
     if (!so) throw new ChannelError(status.NOT_FOUND, `scaledobject ${ref.namespace}/${ref.name} not found`);
     const state = await this.ready(so);
+    if (ref.metricName === COMPOSITE_METRIC_NAME && state.formula) return metricList(ref.metricName, await this.composite(state, signal));
     const t = state.triggers.find((x) => (x.scaler ? x.scaler.metricName === ref.metricName : ref.metricName.startsWith(`s${x.index}-`)));
     if (!t) {
       const names = state.triggers.map((x) => x.scaler?.metricName ?? `s${x.index}-*`).join(', ');
@@ -130,19 +153,68 @@ export class MetricsEngine implements MetricsHandler {
       value = t.last.value;
     } else {
       const read = await this.read(state, t, signal);
-      if ('error' in read) throw new ChannelError(status.UNKNOWN, read.error);
-      value = read.value;
+      if ('error' in read) {
+        const fallback = await this.fallbackValue(state, t, read.error, t.scaler.targetValue, t.trigger.metricType === 'Value' ? 'Value' : 'AverageValue');
+        if (fallback === undefined) throw new ChannelError(status.UNKNOWN, read.error);
+        value = fallback;
+      } else value = read.value;
     }
-    return {
-      metadata: {},
-      items: [{ metricName: ref.metricName, metricLabels: {}, timestamp: toWireTime(new Date()), value: { string: formatQuantity(quantityFromNumber(value)) } }],
-    };
+    return metricList(ref.metricName, value);
+  }
+
+  /**
+   * KEDA's composite metric: every trigger's value (from the last poll for useCachedMetrics
+   * triggers, else read now), named by trigger name, through the formula. A trigger that fails
+   * fails the formula, unless it is past the fallback threshold: then the fallback answers for the
+   * composite metric, against scalingModifiers' target.
+   */
+  private async composite(state: ObjectState, signal: AbortSignal): Promise<number> {
+    const values: Record<string, number> = {};
+    const failed: { t: TriggerState; error: string }[] = [];
+    await Promise.all(
+      state.triggers.map(async (t) => {
+        if (!t.scaler) {
+          failed.push({ t, error: t.buildError ?? `trigger ${t.index}: scaler not built` });
+          return;
+        }
+        const read: { value: number } | { error: string } = t.trigger.useCachedMetrics && t.last && !t.error ? { value: t.last.value } : await this.read(state, t, signal);
+        if ('error' in read) failed.push({ t, error: read.error });
+        else if (t.trigger.name !== undefined) values[t.trigger.name] = read.value;
+      }),
+    );
+    if (failed.length > 0) {
+      const modifiers = state.so.spec.advanced!.scalingModifiers!;
+      for (const { t, error } of failed) {
+        const fallback = await this.fallbackValue(state, t, error, modifiers.target, modifiers.metricType);
+        if (fallback !== undefined) return fallback;
+      }
+      throw new ChannelError(status.UNKNOWN, failed.map((f) => f.error).join('; '));
+    }
+    try {
+      return state.formula!.evaluate(values);
+    } catch (err) {
+      throw new ChannelError(status.UNKNOWN, `scalingModifiers formula: ${(err as Error).message}`);
+    }
+  }
+
+  /** The formula over the last poll's values, for activity (no upstream is asked). */
+  private compositeOfLastValues(state: ObjectState): { value: number } | { error: string } {
+    const values: Record<string, number> = {};
+    for (const t of state.triggers) {
+      if (t.error !== undefined || !t.last) return { error: t.error ?? t.buildError ?? `trigger ${t.index}: no value yet` };
+      if (t.trigger.name !== undefined) values[t.trigger.name] = t.last.value;
+    }
+    try {
+      return { value: state.formula!.evaluate(values) };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
   }
 
   /** Builds (if needed, and again where a build failed) and describes an object's triggers, without asking any upstream. */
   async describe(so: ScaledObject): Promise<TriggerReport[]> {
     const state = await this.ready(so, true);
-    return state.triggers.map((t) => this.triggerReport(t));
+    return state.triggers.map((t) => this.triggerReport(t, state.so));
   }
 
   /** The objects (`namespace/name`) whose scalers were built from this dependency (see dependencyKey). */
@@ -213,7 +285,7 @@ export class MetricsEngine implements MetricsHandler {
     const triggers = await Promise.all(
       so.spec.triggers.map(async (trigger, index): Promise<TriggerState> => {
         const old = sameSpec ? state.triggers[index] : undefined;
-        const next: TriggerState = { trigger, index, failures: old?.failures ?? 0, stale: false, ...(old?.last ? { last: old.last } : {}), ...(old?.error ? { error: old.error } : {}) };
+        const next: TriggerState = { trigger, index, failures: old?.failures ?? 0, stale: false, ...(old?.last ? { last: old.last } : {}), ...(old?.error ? { error: old.error } : {}), ...(old?.fallingBack ? { fallingBack: true } : {}) };
         try {
           const auth = trigger.authenticationRef ? await resolveAuth(recorded, this.opts.tokens, so.namespace, trigger.authenticationRef) : { params: {} };
           if (auth.refreshAt !== undefined) refreshAt = Math.min(refreshAt, auth.refreshAt);
@@ -226,6 +298,7 @@ export class MetricsEngine implements MetricsHandler {
         if (!sameSpec || next.scaler?.metricName !== old?.scaler?.metricName) {
           delete next.last;
           delete next.error;
+          delete next.fallingBack;
           next.failures = 0;
         }
         return next;
@@ -238,7 +311,8 @@ export class MetricsEngine implements MetricsHandler {
     }
     const intervalChanged = state.so.spec.pollingInterval !== so.spec.pollingInterval;
     this.index(state.key, state.deps, deps);
-    Object.assign(state, { so, deps, triggers, refreshAt });
+    const modifiers = so.spec.advanced?.scalingModifiers;
+    Object.assign(state, { so, deps, triggers, refreshAt, formula: modifiers ? compileFormula(modifiers.formula, formulaNames(so.spec.triggers)) : undefined });
     if (intervalChanged) this.schedule(state);
   }
 
@@ -251,6 +325,10 @@ export class MetricsEngine implements MetricsHandler {
       t.last = { value, at: Date.now() };
       delete t.error;
       t.failures = 0;
+      if (t.fallingBack) {
+        t.fallingBack = false;
+        this.log.info({ scaledObject: state.key, metric: scaler.metricName }, 'trigger recovered: fallback over');
+      }
       return { value };
     } catch (err) {
       const error = err instanceof ScalerError ? err.message : `scaler failed: ${(err as Error).message}`;
@@ -265,8 +343,50 @@ export class MetricsEngine implements MetricsHandler {
     }
   }
 
-  private triggerReport(t: TriggerState): TriggerReport {
-    const r: TriggerReport = { index: t.index, type: t.trigger.type, metricType: t.trigger.metricType ?? 'AverageValue', cached: t.trigger.useCachedMetrics === true, failures: t.failures };
+  /**
+   * KEDA's fallback: the value that makes the HPA settle on the fallback replica count, once the
+   * trigger failed more than failureThreshold times in a row. An AverageValue metric is
+   * replicas x target (the HPA divides by the target); a Value metric is divided by the ready
+   * replicas as well (the HPA multiplies by them), so it needs at least one ready replica.
+   */
+  private async fallbackValue(state: ObjectState, t: TriggerState, error: string, target: number, metricType: 'AverageValue' | 'Value'): Promise<number | undefined> {
+    const fb = state.so.spec.fallback;
+    if (!fb || !t.scaler || t.failures <= fb.failureThreshold) return undefined;
+    const why = (reason: string) => {
+      this.log.warn({ scaledObject: state.key, metric: t.scaler!.metricName, reason }, 'fallback not possible');
+      return undefined;
+    };
+    let replicas = fb.replicas;
+    if (fb.behavior !== 'static') {
+      const current = await this.opts.workloads?.replicas(state.so).catch(() => undefined);
+      if (current === undefined) return why(`fallback.behavior ${fb.behavior} needs the workload's current replica count, which cannot be read`);
+      replicas =
+        fb.behavior === 'currentReplicas' ? current
+        : fb.behavior === 'currentReplicasIfHigher' ? Math.max(current, fb.replicas)
+        : Math.min(current, fb.replicas);
+    }
+    if (metricType === 'Value') {
+      const ready = await this.opts.workloads?.readyReplicas(state.so).catch(() => undefined);
+      if (!ready) return why('a Value metric falls back only while the workload has ready replicas (status.readyReplicas)');
+      replicas /= ready;
+    }
+    if (!t.fallingBack) {
+      t.fallingBack = true;
+      this.log.warn({ scaledObject: state.key, metric: t.scaler.metricName, failures: t.failures, behavior: fb.behavior, replicas, reason: error }, 'trigger failing: answering with the fallback');
+    }
+    return replicas * target;
+  }
+
+  private triggerReport(t: TriggerState, so: ScaledObject): TriggerReport {
+    const threshold = so.spec.fallback?.failureThreshold;
+    const r: TriggerReport = {
+      index: t.index,
+      type: t.trigger.type,
+      metricType: t.trigger.metricType ?? 'AverageValue',
+      cached: t.trigger.useCachedMetrics === true,
+      failures: t.failures,
+      fallback: t.scaler !== undefined && threshold !== undefined && t.failures > threshold,
+    };
     if (t.scaler) {
       r.metricName = t.scaler.metricName;
       r.targetValue = t.scaler.targetValue;
@@ -290,14 +410,17 @@ export class MetricsEngine implements MetricsHandler {
       const state = await this.ready(so);
       const signal = AbortSignal.timeout(this.opts.scalerTimeoutMs + 1000);
       await Promise.all(state.triggers.filter((t) => t.scaler).map((t) => this.read(state, t, signal)));
-      const triggers = state.triggers.map((t) => this.triggerReport(t));
+      const triggers = state.triggers.map((t) => this.triggerReport(t, state.so));
+      const modifiers = state.so.spec.advanced?.scalingModifiers;
+      const composite = modifiers ? this.compositeOfLastValues(state) : undefined;
       const report: PollReport = {
         namespace: so.namespace,
         name: so.name,
         generation: state.so.generation,
         pollingInterval: state.so.spec.pollingInterval,
         triggers,
-        active: triggers.some((t) => t.error === undefined && t.active === true),
+        active: modifiers ? composite !== undefined && 'value' in composite && composite.value > modifiers.activationTarget : triggers.some((t) => t.error === undefined && t.active === true),
+        ...(composite ? { composite } : {}),
         at: new Date(),
       };
       state.report = report;

@@ -48,7 +48,7 @@ const poll = (name: string, triggers: { metricName: string; value?: number; erro
     pollingInterval,
     at: new Date(),
     active: true,
-    triggers: triggers.map((x, index) => ({ index, type: 'metrics-api', metricType: 'AverageValue', cached: x.cached ?? true, failures: 0, metricName: x.metricName, ...(x.value !== undefined ? { value: x.value } : {}), ...(x.error ? { error: x.error } : {}) })),
+    triggers: triggers.map((x, index) => ({ index, type: 'metrics-api', metricType: 'AverageValue', cached: x.cached ?? true, failures: 0, fallback: false, metricName: x.metricName, ...(x.value !== undefined ? { value: x.value } : {}), ...(x.error ? { error: x.error } : {}) })),
   } satisfies PollReport);
 poll('web', [{ metricName: 's0-metric-api-queue', value: 42 }]);
 

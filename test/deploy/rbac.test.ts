@@ -59,7 +59,7 @@ t.test('the operator scales with read access to KEDA objects, status patches, it
   t.match(docs.find((d) => d.kind === 'ClusterRoleBinding' && d.roleRef?.name === 'keda-ts-operator-scaling')?.subjects, [operatorSa]);
   const rules = docs.find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'keda-ts-operator-scaling')?.rules ?? [];
   const verbsOn = (group: string, resource: string) => rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) => r.verbs).sort();
-  t.strictSame(verbsOn('keda.sh', 'scaledobjects'), ['get', 'list', 'watch'], 'ScaledObjects are read, never written');
+  t.strictSame(verbsOn('keda.sh', 'scaledobjects'), ['get', 'list', 'patch', 'watch'], 'ScaledObjects are read, and patched only for the finalizer (metadata.finalizers)');
   t.strictSame(verbsOn('keda.sh', 'triggerauthentications'), ['get', 'list', 'watch']);
   t.strictSame(verbsOn('keda.sh', 'clustertriggerauthentications'), ['get', 'list', 'watch']);
   t.strictSame(verbsOn('keda.sh', 'scaledobjects/status'), ['patch'], 'only the status is written');

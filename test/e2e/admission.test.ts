@@ -76,7 +76,7 @@ t.test('the webhook configuration of deploy/base gets its caBundle from the oper
   t.ok(shipped.webhooks.every((w) => w.clientConfig.caBundle === undefined), 'shipped without a caBundle');
   t.strictSame(
     (await webhooks()).map((w) => w.name),
-    ['vscaledobject.keda.sh', 'vstriggerauthentication.keda.sh', 'vsclustertriggerauthentication.keda.sh'],
+    ['vscaledobject.keda.sh', 'vstriggerauthentication.keda.sh', 'vsclustertriggerauthentication.keda.sh', 'vscaledjob.keda.sh'],
   );
   const ca = new X509Certificate(pki.ca.cert).fingerprint256;
   await eventually(
@@ -114,6 +114,20 @@ t.test('invalid ScaledObjects are refused with the reason', async (t) => {
   t.match(bounds.stderr, /admission webhook "vscaledobject\.keda\.sh" denied the request: .*spec\.minReplicaCount.*must not be greater than spec\.maxReplicaCount \(2\)/);
   t.notOk(await so('inverted'));
 
+  const formula = await apply(scaledObject('shop', 'formula', { scaleTargetRef: { name: 'api' }, advanced: { scalingModifiers: { formula: 'queue * (2 +', target: '5' } }, triggers: [{ ...trigger(), name: 'queue' }] }));
+  t.not(formula.code, 0);
+  t.match(formula.stderr, /denied the request: .*spec\.advanced\.scalingModifiers\.formula is invalid: unexpected the end of the formula \(1:13\)/, 'a bad formula, with the position');
+  t.notOk(await so('formula'));
+
+  const job = await apply({
+    apiVersion: 'keda.sh/v1alpha1',
+    kind: 'ScaledJob',
+    metadata: { name: 'greedy', namespace: 'shop' },
+    spec: { jobTargetRef: { template: { spec: { containers: [{ name: 'c', image: 'x' }] } } }, scalingStrategy: { strategy: 'greedy' }, triggers: [trigger()] },
+  });
+  t.not(job.code, 0);
+  t.match(job.stderr, /admission webhook "vscaledjob\.keda\.sh" denied the request: .*spec\.scalingStrategy\.strategy must be one of default, custom, accurate, eager/, 'ScaledJobs are checked too');
+
   // The CRD's schema comes first: a wrong type never reaches the webhook.
   const typed = await apply(scaledObject('shop', 'typed', { scaleTargetRef: { name: 'api' }, maxReplicaCount: 'ten', triggers: [trigger()] }));
   t.not(typed.code, 0);
@@ -142,10 +156,10 @@ t.test('edits of a ScaledObject are accepted; another workload is free; the matc
 });
 
 t.test('unsupported fields are accepted, and kubectl prints the warning', async (t) => {
-  const fallback = await apply(scaledObject('shop', 'with-fallback', { scaleTargetRef: { name: 'with-fallback-target' }, fallback: { failureThreshold: 3, replicas: 2 }, triggers: [trigger()] }));
-  t.equal(fallback.code, 0, fallback.stderr);
-  t.match(fallback.stderr, /^Warning: spec\.fallback is not supported: /m);
-  t.ok(await so('with-fallback'));
+  const fromEnv = await apply(scaledObject('shop', 'from-env', { scaleTargetRef: { name: 'from-env-target', envSourceContainerName: 'app' }, triggers: [trigger()] }));
+  t.equal(fromEnv.code, 0, fromEnv.stderr);
+  t.match(fromEnv.stderr, /^Warning: spec\.scaleTargetRef\.envSourceContainerName is not supported: /m);
+  t.ok(await so('from-env'));
 });
 
 t.test('with the operator gone, writes of ScaledObjects fail closed; finalizers can still be removed', async (t) => {

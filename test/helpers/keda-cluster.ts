@@ -3,10 +3,13 @@
 // deploy/'s RBAC is what they get), and the Services kube-apiserver dials (the APIService's and the
 // webhooks') turned into ExternalName `localhost` Services on the local servers' ports.
 import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { startTestAdapter, type TestAdapter } from './adapter.js';
 import type { ControlPlane } from './envtest.js';
+import { startTestOperator, type TestOperator } from './operator.js';
 import type { Kube, Obj } from './kube.js';
 import { eventually } from './loop.js';
 import { repoRoot } from './repo.js';
@@ -150,4 +153,44 @@ export async function startAggregatedAdapter(kube: Kube, o: { certDir: string; o
     await adapter.shutdown();
     throw err;
   }
+}
+
+/**
+ * The operator as most cluster tests run it: its ServiceAccount's kubeconfig, certificates from
+ * `certDir` (no rotation), no leader election, no webhook; the APIService's caBundle patched only
+ * when an adapter is registered behind it. Stopped with the test.
+ */
+export async function startClusterOperator(t: { teardown(fn: () => unknown): void }, cp: ControlPlane, certDir: string, o: { apiServicePatching?: boolean } = {}): Promise<TestOperator> {
+  const operator = await startTestOperator([
+    `--kubeconfig=${(await componentKubeconfigs(cp)).operator}`,
+    '--namespace=keda',
+    `--cert-dir=${certDir}`,
+    '--enable-cert-rotation=false',
+    `--enable-apiservice-patching=${o.apiServicePatching === true}`,
+    '--enable-webhook-patching=false',
+    '--leader-elect=false',
+    '--webhook-port=0',
+  ]);
+  t.teardown(() => operator.shutdown());
+  return operator;
+}
+
+/** An external metric read through kube-apiserver's aggregator, as the HPA controller reads it: the first item's value, or the failure. */
+export async function externalMetric(cp: ControlPlane, namespace: string, metric: string, scaledObject: string): Promise<{ code: number | null; value?: string; stderr: string }> {
+  const path = `/apis/external.metrics.k8s.io/v1beta1/namespaces/${namespace}/${metric}?labelSelector=${encodeURIComponent(`scaledobject.keda.sh/name=${scaledObject}`)}`;
+  const r = await kubectl([`--kubeconfig=${cp.adminKubeconfig}`, 'get', '--raw', path]);
+  return { code: r.code, stderr: r.stderr, ...(r.code === 0 ? { value: (JSON.parse(r.stdout) as { items: { value: string }[] }).items[0]?.value } : {}) };
+}
+
+/** A plain HTTP upstream answering JSON from `respond(path)` (a status other than 200 with it, if given); closed with the test. Resolves to its base URL. */
+export async function jsonUpstream(t: { teardown(fn: () => unknown): void }, respond: (path: string) => { status?: number; body: unknown }): Promise<string> {
+  const server = createServer((req, res) => {
+    const { status = 200, body } = respond(req.url ?? '');
+    res.statusCode = status;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(body));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }

@@ -106,7 +106,7 @@ t.test('rotation on: fresh install, renewal and a full CA rollover under load, o
   const firstCa = unb64(created.data!['ca.crt']);
   const firstCaKey = unb64(created.data!['ca.key']);
   await eventually('caBundles injected', async () => ((await allBundles(firstCa)) ? true : undefined));
-  t.equal((await webhooks()).length, 3, 'deploy/ has three webhooks, all injected');
+  t.equal((await webhooks()).length, 4, 'deploy/ has four webhooks, all injected');
   t.notOk((await apiService()).spec.insecureSkipTLSVerify, 'never insecureSkipTLSVerify');
   t.equal(counter(await metricsOf(operator), 'certificate_rotations_total', 'kind="create"'), 1);
   t.match(await metricsOf(operator), /leader_election_is_leader\{component="operator"\} 1/);

@@ -10,10 +10,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startControlPlane } from '../helpers/envtest.js';
-import { componentKubeconfigs, installDeploy, kubectlApply, startAggregatedAdapter } from '../helpers/keda-cluster.js';
+import { componentKubeconfigs, installDeploy, kubectlApply, startAggregatedAdapter, startClusterOperator } from '../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, replicasOf, scaledObject, secret, type Obj } from '../helpers/kube.js';
 import { createTestPki } from '../helpers/pki.js';
-import { startTestOperator } from '../helpers/operator.js';
 import { eventually } from '../helpers/loop.js';
 import { kubectl } from '../helpers/tools.js';
 
@@ -42,17 +41,7 @@ t.comment(`control plane up in ${Math.round(cp.startup.totalMs)} ms`);
 const kube = new Kube(cp.adminKubeconfig);
 await installDeploy(cp, root, ['crds', 'rbac', 'apiservice']);
 const kc = await componentKubeconfigs(cp);
-const operator = await startTestOperator([
-  `--kubeconfig=${kc.operator}`,
-  '--namespace=keda',
-  `--cert-dir=${pki.dir}`,
-  '--enable-cert-rotation=false',
-  '--enable-apiservice-patching=true',
-  '--enable-webhook-patching=false',
-  '--leader-elect=false',
-  '--webhook-port=0',
-]);
-t.teardown(() => operator.shutdown());
+const operator = await startClusterOperator(t, cp, pki.dir, { apiServicePatching: true });
 const { adapter } = await startAggregatedAdapter(kube, { certDir: pki.dir, operatorPort: operator.grpcPort, adapterKubeconfig: kc.adapter });
 t.teardown(() => adapter.shutdown());
 

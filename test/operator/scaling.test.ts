@@ -236,10 +236,10 @@ t.test('invalid, unsupported and conflicting objects are reported in status', as
   t.match((await condition('unknown-type', 'Ready'))?.message, /unsupported trigger type "kafka"/);
   t.notOk(await hpa('keda-hpa-unknown-type'), 'no HPA without a single usable trigger');
 
-  await apply(shop('fallback', { scaleTargetRef: { name: 'web' }, fallback: { failureThreshold: 3, replicas: 2 }, triggers: [metricsApiTrigger()] }));
-  await eventually('unsupported field reported', async () => ((await condition('fallback', 'FullySupported'))?.status === 'False' ? true : undefined));
-  t.match((await condition('fallback', 'FullySupported'))?.message, /spec\.fallback is not supported/);
-  t.ok(await eventually('still served', () => hpa('keda-hpa-fallback')), 'an unsupported field does not stop the rest');
+  await apply(shop('from-env', { scaleTargetRef: { name: 'web', envSourceContainerName: 'app' }, triggers: [metricsApiTrigger()] }));
+  await eventually('unsupported field reported', async () => ((await condition('from-env', 'FullySupported'))?.status === 'False' ? true : undefined));
+  t.match((await condition('from-env', 'FullySupported'))?.message, /spec\.scaleTargetRef\.envSourceContainerName is not supported/);
+  t.ok(await eventually('still served', () => hpa('keda-hpa-from-env')), 'an unsupported field does not stop the rest');
 
   await apply(shop('missing-target', { scaleTargetRef: { name: 'nope' }, triggers: [metricsApiTrigger()] }));
   await eventually('missing target reported', async () => ((await condition('missing-target', 'Ready'))?.reason === 'ScaleTargetNotFound' ? true : undefined));
@@ -252,8 +252,8 @@ t.test('invalid, unsupported and conflicting objects are reported in status', as
   // Fixing an object clears its condition.
   await kube.mergePatch('keda.sh/v1alpha1', 'ScaledObject', 'shop', 'bad-bounds', { spec: { minReplicaCount: 1 } });
   await eventually('fixed', async () => ((await condition('bad-bounds', 'Ready'))?.status === 'True' ? true : undefined));
-  for (const name of ['bad-bounds', 'unknown-type', 'fallback', 'missing-target', 'taken']) await kube.delete('keda.sh/v1alpha1', 'ScaledObject', 'shop', name);
-  await eventually('cleaned up', async () => ((await hpa('keda-hpa-bad-bounds')) || (await hpa('keda-hpa-fallback')) ? undefined : true));
+  for (const name of ['bad-bounds', 'unknown-type', 'from-env', 'missing-target', 'taken']) await kube.delete('keda.sh/v1alpha1', 'ScaledObject', 'shop', name);
+  await eventually('cleaned up', async () => ((await hpa('keda-hpa-bad-bounds')) || (await hpa('keda-hpa-from-env')) ? undefined : true));
   t.ok(await hpa('keda-hpa-taken'), 'the foreign HPA survives the deletion of the ScaledObject that wanted its name');
 });
 

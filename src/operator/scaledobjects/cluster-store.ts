@@ -181,7 +181,7 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
     const record: ScaledObjectRecord = { namespace, name, uid, generation, raw: obj };
     try {
       const m = scaledObjectFromApi(obj);
-      record.object = Object.freeze({ namespace, name, uid, generation, spec: m.spec, unsupported: m.unsupported });
+      record.object = Object.freeze({ namespace, name, uid, generation, spec: m.spec, ...(m.pause ? { pause: m.pause } : {}), unsupported: m.unsupported });
     } catch (err) {
       record.error = (err as Error).message;
       this.opts.log.warn({ scaledObject: key, reason: record.error }, 'invalid ScaledObject: not served');
@@ -245,5 +245,5 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
 
 function metaOf(obj: KubeObject): unknown {
   const m = obj.metadata ?? {};
-  return [m.labels, m.annotations, m.deletionTimestamp];
+  return [m.labels, m.annotations, m.deletionTimestamp, m.finalizers];
 }

@@ -3,11 +3,12 @@
 // webhook. Every error names the object and the field, never a secret value.
 import { isScalar, type Document } from 'yaml';
 import { isDns1123Label, isDns1123Subdomain } from '../../k8s/names.js';
-import type { AuthSpec, AuthenticationRef, BoundServiceAccountTokenRef, ScaleTargetRef, ScaledObject, SecretTargetRef, Trigger } from './types.js';
+import { compileFormula, FormulaError } from './formula.js';
+import { FALLBACK_BEHAVIORS, type ScalingModifiers, type AuthSpec, type AuthenticationRef, type BoundServiceAccountTokenRef, type Fallback, type Pause, type ScaleTargetRef, type ScaledObject, type SecretTargetRef, type Trigger } from './types.js';
 
 export const KEDA_API_VERSION = 'keda.sh/v1alpha1';
 
-export const SCALED_OBJECT_DEFAULTS = Object.freeze({ pollingInterval: 30, cooldownPeriod: 300, minReplicaCount: 0, maxReplicaCount: 100 });
+export const SCALED_OBJECT_DEFAULTS = Object.freeze({ pollingInterval: 30, cooldownPeriod: 300, initialCooldownPeriod: 0, minReplicaCount: 0, maxReplicaCount: 100 });
 
 type Obj = Record<string, unknown>;
 export type Path = (string | number)[];
@@ -20,7 +21,7 @@ const AUTH_KINDS = ['TriggerAuthentication', 'ClusterTriggerAuthentication'] as 
 const INT32_MAX = 2 ** 31 - 1;
 
 /** A value quoted in a message, for fields that are never secret (kinds, enum values, names). */
-const quote = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v) : typeof v);
+export const quote = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v) : typeof v);
 
 /** What is wrong with an object: where it is, which field, never a secret value. */
 export class ManifestError extends Error {
@@ -134,26 +135,44 @@ export function readMetadata(r: ObjectReader, raw: Obj, kind: string, namespaced
   return { namespace, name };
 }
 
+export const PAUSE_ANNOTATIONS = {
+  replicas: 'autoscaling.keda.sh/paused-replicas',
+  paused: 'autoscaling.keda.sh/paused',
+  scaleIn: 'autoscaling.keda.sh/paused-scale-in',
+  scaleOut: 'autoscaling.keda.sh/paused-scale-out',
+} as const;
+
+/** KEDA's pause annotations; undefined when none is set (or all say "false"). */
+function readPause(r: ObjectReader, raw: Obj): Pause | undefined {
+  const annotations = (isObj(raw.metadata) && isObj(raw.metadata.annotations) ? raw.metadata.annotations : {}) as Record<string, unknown>;
+  const flag = (key: string) => {
+    const v = annotations[key];
+    if (v === undefined) return false;
+    if (v !== 'true' && v !== 'false') r.fail(`metadata.annotations[${key}]`, `must be "true" or "false" (got ${quote(String(v))})`);
+    return v === 'true';
+  };
+  let replicas: number | undefined;
+  const rawReplicas = annotations[PAUSE_ANNOTATIONS.replicas];
+  if (rawReplicas !== undefined) {
+    if (typeof rawReplicas !== 'string' || !/^\d+$/.test(rawReplicas) || Number(rawReplicas) > INT32_MAX) r.fail(`metadata.annotations[${PAUSE_ANNOTATIONS.replicas}]`, `must be a replica count, an integer >= 0 (got ${quote(String(rawReplicas))})`);
+    replicas = Number(rawReplicas);
+  }
+  const pause: Pause = { all: replicas !== undefined || flag(PAUSE_ANNOTATIONS.paused), scaleIn: flag(PAUSE_ANNOTATIONS.scaleIn), scaleOut: flag(PAUSE_ANNOTATIONS.scaleOut), ...(replicas !== undefined ? { replicas } : {}) };
+  return pause.all || pause.scaleIn || pause.scaleOut ? pause : undefined;
+}
+
 export interface ScaledObjectManifest {
   namespace: string;
   name: string;
   spec: ScaledObject['spec'];
+  pause?: Pause;
   /** Fields KEDA has and this operator does not act on, one sentence each; also noted as warnings. */
   unsupported: string[];
 }
 
 // KEDA fields we accept but do not act on. A value equal to KEDA's default changes nothing, so
 // only a different value is reported.
-const UNSUPPORTED_SPEC: Record<string, { isDefault: (v: unknown) => boolean; why: string }> = {
-  idleReplicaCount: { isDefault: () => false, why: 'idle replicas are not implemented; the workload scales between 0 (when minReplicaCount is 0) and maxReplicaCount' },
-  initialCooldownPeriod: { isDefault: (v) => v === 0, why: 'the initial cooldown is not implemented; cooldownPeriod applies from the start' },
-  fallback: { isDefault: () => false, why: 'fallback replicas are not implemented; scaler errors keep the last good values instead' },
-};
-const UNSUPPORTED_ADVANCED: Record<string, { isDefault: (v: unknown) => boolean; why: string }> = {
-  restoreToOriginalReplicaCount: { isDefault: (v) => v === false, why: 'the replica count is not restored when the ScaledObject is deleted' },
-  scalingModifiers: { isDefault: () => false, why: 'scaling modifiers (formula) are not implemented; each trigger is its own HPA metric' },
-};
-const KNOWN_SPEC = new Set(['scaleTargetRef', 'pollingInterval', 'cooldownPeriod', 'minReplicaCount', 'maxReplicaCount', 'advanced', 'triggers', ...Object.keys(UNSUPPORTED_SPEC)]);
+const KNOWN_SPEC = new Set(['scaleTargetRef', 'pollingInterval', 'cooldownPeriod', 'initialCooldownPeriod', 'minReplicaCount', 'maxReplicaCount', 'idleReplicaCount', 'advanced', 'triggers', 'fallback']);
 const KNOWN_TRIGGER = new Set(['type', 'name', 'metadata', 'metricType', 'useCachedMetrics', 'authenticationRef']);
 
 export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifest {
@@ -178,9 +197,18 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
   const d = SCALED_OBJECT_DEFAULTS;
   const pollingInterval = r.int(spec.pollingInterval, 'spec.pollingInterval', d.pollingInterval, 1);
   const cooldownPeriod = r.int(spec.cooldownPeriod, 'spec.cooldownPeriod', d.cooldownPeriod, 0);
+  const initialCooldownPeriod = r.int(spec.initialCooldownPeriod, 'spec.initialCooldownPeriod', d.initialCooldownPeriod, 0);
   const minReplicaCount = r.int(spec.minReplicaCount, 'spec.minReplicaCount', d.minReplicaCount, 0);
   const maxReplicaCount = r.int(spec.maxReplicaCount, 'spec.maxReplicaCount', d.maxReplicaCount, 1);
   if (minReplicaCount > maxReplicaCount) r.fail('spec.minReplicaCount', `(${minReplicaCount}) must not be greater than spec.maxReplicaCount (${maxReplicaCount})`);
+  let idleReplicaCount: number | undefined;
+  if (spec.idleReplicaCount !== undefined && spec.idleReplicaCount !== null) {
+    idleReplicaCount = r.int(spec.idleReplicaCount, 'spec.idleReplicaCount', 0, 0);
+    // As KEDA documents: at any other count the HPA (minReplicas = minReplicaCount) scales the
+    // workload straight back up, so the setting would silently do nothing.
+    if (idleReplicaCount !== 0) r.fail('spec.idleReplicaCount', `(${idleReplicaCount}) must be 0: at any other count the HPA scales the workload straight back to minReplicaCount`);
+    if (idleReplicaCount >= minReplicaCount) r.fail('spec.idleReplicaCount', `(${idleReplicaCount}) must be less than spec.minReplicaCount (${minReplicaCount})`);
+  }
 
   const rawTriggers = r.list(spec.triggers, 'spec.triggers');
   if (rawTriggers === undefined) r.fail('spec.triggers', 'is required');
@@ -188,9 +216,17 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
   const names = new Map<string, number>();
   const triggers = rawTriggers.map((t, i) => readTrigger(r, t, i, names, report));
 
-  const out: ScaledObject['spec'] = { scaleTargetRef, pollingInterval, cooldownPeriod, minReplicaCount, maxReplicaCount, triggers };
+  const out: ScaledObject['spec'] = { scaleTargetRef, pollingInterval, cooldownPeriod, initialCooldownPeriod, minReplicaCount, maxReplicaCount, triggers };
+  if (idleReplicaCount !== undefined) out.idleReplicaCount = idleReplicaCount;
+  const fallback = readFallback(r, spec.fallback, triggers, report);
+  if (fallback) out.fallback = fallback;
   const advanced = r.mapping(spec.advanced, 'spec.advanced', false);
   if (advanced) {
+    out.advanced = {};
+    if (advanced.restoreToOriginalReplicaCount !== undefined && advanced.restoreToOriginalReplicaCount !== null) {
+      if (typeof advanced.restoreToOriginalReplicaCount !== 'boolean') r.fail('spec.advanced.restoreToOriginalReplicaCount', 'must be true or false');
+      out.advanced.restoreToOriginalReplicaCount = advanced.restoreToOriginalReplicaCount;
+    }
     const hpa = r.mapping(advanced.horizontalPodAutoscalerConfig, 'spec.advanced.horizontalPodAutoscalerConfig', false);
     if (hpa) {
       const config: NonNullable<NonNullable<ScaledObject['spec']['advanced']>['horizontalPodAutoscalerConfig']> = {};
@@ -202,25 +238,69 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
       // Passed to the HPA as written: the API server validates it when the HPA is written.
       const behavior = r.mapping(hpa.behavior, 'spec.advanced.horizontalPodAutoscalerConfig.behavior', false);
       if (behavior) config.behavior = behavior;
-      out.advanced = { horizontalPodAutoscalerConfig: config };
+      out.advanced.horizontalPodAutoscalerConfig = config;
     }
+    const modifiers = readScalingModifiers(r, advanced.scalingModifiers, triggers);
+    if (modifiers) out.advanced.scalingModifiers = modifiers;
     for (const [k, v] of Object.entries(advanced)) {
-      if (v === undefined || v === null || k === 'horizontalPodAutoscalerConfig') continue;
-      const u = UNSUPPORTED_ADVANCED[k];
-      if (!u) report(`spec.advanced.${k}`, 'this field is unknown');
-      else if (!u.isDefault(v)) report(`spec.advanced.${k}`, u.why);
+      if (v !== undefined && v !== null && !['horizontalPodAutoscalerConfig', 'restoreToOriginalReplicaCount', 'scalingModifiers'].includes(k)) report(`spec.advanced.${k}`, 'this field is unknown');
     }
+    if (Object.keys(out.advanced).length === 0) delete out.advanced;
   }
-  for (const [k, v] of Object.entries(spec)) {
-    if (v === undefined || v === null) continue;
-    const u = UNSUPPORTED_SPEC[k];
-    if (!KNOWN_SPEC.has(k)) report(`spec.${k}`, 'this field is unknown');
-    else if (u && !u.isDefault(v)) report(`spec.${k}`, u.why);
-  }
-  return { namespace, name, spec: out, unsupported };
+  for (const [k, v] of Object.entries(spec)) if (v !== undefined && v !== null && !KNOWN_SPEC.has(k)) report(`spec.${k}`, 'this field is unknown');
+  const pause = readPause(r, raw);
+  return { namespace, name, spec: out, ...(pause ? { pause } : {}), unsupported };
 }
 
-function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string, number>, report: (field: string, why: string) => void): Trigger {
+/** KEDA's fallback, with its webhook's rules: both counts set and >= 0, and no trigger it cannot stand in for. */
+function readFallback(r: ObjectReader, raw: unknown, triggers: Trigger[], report: (field: string, why: string) => void): Fallback | undefined {
+  const f = r.mapping(raw, 'spec.fallback', false);
+  if (!f) return undefined;
+  for (const field of ['failureThreshold', 'replicas']) if (f[field] === undefined || f[field] === null) r.fail(`spec.fallback.${field}`, 'is required');
+  const failureThreshold = r.int(f.failureThreshold, 'spec.fallback.failureThreshold', 0, 0);
+  const replicas = r.int(f.replicas, 'spec.fallback.replicas', 0, 0);
+  const behavior = r.string(f.behavior, 'spec.fallback.behavior', false) ?? 'static';
+  if (!(FALLBACK_BEHAVIORS as readonly string[]).includes(behavior)) r.fail('spec.fallback.behavior', `must be one of ${FALLBACK_BEHAVIORS.join(', ')} (got ${quote(behavior)})`);
+  triggers.forEach((t, i) => {
+    if (t.type === 'cpu' || t.type === 'memory') r.fail(`spec.triggers[${i}].type`, `is ${quote(t.type)}, but spec.fallback is not supported by the cpu and memory scalers`);
+    if (t.metricType === 'Utilization') r.fail(`spec.triggers[${i}].metricType`, 'is "Utilization", but spec.fallback works only with the AverageValue and Value metric types');
+  });
+  for (const k of Object.keys(f)) if (!['failureThreshold', 'replicas', 'behavior'].includes(k)) report(`spec.fallback.${k}`, 'this field is unknown');
+  return { failureThreshold, replicas, behavior: behavior as Fallback['behavior'] };
+}
+
+/** The triggers a formula can name: KEDA leaves cpu and memory out (they stay HPA resource metrics). */
+export function formulaNames(triggers: readonly Trigger[]): string[] {
+  return triggers.flatMap((t) => (t.name !== undefined && t.type !== 'cpu' && t.type !== 'memory' ? [t.name] : []));
+}
+
+/** KEDA's scalingModifiers, with its webhook's rules; the formula compiled against the named triggers. */
+function readScalingModifiers(r: ObjectReader, raw: unknown, triggers: Trigger[]): ScalingModifiers | undefined {
+  const m = r.mapping(raw, 'spec.advanced.scalingModifiers', false);
+  if (!m || Object.values(m).every((v) => v === undefined || v === null || v === '')) return undefined;
+  const at = 'spec.advanced.scalingModifiers';
+  const formula = r.string(m.formula, `${at}.formula`, true);
+  const number = (field: string, required: boolean, min: number, strict: boolean): number => {
+    const text = required ? r.string(m[field], `${at}.${field}`, true) : r.string(m[field], `${at}.${field}`, false);
+    if (text === undefined) return 0;
+    const v = Number(text.trim());
+    if (text.trim() === '' || !Number.isFinite(v) || v < min || (strict && v === min)) r.fail(`${at}.${field}`, `must be a number ${strict ? 'greater than' : 'at least'} ${min} (got ${quote(text)})`);
+    return v;
+  };
+  const target = number('target', true, 0, true);
+  const activationTarget = number('activationTarget', false, 0, false);
+  const metricType = r.string(m.metricType, `${at}.metricType`, false) ?? 'AverageValue';
+  if (metricType !== 'AverageValue' && metricType !== 'Value') r.fail(`${at}.metricType`, `must be AverageValue or Value for the composite metric (got ${quote(metricType)})`);
+  try {
+    compileFormula(formula, formulaNames(triggers));
+  } catch (err) {
+    if (err instanceof FormulaError) r.fail(`${at}.formula`, `is invalid: ${err.message}`);
+    throw err;
+  }
+  return { formula, target, activationTarget, metricType };
+}
+
+export function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string, number>, report: (field: string, why: string) => void): Trigger {
   const at = `spec.triggers[${i}]`;
   const t = r.mapping(raw, at, true) as Obj;
   const type = r.string(t.type, `${at}.type`, true);

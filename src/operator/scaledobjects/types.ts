@@ -34,8 +34,16 @@ export interface ScaledObject {
     cooldownPeriod: number;
     minReplicaCount: number;
     maxReplicaCount: number;
+    /** Replicas while no trigger is active (KEDA supports 0 only; see the manifest reader). */
+    idleReplicaCount?: number;
+    /** Seconds after creation before a never-active object may scale to zero. */
+    initialCooldownPeriod: number;
     triggers: Trigger[];
+    fallback?: Fallback;
     advanced?: {
+      /** On deletion, scale the workload back to status.originalReplicaCount. */
+      restoreToOriginalReplicaCount?: boolean;
+      scalingModifiers?: ScalingModifiers;
       horizontalPodAutoscalerConfig?: {
         /** The HPA's name instead of `keda-hpa-<scaledobject>`. */
         name?: string;
@@ -44,8 +52,51 @@ export interface ScaledObject {
       };
     };
   };
+  /** KEDA's pause annotations (autoscaling.keda.sh/paused*), when any is set. */
+  pause?: Pause;
   /** KEDA fields set on the object that this operator does not act on, one sentence each. */
   unsupported: readonly string[];
+}
+
+/** KEDA's name for the one metric a formula makes of the triggers' values. */
+export const COMPOSITE_METRIC_NAME = 'composite-metric';
+
+/**
+ * KEDA's advanced.scalingModifiers: the named triggers' values combined by `formula` into one
+ * HPA metric (COMPOSITE_METRIC_NAME) with this target; active when it is above activationTarget.
+ */
+export interface ScalingModifiers {
+  formula: string;
+  target: number;
+  activationTarget: number;
+  metricType: 'AverageValue' | 'Value';
+}
+
+/** How the fallback replica count is chosen (KEDA's `fallback.behavior`). */
+export const FALLBACK_BEHAVIORS = ['static', 'currentReplicas', 'currentReplicasIfHigher', 'currentReplicasIfLower'] as const;
+export type FallbackBehavior = (typeof FALLBACK_BEHAVIORS)[number];
+
+/**
+ * KEDA's `fallback`: once a trigger has failed more than failureThreshold times in a row, its
+ * metric is answered with a value that makes the HPA settle on the fallback replica count.
+ */
+export interface Fallback {
+  failureThreshold: number;
+  replicas: number;
+  behavior: FallbackBehavior;
+}
+
+/**
+ * KEDA's pause annotations: `paused-replicas: "N"` (scale to N and hold, no HPA), `paused: "true"`
+ * (hold where it is, no HPA), `paused-scale-in` / `paused-scale-out: "true"` (the HPA keeps
+ * working in the other direction only; scaling to zero counts as scaling in).
+ */
+export interface Pause {
+  replicas?: number;
+  /** No autoscaling at all (paused-replicas or paused). */
+  all: boolean;
+  scaleIn: boolean;
+  scaleOut: boolean;
 }
 
 export interface SecretTargetRef {

@@ -19,7 +19,7 @@ import type { ClusterScaledObjectStore, ScaledObjectRecord } from '../scaledobje
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
 import type { ScaledObject } from '../scaledobjects/types.js';
 import { MANAGED_BY, SCALED_OBJECT_LABEL, desiredHpa, hpaDiffers, hpaName, ownedBy, scaleTarget, type Hpa } from './hpa.js';
-import { ScaleTargets } from './scale-targets.js';
+import type { ScaleTargets } from './scale-targets.js';
 import { buildStatus, conditionTime, readyFalse, readyTrue, statusDiffers, type Verdict } from './status.js';
 
 // Reconciles in flight at once: bounded, so that a thousand objects at start-up are a queue, not a burst.
@@ -31,6 +31,8 @@ export interface ControllerOptions {
   client: KubeClient;
   store: ClusterScaledObjectStore;
   engine: MetricsEngine;
+  /** The workloads, shared with the engine (which reads their replica counts for the fallback). */
+  targets: ScaleTargets;
   events: EventRecorder;
   log: Logger;
   metrics?: ScalingMetrics;
@@ -55,6 +57,10 @@ interface KeyState {
   /** status.lastActiveTime: moved when activity starts and when it ends, not on every poll. */
   lastActiveShown?: number;
   wasActive?: boolean;
+  /** KEDA's pause annotations as last acted on (status.pausedReplicaCount, the Paused condition). */
+  paused?: { replicas?: number };
+  /** status.originalReplicaCount: the workload's replicas before this ScaledObject first acted on it. */
+  originalReplicas?: number;
   failures: number;
   retry?: NodeJS.Timeout;
 }
@@ -71,7 +77,7 @@ export class ScaledObjectController {
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: ControllerOptions) {
-    this.targets = new ScaleTargets(o.client, { log: o.log, watchNamespace: o.watchNamespace });
+    this.targets = o.targets;
     o.store.onRecordChange((key) => this.enqueue(key));
     o.store.onDependencyChange((dep) => {
       for (const key of o.engine.dependentsOf(dep)) this.enqueue(key);
@@ -210,9 +216,13 @@ export class ScaledObjectController {
       this.targets.unfollow(key);
       return 'done';
     }
-    // Being deleted (a finalizer, or foreground deletion with the garbage collector removing the
+    // Being deleted (our finalizer, or foreground deletion with the garbage collector removing the
     // HPA first): nothing is created or restored for it any more.
-    if (rec.raw.metadata?.deletionTimestamp) return 'done';
+    if (rec.raw.metadata?.deletionTimestamp) {
+      if (rec.raw.metadata.finalizers?.includes(FINALIZER)) await this.finalize(rec);
+      return 'done';
+    }
+    await this.keepFinalizer(rec);
     const s = this.state(key);
     if (rec.error !== undefined || !rec.object) {
       // Only an edit can fix it, and an edit is an event: no retries.
@@ -221,32 +231,118 @@ export class ScaledObjectController {
       return 'done';
     }
     const so = rec.object;
-    const target = scaleTarget(so);
+    if (so.pause?.all) return this.reconcilePaused(key, rec, so, s);
+    s.paused = undefined;
     s.hpaName = hpaName(so);
-    await this.targets.follow(key, so.namespace, target);
-    const problem = await this.targets.check(so.namespace, target);
-    if (problem) {
-      s.ready = readyFalse(problem.reason, problem.message);
-      await this.writeStatus(rec, s);
-      return 'retry';
-    }
+    if (!(await this.targetReady(key, rec, so, s))) return 'retry';
     const triggers = await this.o.engine.describe(so);
     const desired = desiredHpa(so, triggers, rec.raw.metadata?.labels ?? {});
     s.externalMetricNames = triggers.flatMap((t) => (t.metricName ? [t.metricName] : []));
-    if (!desired) {
-      s.ready = readyFalse('TriggerError', triggers.map((t) => t.buildError ?? `trigger ${t.index}: no metric`).join('; '));
+    if (!desired.hpa) {
+      const why = so.spec.advanced?.scalingModifiers ? ' (scalingModifiers: the formula needs every trigger)' : '';
+      s.ready = readyFalse('TriggerError', `${desired.skipped.join('; ')}${why}`);
       await this.writeStatus(rec, s);
       return 'retry';
     }
-    const conflict = await this.applyHpa(so, desired.hpa);
+    const hpa = desired.hpa;
+    const conflict = await this.applyHpa(so, hpa);
     // An HPA left behind under an old name (advanced.horizontalPodAutoscalerConfig.name changed).
-    await this.deleteHpas(namespace, name, (h) => ownedBy(h, so.uid) && h.metadata.name !== desired.hpa.metadata.name);
+    await this.deleteHpas(namespace, name, (h) => ownedBy(h, so.uid) && h.metadata.name !== hpa.metadata.name);
     s.ready =
       conflict ? readyFalse('HPAOwnedByOther', conflict)
       : desired.skipped.length > 0 ? readyFalse('TriggerError', `${desired.skipped.join('; ')} (the other triggers scale)`)
       : readyTrue();
     await this.writeStatus(rec, s);
     return s.ready.status === 'True' ? 'done' : 'retry';
+  }
+
+  /**
+   * KEDA's paused-replicas (scale to that count and hold it) and paused (hold where it is): no HPA,
+   * no scaling to or from zero, until the annotation goes.
+   */
+  private async reconcilePaused(key: string, rec: ScaledObjectRecord, so: ScaledObject, s: KeyState): Promise<Outcome> {
+    const target = scaleTarget(so);
+    const replicas = so.pause!.replicas;
+    s.paused = replicas === undefined ? {} : { replicas };
+    await this.deleteHpas(so.namespace, so.name, (h) => ownedBy(h, so.uid));
+    if (!(await this.targetReady(key, rec, so, s))) return 'retry';
+    const current = replicas === undefined ? undefined : await this.targets.replicas(so.namespace, target);
+    if (replicas !== undefined && current !== replicas) {
+      await this.targets.scale(so.namespace, target, replicas);
+      this.wrote('scale', 'patch');
+      this.o.log.info({ scaledObject: key, from: current, replicas }, 'paused: scaled to the paused replica count');
+      this.event(involved(so), 'Normal', 'KEDAScaleTargetPaused', `Scaled ${target.kind.toLowerCase()} ${so.namespace}/${target.name} to ${replicas} (paused-replicas)`);
+    }
+    s.ready = readyTrue();
+    await this.writeStatus(rec, s);
+    return 'done';
+  }
+
+  /**
+   * Follows the object's workload and checks it can be scaled; false (Ready False, written) when
+   * it cannot. Its replica count is noted the first time, before anything of ours changes it.
+   */
+  private async targetReady(key: string, rec: ScaledObjectRecord, so: ScaledObject, s: KeyState): Promise<boolean> {
+    const target = scaleTarget(so);
+    await this.targets.follow(key, so.namespace, target);
+    const problem = await this.targets.check(so.namespace, target);
+    if (problem) {
+      s.ready = readyFalse(problem.reason, problem.message);
+      await this.writeStatus(rec, s);
+      return false;
+    }
+    await this.noteOriginalReplicas(rec, so, s);
+    return true;
+  }
+
+  /** The workload's replica count before anything of ours changed it, read once and kept in status. */
+  private async noteOriginalReplicas(rec: ScaledObjectRecord, so: ScaledObject, s: KeyState): Promise<void> {
+    if (s.originalReplicas !== undefined) return;
+    const recorded = rec.raw.status?.originalReplicaCount;
+    s.originalReplicas = typeof recorded === 'number' ? recorded : await this.targets.replicas(so.namespace, scaleTarget(so));
+  }
+
+  /**
+   * Our finalizer (KEDA's name, so that objects moved from KEDA keep working) is on the object
+   * exactly while advanced.restoreToOriginalReplicaCount asks for work at deletion: a finalizer
+   * nobody needs would only make deletion wait for this operator.
+   */
+  private async keepFinalizer(rec: ScaledObjectRecord): Promise<void> {
+    const finalizers = rec.raw.metadata?.finalizers ?? [];
+    const wanted = rec.object?.spec.advanced?.restoreToOriginalReplicaCount === true;
+    if (wanted === finalizers.includes(FINALIZER)) return;
+    await this.setFinalizers(rec, wanted ? [...finalizers, FINALIZER] : finalizers.filter((f) => f !== FINALIZER));
+  }
+
+  /** KEDA's restoreToOriginalReplicaCount: the HPA goes first (it would scale back), then the workload returns to its count. */
+  private async finalize(rec: ScaledObjectRecord): Promise<void> {
+    const so = rec.object;
+    const original = rec.raw.status?.originalReplicaCount;
+    if (so?.spec.advanced?.restoreToOriginalReplicaCount && typeof original === 'number') {
+      const target = scaleTarget(so);
+      await this.deleteHpas(so.namespace, so.name, (h) => ownedBy(h, so.uid));
+      const problem = await this.targets.check(so.namespace, target);
+      if (problem) {
+        this.o.log.warn({ scaledObject: `${so.namespace}/${so.name}`, reason: problem.message }, 'deleted: the workload cannot be restored');
+      } else if ((await this.targets.replicas(so.namespace, target)) !== original) {
+        await this.targets.scale(so.namespace, target, original);
+        this.wrote('scale', 'patch');
+        this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, replicas: original }, 'deleted: workload restored to its original replica count');
+        this.event(involved(so), 'Normal', 'KEDAScaleTargetRestored', `Restored ${target.kind.toLowerCase()} ${so.namespace}/${target.name} to its original ${original} replicas`);
+      }
+    }
+    await this.setFinalizers(rec, (rec.raw.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER));
+  }
+
+  /** Replaces metadata.finalizers, guarded by the resourceVersion seen (a conflict is retried with backoff). */
+  private async setFinalizers(rec: ScaledObjectRecord, finalizers: string[]): Promise<void> {
+    const metadata = { finalizers, resourceVersion: rec.raw.metadata?.resourceVersion };
+    try {
+      await this.o.client.patch(`/apis/keda.sh/v1alpha1/namespaces/${rec.namespace}/scaledobjects/${rec.name}`, { metadata }, 'merge');
+      this.wrote('scaledobjects', 'patch');
+    } catch (err) {
+      if (statusCodeOf(err) !== 404) throw err;
+    }
   }
 
   /** Creates or updates the HPA; returns a message when an HPA of that name belongs to someone else. */
@@ -323,30 +419,41 @@ export class ScaledObjectController {
   }
 
   /**
-   * KEDA's activation: with minReplicaCount 0 the workload goes to zero once no trigger has been
-   * active for cooldownPeriod, and back to max(minReplicaCount, 1) when one is (the HPA cannot do
-   * either: it stops at 1 and does nothing at 0). Never to zero on errors: a broken upstream is
-   * not an idle one.
+   * KEDA's activation: with minReplicaCount 0 (or idleReplicaCount 0) the workload goes to zero
+   * once no trigger has been active for cooldownPeriod (a never-active object: initialCooldownPeriod
+   * after its creation), and back to max(minReplicaCount, 1) when one is: the HPA cannot do either
+   * (it stops at minReplicas and does nothing at 0). Never to zero on errors: a broken upstream is
+   * not an idle one. At zero with a trigger falling back, to the fallback count instead.
    */
   private async scaleToOrFromZero(so: ScaledObject, report: PollReport, s: KeyState, now: number): Promise<void> {
     if (s.ready?.status !== 'True' && s.ready?.reason !== 'TriggerError') return;
+    if (so.pause?.all) return;
     const target = scaleTarget(so);
     const replicas = await this.targets.replicas(so.namespace, target);
     if (replicas === undefined) return;
-    const min = so.spec.minReplicaCount;
-    if (replicas === 0 && (report.active || min > 0)) {
-      const to = Math.max(min, 1);
+    const { minReplicaCount: min, idleReplicaCount: idle } = so.spec;
+    const floor = idle ?? min;
+    if (replicas === 0) {
+      if (so.pause?.scaleOut) return;
+      const to =
+        report.active || floor > 0 ? Math.max(min, 1)
+        : report.triggers.some((t) => t.fallback) ? fallbackFromZero(so)
+        : 0;
+      if (to === 0) return;
       await this.targets.scale(so.namespace, target, to);
       this.wrote('scale', 'patch');
       this.o.metrics?.replicaChanges.inc({ direction: 'from_zero' });
-      this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, replicas: to }, 'scaled from zero');
-      this.event(involved(so), 'Normal', 'KEDAScaleTargetActivated', `Scaled ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from 0 to ${to}`);
+      const reason = report.active ? 'a trigger is active' : floor > 0 ? 'minReplicaCount' : 'fallback: a trigger is failing';
+      this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, replicas: to, reason }, 'scaled from zero');
+      this.event(involved(so), 'Normal', 'KEDAScaleTargetActivated', `Scaled ${target.kind.toLowerCase()} ${so.namespace}/${target.name} from 0 to ${to} (${reason})`);
       return;
     }
-    if (min !== 0 || replicas === 0 || report.active) return;
+    if (floor !== 0 || report.active || so.pause?.scaleIn) return;
     if (report.triggers.some((t) => t.error !== undefined)) return;
-    s.lastActive ??= lastActiveFromStatus(this.o.store.record(so.namespace, so.name)) ?? now;
-    if (now - s.lastActive < so.spec.cooldownPeriod * 1000) return;
+    const lastActive = s.lastActive ?? lastActiveFromStatus(this.o.store.record(so.namespace, so.name));
+    const created = Date.parse(this.o.store.record(so.namespace, so.name)?.raw.metadata?.creationTimestamp ?? '');
+    const due = lastActive !== undefined ? lastActive + so.spec.cooldownPeriod * 1000 : (Number.isFinite(created) ? created : now) + so.spec.initialCooldownPeriod * 1000;
+    if (now < due) return;
     await this.targets.scale(so.namespace, target, 0);
     this.wrote('scale', 'patch');
     this.o.metrics?.replicaChanges.inc({ direction: 'to_zero' });
@@ -367,6 +474,8 @@ export class ScaledObjectController {
       ...(s.hpaName !== undefined ? { hpaName: s.hpaName } : {}),
       ...(s.externalMetricNames !== undefined ? { externalMetricNames: s.externalMetricNames } : {}),
       ...(s.lastActiveShown !== undefined ? { lastActiveTime: conditionTime(new Date(s.lastActiveShown)) } : {}),
+      ...(s.paused ? { paused: s.paused } : {}),
+      ...(s.originalReplicas !== undefined ? { originalReplicaCount: s.originalReplicas } : {}),
       previous,
       now: new Date(),
     });
@@ -383,10 +492,20 @@ export class ScaledObjectController {
   }
 }
 
+/** KEDA's finalizer name. */
+const FINALIZER = 'finalizer.keda.sh';
+
 const hpaPath = (namespace: string, name?: string) => `/apis/autoscaling/v2/namespaces/${namespace}/horizontalpodautoscalers${name ? `/${name}` : ''}`;
 
 function involved(so: ScaledObject) {
   return { apiVersion: KEDA_API_VERSION, kind: 'ScaledObject', name: so.name, namespace: so.namespace, uid: so.uid };
+}
+
+/** The fallback count for a workload at zero (the behaviours that follow the current count keep it there). */
+function fallbackFromZero(so: ScaledObject): number {
+  const fb = so.spec.fallback;
+  if (!fb) return 0;
+  return fb.behavior === 'static' || fb.behavior === 'currentReplicasIfHigher' ? fb.replicas : 0;
 }
 
 function lastActiveFromStatus(rec: ScaledObjectRecord | undefined): number | undefined {

@@ -4,7 +4,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { formatQuantity, quantityFromNumber } from '../../k8s/quantity.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
-import type { ScaledObject } from '../scaledobjects/types.js';
+import { COMPOSITE_METRIC_NAME, type Pause, type ScaledObject } from '../scaledobjects/types.js';
 import type { TriggerReport } from '../metrics-engine.js';
 import type { OwnerReference } from '../../k8s/types.js';
 
@@ -61,16 +61,18 @@ export function ownedBy(hpa: { metadata?: { ownerReferences?: OwnerReference[] }
 }
 
 export interface DesiredHpa {
-  hpa: Hpa;
+  /** Absent when no HPA can be made (see desiredHpa). */
+  hpa?: Hpa;
   /** Triggers left out, with the reason: they surface in the status. */
   skipped: string[];
 }
 
 /**
- * The HPA for the triggers that built. undefined when none did: an HPA without metrics would
- * fall back to CPU utilisation, which nobody asked for.
+ * The HPA for the triggers that built (with scalingModifiers, the one composite metric). None when
+ * no trigger built, or with scalingModifiers when any did not (the formula needs them all): an
+ * HPA without metrics would fall back to CPU utilisation, which nobody asked for.
  */
-export function desiredHpa(so: ScaledObject, triggers: TriggerReport[], labels: Record<string, string> = {}): DesiredHpa | undefined {
+export function desiredHpa(so: ScaledObject, triggers: TriggerReport[], labels: Record<string, string> = {}): DesiredHpa {
   const metrics: ExternalMetric[] = [];
   const skipped: string[] = [];
   for (const t of triggers) {
@@ -82,18 +84,15 @@ export function desiredHpa(so: ScaledObject, triggers: TriggerReport[], labels: 
       skipped.push(`trigger ${t.index} (${t.type}): metricType Utilization is only for the cpu and memory triggers`);
       continue;
     }
-    const quantity = formatQuantity(quantityFromNumber(t.targetValue));
-    metrics.push({
-      type: 'External',
-      external: {
-        metric: { name: t.metricName, selector: { matchLabels: { [SCALED_OBJECT_LABEL]: so.name } } },
-        target: t.metricType === 'Value' ? { type: 'Value', value: quantity } : { type: 'AverageValue', averageValue: quantity },
-      },
-    });
+    metrics.push(externalMetric(so, t.metricName, t.metricType, t.targetValue));
   }
-  if (metrics.length === 0) return undefined;
+  const modifiers = so.spec.advanced?.scalingModifiers;
+  if (metrics.length === 0 || (modifiers && skipped.length > 0)) return { skipped };
+  if (modifiers) {
+    metrics.splice(0, metrics.length, externalMetric(so, COMPOSITE_METRIC_NAME, modifiers.metricType, modifiers.target));
+  }
   const name = hpaName(so);
-  const behavior = so.spec.advanced?.horizontalPodAutoscalerConfig?.behavior;
+  const behavior = withPausedDirections(so.spec.advanced?.horizontalPodAutoscalerConfig?.behavior, so.pause);
   return {
     hpa: {
       apiVersion: 'autoscaling/v2',
@@ -118,6 +117,17 @@ export function desiredHpa(so: ScaledObject, triggers: TriggerReport[], labels: 
   };
 }
 
+function externalMetric(so: ScaledObject, name: string, metricType: 'AverageValue' | 'Value', target: number): ExternalMetric {
+  const quantity = formatQuantity(quantityFromNumber(target));
+  return {
+    type: 'External',
+    external: {
+      metric: { name, selector: { matchLabels: { [SCALED_OBJECT_LABEL]: so.name } } },
+      target: metricType === 'Value' ? { type: 'Value', value: quantity } : { type: 'AverageValue', averageValue: quantity },
+    },
+  };
+}
+
 /** Does the live HPA differ from the desired one in anything we own? (The API server's defaults are not differences.) */
 export function hpaDiffers(live: Hpa, desired: Hpa): boolean {
   const labels = live.metadata.labels ?? {};
@@ -127,6 +137,12 @@ export function hpaDiffers(live: Hpa, desired: Hpa): boolean {
   const b = desired.spec;
   if (a.minReplicas !== b.minReplicas || a.maxReplicas !== b.maxReplicas) return true;
   if (!isDeepStrictEqual(a.scaleTargetRef, b.scaleTargetRef) || !isDeepStrictEqual(a.metrics, b.metrics)) return true;
+  // A direction we disabled (paused-scale-in/out) and no longer do: the API server never defaults
+  // to Disabled, so a live Disabled we do not want is ours to undo.
+  for (const dir of ['scaleUp', 'scaleDown']) {
+    const disabled = (x: Record<string, unknown> | undefined) => (x?.[dir] as { selectPolicy?: string } | undefined)?.selectPolicy === 'Disabled';
+    if (disabled(a.behavior) && !disabled(b.behavior)) return true;
+  }
   // The API server fills in defaults inside behavior: compare only what we set.
   return b.behavior !== undefined ? !contains(a.behavior, b.behavior) : false;
 }
@@ -138,4 +154,13 @@ function contains(have: unknown, want: unknown): boolean {
     return Object.entries(want).every(([k, v]) => contains((have as Record<string, unknown>)[k], v));
   }
   return have === want;
+}
+
+/** KEDA's paused-scale-in / paused-scale-out: that direction's policies disabled, the rest as written. */
+function withPausedDirections(behavior: Record<string, unknown> | undefined, pause: Pause | undefined): Record<string, unknown> | undefined {
+  if (!pause?.scaleIn && !pause?.scaleOut) return behavior;
+  const out: Record<string, unknown> = { ...(behavior ?? {}) };
+  if (pause.scaleIn) out.scaleDown = { ...((behavior?.scaleDown as Record<string, unknown> | undefined) ?? {}), selectPolicy: 'Disabled' };
+  if (pause.scaleOut) out.scaleUp = { ...((behavior?.scaleUp as Record<string, unknown> | undefined) ?? {}), selectPolicy: 'Disabled' };
+  return out;
 }

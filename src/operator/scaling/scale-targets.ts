@@ -10,6 +10,8 @@ import type { KubeClient } from '../../k8s/client.js';
 import type { APIResourceList } from '../../k8s/types.js';
 import { informer, type Informer } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
+import type { Workloads } from '../metrics-engine.js';
+import { scaleTarget } from './hpa.js';
 
 const DISCOVERY_TTL_MS = 5 * 60_000;
 
@@ -48,8 +50,8 @@ export class ScaleTargets {
   private readonly followers = new Map<string, Set<string>>();
   private readonly followed = new Map<string, string>();
   private readonly listeners: ((scaledObject: string) => void)[] = [];
-  /** spec.replicas by targetKey, for the kinds watched whole (see watch()). */
-  private readonly cachedReplicas = new Map<string, number>();
+  /** spec.replicas and status.readyReplicas by targetKey, for the kinds watched whole (see watch()). */
+  private readonly cachedReplicas = new Map<string, { replicas: number; ready: number }>();
   private readonly replicasSynced = new Set<string>();
   private closed = false;
 
@@ -99,7 +101,7 @@ export class ScaleTargets {
     // that alone, so that scaling to and from zero reads a cache instead of the scale subresource
     // on every poll. Other kinds (their replicas path is their CRD's): metadata only.
     const replicasInSpec = r.group === 'apps' && (r.plural === 'deployments' || r.plural === 'statefulsets');
-    const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string }; spec?: { replicas?: number } }>({
+    const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string }; spec?: { replicas?: number }; status?: { readyReplicas?: number } }>({
       client: this.client,
       path: `/apis/${r.group}/${r.version}/${ns ? `namespaces/${ns}/` : ''}${r.plural}`,
       metadataOnly: !replicasInSpec,
@@ -114,7 +116,7 @@ export class ScaleTargets {
       const key = targetKey(r, obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
       if (replicasInSpec) {
         if (event === 'delete') this.cachedReplicas.delete(key);
-        else this.cachedReplicas.set(key, obj.spec?.replicas ?? 1);
+        else this.cachedReplicas.set(key, { replicas: obj.spec?.replicas ?? 1, ready: obj.status?.readyReplicas ?? 0 });
       }
       // Only existence is news for the ScaledObjects (status updates are frequent and say nothing new).
       const uid = event === 'delete' ? undefined : obj.metadata?.uid;
@@ -151,9 +153,21 @@ export class ScaleTargets {
   async replicas(namespace: string, ref: ScaleTargetRef): Promise<number | undefined> {
     const resolved = await this.resolve(ref);
     if ('reason' in resolved) return undefined;
-    if (this.replicasSynced.has(`${resolved.plural}.${resolved.version}.${resolved.group}`)) return this.cachedReplicas.get(targetKey(resolved, namespace, ref.name));
+    if (this.replicasSynced.has(`${resolved.plural}.${resolved.version}.${resolved.group}`)) return this.cachedReplicas.get(targetKey(resolved, namespace, ref.name))?.replicas;
     const scale = await this.readScale(namespace, ref, resolved);
     return typeof scale.spec?.replicas === 'number' ? scale.spec.replicas : 0;
+  }
+
+  /**
+   * status.readyReplicas, which Deployments, StatefulSets, ReplicaSets and Argo Rollouts have (the
+   * scale subresource does not say it); undefined when it cannot be read or the kind has none.
+   */
+  async readyReplicas(namespace: string, ref: ScaleTargetRef): Promise<number | undefined> {
+    const resolved = await this.resolve(ref);
+    if ('reason' in resolved) return undefined;
+    if (this.replicasSynced.has(`${resolved.plural}.${resolved.version}.${resolved.group}`)) return this.cachedReplicas.get(targetKey(resolved, namespace, ref.name))?.ready;
+    const obj = await this.client.get<{ status?: { readyReplicas?: unknown } }>(`/apis/${resolved.group}/${resolved.version}/namespaces/${namespace}/${resolved.plural}/${ref.name}`);
+    return typeof obj.status?.readyReplicas === 'number' ? obj.status.readyReplicas : undefined;
   }
 
   async scale(namespace: string, ref: ScaleTargetRef, replicas: number): Promise<void> {
@@ -195,9 +209,21 @@ export class ScaleTargets {
 }
 
 /** What the replicas cache needs of a Deployment or StatefulSet. */
-function keepReplicas(obj: { metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string }; spec?: unknown }) {
+function keepReplicas(obj: { metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string }; spec?: unknown; status?: unknown }) {
   const m = obj.metadata ?? {};
-  return { metadata: { namespace: m.namespace, name: m.name, uid: m.uid, resourceVersion: m.resourceVersion }, spec: { replicas: (obj.spec as { replicas?: number } | undefined)?.replicas } };
+  return {
+    metadata: { namespace: m.namespace, name: m.name, uid: m.uid, resourceVersion: m.resourceVersion },
+    spec: { replicas: (obj.spec as { replicas?: number } | undefined)?.replicas },
+    status: { readyReplicas: (obj.status as { readyReplicas?: number } | undefined)?.readyReplicas },
+  };
+}
+
+/** The engine's view of ScaledObjects' workloads (for the fallback). */
+export function workloadsOf(targets: ScaleTargets): Workloads {
+  return {
+    replicas: (so) => targets.replicas(so.namespace, scaleTarget(so)),
+    readyReplicas: (so) => targets.readyReplicas(so.namespace, scaleTarget(so)),
+  };
 }
 
 const scalePath = (r: Resolved, namespace: string, name: string) => `/apis/${r.group}/${r.version}/namespaces/${namespace}/${r.plural}/${name}/scale`;

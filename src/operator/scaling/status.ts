@@ -1,7 +1,8 @@
-// A ScaledObject's status as KEDA's tooling reads it (conditions Ready and Active, hpaName,
-// externalMetricNames, scaleTargetKind, health, lastActiveTime), plus our `FullySupported`
-// condition naming the fields this operator does not act on. Pure: computed, then compared, so
-// that a write happens only when something a reader can see changed.
+// A ScaledObject's status as KEDA's tooling reads it (conditions Ready, Active, Fallback and
+// Paused; hpaName, externalMetricNames, scaleTargetKind, health, lastActiveTime,
+// originalReplicaCount, pausedReplicaCount), plus our `FullySupported` condition naming the
+// fields this operator does not act on. Pure: computed, then compared, so that a write happens
+// only when something a reader can see changed.
 import { isDeepStrictEqual } from 'node:util';
 import type { PollReport } from '../metrics-engine.js';
 
@@ -25,6 +26,9 @@ export interface StatusInput {
   scaleTargetKind?: string;
   externalMetricNames?: string[];
   lastActiveTime?: string;
+  /** KEDA's pause annotations, as acted on. */
+  paused?: { replicas?: number };
+  originalReplicaCount?: number;
   /** The status as it is now, for lastTransitionTime and the fields we do not own. */
   previous: Record<string, unknown> | undefined;
   now: Date;
@@ -42,6 +46,12 @@ function activeVerdict(report: PollReport | undefined): Verdict {
   return { status: 'False', reason: 'ScalerNotActive', message: 'Scaling is not performed because triggers are not active' };
 }
 
+function fallbackVerdict(report: PollReport | undefined): Verdict {
+  const falling = report?.triggers.filter((t) => t.fallback) ?? [];
+  if (falling.length === 0) return { status: 'False', reason: 'NoFallbackFound', message: 'No fallbacks are active on this scaled object' };
+  return { status: 'True', reason: 'FallbackExists', message: `At least one trigger is falling back on this scaled object: ${falling.map((t) => t.metricName).join(', ')}` };
+}
+
 export function buildStatus(input: StatusInput): Record<string, unknown> {
   const prevConditions = (Array.isArray(input.previous?.conditions) ? input.previous.conditions : []) as Condition[];
   const condition = (type: string, v: Verdict): Condition => {
@@ -53,9 +63,22 @@ export function buildStatus(input: StatusInput): Record<string, unknown> {
     input.unsupported.length === 0
       ? { status: 'True', reason: 'AllFieldsSupported', message: 'Every field set is acted on' }
       : { status: 'False', reason: 'UnsupportedFields', message: input.unsupported.join('; ') };
+  const paused: Verdict =
+    input.paused === undefined ? { status: 'False', reason: 'ScaledObjectUnpaused', message: 'Autoscaling is not paused' }
+    : { status: 'True', reason: 'ScaledObjectPaused', message: input.paused.replicas === undefined ? 'Autoscaling is paused: replicas are held where they are' : `Autoscaling is paused at ${input.paused.replicas} replicas` };
   const status: Record<string, unknown> = {
-    conditions: [condition('Ready', input.ready), condition('Active', activeVerdict(input.report)), condition('FullySupported', supported)],
+    conditions: [
+      condition('Ready', input.ready),
+      condition('Active', activeVerdict(input.report)),
+      condition('Fallback', fallbackVerdict(input.report)),
+      condition('Paused', paused),
+      condition('FullySupported', supported),
+    ],
   };
+  if (input.paused?.replicas !== undefined) status.pausedReplicaCount = input.paused.replicas;
+  // A merge patch removes a field only when told null.
+  else if (input.previous?.pausedReplicaCount !== undefined) status.pausedReplicaCount = null;
+  if (input.originalReplicaCount !== undefined) status.originalReplicaCount = input.originalReplicaCount;
   if (input.hpaName !== undefined) status.hpaName = input.hpaName;
   if (input.scaleTargetKind !== undefined) status.scaleTargetKind = input.scaleTargetKind;
   if (input.externalMetricNames !== undefined) status.externalMetricNames = input.externalMetricNames;

@@ -23,6 +23,7 @@ export const WEBHOOK_PATHS: Readonly<Record<WebhookResource, string>> = {
   scaledobjects: '/validate-keda-sh-v1alpha1-scaledobject',
   triggerauthentications: '/validate-keda-sh-v1alpha1-triggerauthentication',
   clustertriggerauthentications: '/validate-keda-sh-v1alpha1-clustertriggerauthentication',
+  scaledjobs: '/validate-keda-sh-v1alpha1-scaledjob',
 };
 
 /**

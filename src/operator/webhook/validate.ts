@@ -7,6 +7,7 @@
 //   every trigger builds a scaler in validate-only mode (known type, valid metadata; credentials
 //   are not checked, the webhook cannot read Secrets), and no other ScaledObject in the namespace
 //   scales the same workload (KEDA's rule and message).
+// - ScaledJob CREATE/UPDATE: the object parses and every trigger builds in validate-only mode.
 // - TriggerAuthentication / ClusterTriggerAuthentication CREATE/UPDATE: the object parses.
 // - Fields KEDA has and this operator does not act on are accepted, with a warning each.
 // - DELETE, CONNECT and any other kind: allowed. An UPDATE that leaves the spec as it was (labels,
@@ -17,17 +18,19 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { CustomCaTrust } from '../../tls/custom-ca.js';
 import { ManifestError, scaledObjectFromApi, triggerAuthenticationFromApi, type ScaledObjectManifest } from '../scaledobjects/manifest.js';
-import type { ScaleTargetRef, ScaledObject } from '../scaledobjects/types.js';
+import type { ScaleTargetRef, ScaledObject, Trigger } from '../scaledobjects/types.js';
+import { scaledJobFromApi, type ScaledJobManifest } from '../scaledjobs/manifest.js';
 import { ScalerConfigError, createScaler } from '../scalers/index.js';
 import type { AdmissionRequest, Verdict } from './admission.js';
 
 /** The resources with a webhook, as in the webhook configuration's rules (and the metrics label). */
-export type WebhookResource = 'scaledobjects' | 'triggerauthentications' | 'clustertriggerauthentications';
+export type WebhookResource = 'scaledobjects' | 'triggerauthentications' | 'clustertriggerauthentications' | 'scaledjobs';
 
-export const WEBHOOK_KINDS: Readonly<Record<WebhookResource, 'ScaledObject' | 'TriggerAuthentication' | 'ClusterTriggerAuthentication'>> = {
+export const WEBHOOK_KINDS: Readonly<Record<WebhookResource, 'ScaledObject' | 'TriggerAuthentication' | 'ClusterTriggerAuthentication' | 'ScaledJob'>> = {
   scaledobjects: 'ScaledObject',
   triggerauthentications: 'TriggerAuthentication',
   clustertriggerauthentications: 'ClusterTriggerAuthentication',
+  scaledjobs: 'ScaledJob',
 };
 
 const KEDA_GROUP = 'keda.sh';
@@ -70,6 +73,7 @@ export function validateRequest(resource: WebhookResource, request: AdmissionReq
   if (request.operation === 'UPDATE' && unchangedOrDeleting(object, request.oldObject)) return allow();
   const named = withIdentity(object, request, resource !== 'clustertriggerauthentications');
   if (resource === 'scaledobjects') return validateScaledObject(named, deps.existing, deps.scalers);
+  if (resource === 'scaledjobs') return validateScaledJob(named, deps.scalers);
   return validateTriggerAuthentication(named, WEBHOOK_KINDS[resource] as 'TriggerAuthentication' | 'ClusterTriggerAuthentication');
 }
 
@@ -83,12 +87,25 @@ export function validateScaledObject(object: unknown, existing: ScaledObjectView
     throw err;
   }
   const warnings = [...so.unsupported];
-  const problems = [...triggerProblems(so, scalers)];
+  const problems = [...triggerProblems(so.spec.triggers, scalers)];
   const other = otherManager(so, existing);
   if (other) {
     problems.push(`the workload '${so.spec.scaleTargetRef.name}' of type '${typeOf(so.spec.scaleTargetRef)}' is already managed by the ScaledObject '${other.name}'`);
   }
   return problems.length > 0 ? deny(`ScaledObject ${so.namespace}/${so.name}: ${problems.join('; ')}`, warnings) : allow(warnings);
+}
+
+/** A ScaledJob: it parses (KEDA's fields and rules) and every trigger builds in validate-only mode. */
+export function validateScaledJob(object: unknown, scalers: ScalerCheck): Verdict {
+  let job: ScaledJobManifest;
+  try {
+    job = scaledJobFromApi(object);
+  } catch (err) {
+    if (err instanceof ManifestError) return deny(err.message);
+    throw err;
+  }
+  const problems = triggerProblems(job.spec.triggers, scalers);
+  return problems.length > 0 ? deny(`ScaledJob ${job.namespace}/${job.name}: ${problems.join('; ')}`, [...job.unsupported]) : allow([...job.unsupported]);
 }
 
 /** A TriggerAuthentication or ClusterTriggerAuthentication: it must parse; unsupported fields warn. */
@@ -102,9 +119,9 @@ export function validateTriggerAuthentication(object: unknown, kind: 'TriggerAut
 }
 
 /** Every trigger's scaler built in validate-only mode; one message per trigger that does not build. */
-function triggerProblems(so: ScaledObjectManifest, scalers: ScalerCheck): string[] {
+function triggerProblems(triggers: readonly Trigger[], scalers: ScalerCheck): string[] {
   const problems: string[] = [];
-  so.spec.triggers.forEach((trigger, index) => {
+  triggers.forEach((trigger, index) => {
     try {
       createScaler({
         triggerIndex: index,

@@ -152,6 +152,7 @@ t.test('the KEDA metrics-api example parses to the model', async (t) => {
         scaleTargetRef: { name: 'dummy' },
         pollingInterval: 30,
         cooldownPeriod: 300,
+        initialCooldownPeriod: 0,
         minReplicaCount: 0,
         maxReplicaCount: 12,
         triggers: [
@@ -169,9 +170,10 @@ t.test('the KEDA metrics-api example parses to the model', async (t) => {
             authenticationRef: { name: 'keda-metric-api-creds' },
           },
         ],
+        fallback: { failureThreshold: 3, replicas: 2, behavior: 'static' },
         advanced: { horizontalPodAutoscalerConfig: { behavior: { scaleDown: { stabilizationWindowSeconds: 60 } } } },
       },
-      unsupported: ['spec.fallback is not supported: fallback replicas are not implemented; scaler errors keep the last good values instead'],
+      unsupported: [],
     },
   ]);
   t.equal(store.get('default', 'http-scaledobject'), store.list()[0]);
@@ -183,8 +185,8 @@ t.test('the KEDA metrics-api example parses to the model', async (t) => {
     logs()
       .filter((l) => l.level >= WARN)
       .map((l) => l.msg),
-    ['document 3 (ScaledObject default/http-scaledobject): spec.fallback is not supported: fallback replicas are not implemented; scaler errors keep the last good values instead'],
-    'advanced is taken; fallback is accepted, and said to be ignored',
+    [],
+    'advanced and fallback are taken, without a warning',
   );
 });
 
@@ -203,6 +205,8 @@ t.test('defaults, optional fields, and every field carried over', async (t) => {
           minReplicaCount: 1,
           maxReplicaCount: 1,
           idleReplicaCount: 0,
+          initialCooldownPeriod: 20,
+          advanced: { restoreToOriginalReplicaCount: true },
           triggers: [
             { type: 'cpu', metricType: 'Utilization', metadata: { value: '60' } },
             { type: 'prometheus', name: 'rps', metricType: 'AverageValue', useCachedMetrics: true, metadata: {}, authenticationRef: { name: 'prom', kind: 'ClusterTriggerAuthentication' } },
@@ -216,6 +220,7 @@ t.test('defaults, optional fields, and every field carried over', async (t) => {
     scaleTargetRef: { name: 'bare' },
     pollingInterval: 30,
     cooldownPeriod: 300,
+    initialCooldownPeriod: 0,
     minReplicaCount: 0,
     maxReplicaCount: 100,
     triggers: [{ type: 'metrics-api', metadata: { url: 'http://api/stats', valueLocation: 'v', targetValue: '5' } }],
@@ -227,16 +232,18 @@ t.test('defaults, optional fields, and every field carried over', async (t) => {
       scaleTargetRef: { name: 'cart', kind: 'StatefulSet', apiVersion: 'apps/v1' },
       pollingInterval: 5,
       cooldownPeriod: 0,
+      initialCooldownPeriod: 20,
       minReplicaCount: 1,
       maxReplicaCount: 1,
       triggers: [
         { type: 'cpu', metadata: { value: '60' }, metricType: 'Utilization' },
         { type: 'prometheus', metadata: {}, name: 'rps', metricType: 'AverageValue', useCachedMetrics: true, authenticationRef: { name: 'prom', kind: 'ClusterTriggerAuthentication' } },
       ],
+      idleReplicaCount: 0,
+      advanced: { restoreToOriginalReplicaCount: true },
     },
     unsupported: [
       "spec.scaleTargetRef.envSourceContainerName is not supported: trigger parameters are not read from the workload's environment (no *FromEnv)",
-      'spec.idleReplicaCount is not supported: idle replicas are not implemented; the workload scales between 0 (when minReplicaCount is 0) and maxReplicaCount',
     ],
   });
   t.strictSame([...parsed.scaledObjects.keys()], ['default/bare', 'shop/full'], 'file order');

@@ -236,10 +236,10 @@ t.test('one workload, one ScaledObject', async (t) => {
 });
 
 t.test('unsupported fields are allowed with a warning', async (t) => {
-  const res = await admit(review('scaledobjects', 'CREATE', scaledObject('orders', { fallback: { failureThreshold: 3, replicas: 6 } })));
+  const res = await admit(review('scaledobjects', 'CREATE', scaledObject('orders', { scaleTargetRef: { name: 'orders', envSourceContainerName: 'app' } })));
   t.equal(res.allowed, true);
   t.equal(res.warnings?.length, 1);
-  t.match(res.warnings?.[0], /^spec\.fallback is not supported: /);
+  t.match(res.warnings?.[0], /^spec\.scaleTargetRef\.envSourceContainerName is not supported: /);
 });
 
 t.test('DELETE is allowed, whatever the object', async (t) => {
@@ -305,7 +305,7 @@ t.test('not JSON is 415; too large is 413', async (t) => {
 });
 
 t.test('a wrong path is 404, a wrong method 405', async (t) => {
-  const wrong = await post('/validate-keda-sh-v1alpha1-scaledjob', review('scaledobjects', 'CREATE', scaledObject('a')));
+  const wrong = await post('/validate-keda-sh-v1alpha1-scaledwidget', review('scaledobjects', 'CREATE', scaledObject('a')));
   t.equal(wrong.status, 404);
   t.match(wrong.json(), { reason: 'NotFound', message: /\/validate-keda-sh-v1alpha1-scaledobject/ });
   for (const method of ['GET', 'PUT', 'DELETE']) {

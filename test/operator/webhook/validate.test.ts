@@ -86,14 +86,91 @@ t.test('one workload, one ScaledObject per namespace', async (t) => {
 });
 
 t.test('unsupported fields are accepted with a warning each', async (t) => {
-  const v = validateScaledObject(so('a', 'default', { fallback: { failureThreshold: 3, replicas: 6 }, idleReplicaCount: 0 }), view(), scalers);
+  const v = validateScaledObject(so('a', 'default', { scaleTargetRef: { name: 'web', envSourceContainerName: 'app' }, somethingNew: 1 }), view(), scalers);
   t.equal(v.allowed, true);
   t.equal(v.warnings.length, 2);
-  t.ok(v.warnings.some((w) => /^spec\.fallback is not supported/.test(w)), 'fallback');
-  t.ok(v.warnings.some((w) => /^spec\.idleReplicaCount is not supported/.test(w)), 'idleReplicaCount');
-  const denied = validateScaledObject(so('a', 'default', { fallback: { failureThreshold: 3, replicas: 6 }, minReplicaCount: 5, maxReplicaCount: 2 }), view(), scalers);
+  t.ok(v.warnings.some((w) => /^spec\.scaleTargetRef\.envSourceContainerName is not supported/.test(w)), 'envSourceContainerName');
+  t.ok(v.warnings.some((w) => /^spec\.somethingNew is not supported: this field is unknown/.test(w)), 'an unknown field');
+  const denied = validateScaledObject(so('a', 'default', { somethingNew: 1, minReplicaCount: 5, maxReplicaCount: 2 }), view(), scalers);
   t.equal(denied.allowed, false);
   t.match(denied.message, /spec\.minReplicaCount \(5\) must not be greater than spec\.maxReplicaCount \(2\)/);
+});
+
+t.test('fallback, idleReplicaCount and restoreToOriginalReplicaCount: KEDA\'s rules, each refusal naming the field', async (t) => {
+  const ok = validateScaledObject(
+    so('a', 'default', { fallback: { failureThreshold: 3, replicas: 6, behavior: 'currentReplicasIfHigher' }, idleReplicaCount: 0, minReplicaCount: 1, initialCooldownPeriod: 30, advanced: { restoreToOriginalReplicaCount: true } }),
+    view(),
+    scalers,
+  );
+  t.strictSame([ok.allowed, ok.warnings], [true, []], 'accepted, and nothing said to be ignored');
+  const refused: [Obj, RegExp][] = [
+    [{ fallback: { replicas: 6 } }, /spec\.fallback\.failureThreshold is required/],
+    [{ fallback: { failureThreshold: 3 } }, /spec\.fallback\.replicas is required/],
+    [{ fallback: { failureThreshold: -1, replicas: 6 } }, /spec\.fallback\.failureThreshold must be an integer >= 0/],
+    [{ fallback: { failureThreshold: 3, replicas: 6, behavior: 'sometimes' } }, /spec\.fallback\.behavior must be one of static, currentReplicas, currentReplicasIfHigher, currentReplicasIfLower \(got "sometimes"\)/],
+    [{ fallback: { failureThreshold: 3, replicas: 6 }, triggers: [{ type: 'cpu', metricType: 'Utilization', metadata: { value: '50' } }] }, /spec\.triggers\[0\]\.type is "cpu", but spec\.fallback is not supported by the cpu and memory scalers/],
+    [{ fallback: { failureThreshold: 3, replicas: 6 }, triggers: [metricsApi({}, { metricType: 'Utilization' })] }, /spec\.triggers\[0\]\.metricType is "Utilization", but spec\.fallback works only with the AverageValue and Value metric types/],
+    [{ idleReplicaCount: 1, minReplicaCount: 3 }, /spec\.idleReplicaCount \(1\) must be 0: at any other count the HPA scales the workload straight back to minReplicaCount/],
+    [{ idleReplicaCount: 0 }, /spec\.idleReplicaCount \(0\) must be less than spec\.minReplicaCount \(0\)/],
+    [{ initialCooldownPeriod: -5 }, /spec\.initialCooldownPeriod must be an integer >= 0/],
+    [{ advanced: { restoreToOriginalReplicaCount: 'yes' } }, /spec\.advanced\.restoreToOriginalReplicaCount must be true or false/],
+  ];
+  for (const [spec, message] of refused) {
+    const v = validateScaledObject(so('a', 'default', spec), view(), scalers);
+    t.equal(v.allowed, false, JSON.stringify(spec));
+    t.match(v.message, message);
+  }
+});
+
+t.test('scalingModifiers: the formula compiled against the named triggers, refusals saying where', async (t) => {
+  const named = [metricsApi({}, { name: 'queue' }), metricsApi({ valueLocation: 'other' }, { name: 'backlog' })];
+  const modifiers = (m: Obj, triggers: unknown[] = named) => validateScaledObject(so('a', 'default', { triggers, advanced: { scalingModifiers: m } }), view(), scalers);
+  const ok = modifiers({ formula: 'queue > 10 ? queue + backlog : 0', target: '5', activationTarget: '1', metricType: 'Value' });
+  t.strictSame([ok.allowed, ok.warnings], [true, []]);
+  const refused: [Obj, RegExp, unknown[]?][] = [
+    [{ target: '5' }, /spec\.advanced\.scalingModifiers\.formula is required/],
+    [{ formula: 'queue' }, /spec\.advanced\.scalingModifiers\.target is required/],
+    [{ formula: 'queue', target: '0' }, /spec\.advanced\.scalingModifiers\.target must be a number greater than 0 \(got "0"\)/],
+    [{ formula: 'queue', target: 'five' }, /target must be a number greater than 0 \(got "five"\)/],
+    [{ formula: 'queue', target: '5', activationTarget: '-1' }, /activationTarget must be a number at least 0 \(got "-1"\)/],
+    [{ formula: 'queue', target: '5', metricType: 'Utilization' }, /metricType must be AverageValue or Value for the composite metric \(got "Utilization"\)/],
+    [{ formula: 'queue + lag', target: '5' }, /spec\.advanced\.scalingModifiers\.formula is invalid: unknown name lag \(the named triggers: queue, backlog\) \(1:9\)/],
+    [{ formula: 'queue +* 2', target: '5' }, /formula is invalid: unexpected "\*" \(1:8\)/],
+    [{ formula: 'queue', target: '5' }, /formula is invalid: unknown name queue \(no trigger has a name\) \(1:1\)/, [metricsApi()]],
+  ];
+  for (const [m, message, triggers] of refused) {
+    const v = modifiers(m, triggers);
+    t.equal(v.allowed, false, JSON.stringify(m));
+    t.match(v.message, message);
+  }
+});
+
+t.test('ScaledJobs: KEDA\'s fields and rules, triggers built in validate-only mode', async (t) => {
+  const sj = (spec: Obj = {}, metadata: Obj = {}) => ({
+    apiVersion: 'keda.sh/v1alpha1',
+    kind: 'ScaledJob',
+    metadata: { name: 'consumer', namespace: 'default', ...metadata },
+    spec: { jobTargetRef: { template: { spec: { containers: [{ name: 'c', image: 'x' }] } } }, triggers: [metricsApi()], ...spec },
+  });
+  const review = (object: Obj) => validateRequest('scaledjobs', request('CREATE', object, { kind: { group: 'keda.sh', version: 'v1alpha1', kind: 'ScaledJob' }, resource: { group: 'keda.sh', version: 'v1alpha1', resource: 'scaledjobs' } }), deps());
+  t.strictSame(review(sj({ scalingStrategy: { strategy: 'custom', customScalingQueueLengthDeduction: 1, customScalingRunningJobPercentage: '0.5' }, rollout: { strategy: 'gradual' } })), { allowed: true, warnings: [] });
+  t.match(review(sj({ envSourceContainerName: 'c' })), { allowed: true, warnings: [/^spec\.envSourceContainerName is not supported/] });
+  const refused: [Obj, RegExp][] = [
+    [sj({ jobTargetRef: {} }), /spec\.jobTargetRef\.template is required/],
+    [sj({ minReplicaCount: 5, maxReplicaCount: 2 }), /spec\.minReplicaCount \(5\) must not be greater than spec\.maxReplicaCount \(2\)/],
+    [sj({ scalingStrategy: { strategy: 'greedy' } }), /spec\.scalingStrategy\.strategy must be one of default, custom, accurate, eager \(got "greedy"\)/],
+    [sj({ scalingStrategy: { strategy: 'custom', customScalingQueueLengthDeduction: 1 } }), /spec\.scalingStrategy\.customScalingRunningJobPercentage is required with the custom strategy/],
+    [sj({ scalingStrategy: { strategy: 'custom', customScalingQueueLengthDeduction: 1, customScalingRunningJobPercentage: 'half' } }), /customScalingRunningJobPercentage must be a number at least 0, such as "0\.5" \(got "half"\)/],
+    [sj({ scalingStrategy: { multipleScalersCalculation: 'median' } }), /multipleScalersCalculation must be one of max, min, avg, sum/],
+    [sj({ rollout: { strategy: 'canary' } }), /spec\.rollout\.strategy must be one of default, gradual \(got "canary"\)/],
+    [sj({ triggers: [{ type: 'no-such-scaler', metadata: {} }] }), /ScaledJob default\/consumer: spec\.triggers\[0\] \(no-such-scaler\): unsupported trigger type/],
+    [sj({}, { annotations: { 'autoscaling.keda.sh/paused': 'yes' } }), /metadata\.annotations\[autoscaling\.keda\.sh\/paused\] must be "true" or "false"/],
+  ];
+  for (const [object, message] of refused) {
+    const v = review(object);
+    t.equal(v.allowed, false, JSON.stringify(object.spec));
+    t.match(v.message, message);
+  }
 });
 
 t.test('TriggerAuthentication and ClusterTriggerAuthentication', async (t) => {
