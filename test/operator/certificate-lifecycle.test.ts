@@ -77,7 +77,11 @@ const rotationsOf = (text: string) => text.split('\n').filter((l) => l.startsWit
 const patchAs = (path: string, body: unknown, contentType: string) => kube.request('PATCH', `${path}?fieldManager=drifter`, body, contentType);
 
 const leaderFlags = ['--leader-election-lease-duration=2s', '--leader-election-renew-deadline=1500ms', '--leader-election-retry-period=200ms'];
-const shortLife = ['--ca-validity=30s', '--cert-validity=10s', '--cert-renew-before=4s', '--ca-rollover-overlap=2s'];
+// The overlap must outlast the slowest reload of a phase (caBundle injection, the adapter's file
+// watch): under the whole suite's load on two cores, 2 s was once exceeded by one query in 1,683.
+// The CA lives long enough that the next rollover (lead: 10 + 4 + 2 x 4 = 22 s) starts well after
+// this one finished (8 s into the new CA's life).
+const shortLife = ['--ca-validity=40s', '--cert-validity=10s', '--cert-renew-before=4s', '--ca-rollover-overlap=4s'];
 const operatorFlags = (certDir: string) => [`--kubeconfig=${kc}`, '--namespace=keda', `--cert-dir=${certDir}`, `--scaled-objects-file=${scaledObjects}`, ...leaderFlags];
 
 /** Back to a fresh install: no Secret, no caBundle anywhere, no annotation (the operators of the last case are stopped by its teardown). */
