@@ -49,12 +49,6 @@ export function parseBool(type: string, name: string, raw: string): boolean {
   throw configError(type, `${name} "${raw}" is not a boolean (true or false)`);
 }
 
-/** An optional boolean: `fallback` when missing or blank. */
-export function optionalBool(type: string, md: Record<string, string>, name: string, fallback: boolean): boolean {
-  const raw = md[name];
-  return raw === undefined || raw.trim() === '' ? fallback : parseBool(type, name, raw);
-}
-
 export function basicAuth(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }

@@ -1,11 +1,18 @@
 // The scalers this operator implements, by KEDA trigger type.
-import { createMetricsApiScaler } from './metrics-api.js';
-import { createPrometheusScaler } from './prometheus.js';
+import { METRICS_API_PARAMETERS, createMetricsApiScaler } from './metrics-api.js';
+import type { ParamSpec } from './parameters.js';
+import { PROMETHEUS_PARAMETERS, createPrometheusScaler } from './prometheus.js';
 import { ScalerConfigError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
 
 export const scalerFactories: Record<string, ScalerFactory> = {
   'metrics-api': createMetricsApiScaler,
   prometheus: createPrometheusScaler,
+};
+
+/** What each scaler reads: the README's tables are generated from these. */
+export const scalerParameters: Record<string, readonly ParamSpec[]> = {
+  'metrics-api': METRICS_API_PARAMETERS,
+  prometheus: PROMETHEUS_PARAMETERS,
 };
 
 /** The scaler for one trigger; a ScalerConfigError for a type we do not implement or bad metadata. */

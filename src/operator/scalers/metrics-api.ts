@@ -18,9 +18,6 @@ import {
   checkClientPair,
   configError as upstreamConfigError,
   httpStatusProblem,
-  nonEmpty,
-  optionalBool,
-  parseNumber as upstreamParseNumber,
   showUrl,
   moveUrlCredentialsToBasicAuth,
   truncate,
@@ -28,11 +25,32 @@ import {
   type TlsMaterial,
 } from './http-upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
+import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
 
 const TYPE = 'metrics-api';
 const AUTH_MODES = ['bearer', 'basic', 'tls', 'apiKey'] as const;
 type AuthMode = (typeof AUTH_MODES)[number];
+
+/** What the metrics-api scaler reads (the README's table is generated from this). */
+export const METRICS_API_PARAMETERS: readonly ParamSpec[] = [
+  { name: 'url', type: 'url', from: 'metadata', required: true, doc: 'The JSON endpoint. Credentials written in it (`https://user:pass@host`) are sent as basic auth and never shown.' },
+  { name: 'valueLocation', type: 'string', from: 'metadata', required: true, doc: 'Where the number is in the answer: dotted keys and array indices (`data.items.0.value`), the subset of GJSON paths KEDA users write.' },
+  { name: 'format', type: 'enum', values: ['json'], from: 'metadata', default: 'json', doc: 'KEDA\'s `prometheus`, `xml` and `yaml` formats are not implemented.' },
+  { name: 'targetValue', type: 'number', from: 'metadata', required: (ctx) => ctx.trigger.metricType !== 'Utilization', doc: 'The HPA target. Required, except with metricType Utilization.' },
+  { name: 'activationTargetValue', type: 'number', from: 'metadata', default: 0, doc: 'Active (scaled from zero) strictly above this value.' },
+  { name: 'unsafeSsl', type: 'bool', from: 'metadata', default: false, doc: 'Skips verifying the upstream\'s certificate (warned about once). Put its CA in `--ca-dir` instead.' },
+  { name: 'authMode', type: 'enum', values: AUTH_MODES, from: 'metadata, then auth', doc: 'How to authenticate; each mode\'s parameters below.' },
+  { name: 'token', type: 'string', from: 'auth, then metadata', requiredWith: { param: 'authMode', value: 'bearer' }, secret: true, doc: 'Sent as `Authorization: Bearer`.' },
+  { name: 'username', type: 'string', from: 'auth, then metadata', requiredWith: { param: 'authMode', value: 'basic' }, doc: 'Basic auth user.' },
+  { name: 'password', type: 'string', from: 'auth, then metadata', secret: true, doc: 'Basic auth password (optional, as in KEDA).' },
+  { name: 'cert', type: 'string', from: 'auth, then metadata', requiredWith: { param: 'authMode', value: 'tls' }, doc: 'Client certificate (PEM) for authMode tls.' },
+  { name: 'key', type: 'string', from: 'auth, then metadata', requiredWith: { param: 'authMode', value: 'tls' }, secret: true, doc: 'Its private key (PEM).' },
+  { name: 'ca', type: 'string', from: 'auth, then metadata', doc: 'With authMode tls: a CA (PEM) trusted for this upstream, besides the system roots and `--ca-dir` (optional here; KEDA requires it).' },
+  { name: 'apiKey', type: 'string', from: 'auth, then metadata', requiredWith: { param: 'authMode', value: 'apiKey' }, secret: true, doc: 'The key for authMode apiKey.' },
+  { name: 'method', type: 'enum', values: ['header', 'query'], from: 'metadata, then auth', default: 'header', doc: 'authMode apiKey: send the key as a header or a query parameter.' },
+  { name: 'keyParamName', type: 'string', from: 'metadata, then auth', doc: 'authMode apiKey: the header (default `X-API-KEY`) or query parameter (default `api_key`) name.' },
+];
 
 export const createMetricsApiScaler: ScalerFactory = (ctx) => new MetricsApiScaler(ctx);
 
@@ -51,102 +69,58 @@ class MetricsApiScaler implements Scaler {
   private readonly validateOnly: boolean;
 
   constructor(ctx: ScalerContext) {
-    const md = ctx.trigger.metadata ?? {};
-    const fromMeta = (name: string): string | undefined => nonEmpty(md[name]) ?? nonEmpty(ctx.auth[name]);
-    const fromAuth = (name: string): string | undefined => nonEmpty(ctx.auth[name]) ?? nonEmpty(md[name]);
     // Validation only (an admission webhook, which cannot read Secrets): the metadata is checked
     // in full, missing credentials are not an error, and the scaler never sends a request.
     this.validateOnly = ctx.validateOnly === true;
-    const missing = (message: string): void => {
-      if (!this.validateOnly) throw configError(message);
-    };
+    const p = readParameters(TYPE, METRICS_API_PARAMETERS, ctx);
 
     // --- what to read --------------------------------------------------------------------------
-    const rawUrl = nonEmpty(md.url);
-    if (rawUrl === undefined) throw configError('no url given in metadata');
-    let url: URL;
-    try {
-      url = new URL(rawUrl.trim());
-    } catch {
-      throw configError('url is not a valid URL');
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`url must be http or https, not ${url.protocol.replace(/:$/, '')}`);
-
-    const valueLocation = nonEmpty(md.valueLocation);
-    if (valueLocation === undefined) throw configError('no valueLocation given in metadata');
-    this.valueLocation = valueLocation;
-    this.path = parseValueLocation(valueLocation);
-
-    const format = (md.format ?? 'json').trim();
-    if (format !== 'json') throw configError(`format "${format}" is not supported: only json is (KEDA's prometheus, xml and yaml formats are not implemented)`);
-
-    const target = nonEmpty(md.targetValue);
-    if (target === undefined) {
-      if (ctx.trigger.metricType !== 'Utilization') throw configError('no targetValue given in metadata');
-      this.targetValue = 0;
-    } else {
-      this.targetValue = parseNumber('targetValue', target);
-    }
-    const activation = nonEmpty(md.activationTargetValue);
-    this.activationTargetValue = activation === undefined ? 0 : parseNumber('activationTargetValue', activation);
-    const unsafeSsl = optionalBool(TYPE, md, 'unsafeSsl', false);
-    this.metricName = metricNameFor(ctx.triggerIndex, normalizeMetricName(`metric-api-${valueLocation}`));
+    const url = p.url('url')!;
+    this.valueLocation = p.string('valueLocation')!;
+    this.path = parseValueLocation(this.valueLocation);
+    this.targetValue = p.number('targetValue') ?? 0;
+    this.activationTargetValue = p.number('activationTargetValue')!;
+    const unsafeSsl = p.bool('unsafeSsl');
+    this.metricName = metricNameFor(ctx.triggerIndex, normalizeMetricName(`metric-api-${this.valueLocation}`));
 
     // --- how to authenticate -------------------------------------------------------------------
     const headers: Record<string, string> = { accept: 'application/json' };
     const secrets: string[] = [];
     const tlsMaterial: TlsMaterial = {};
     const stripOnCrossOrigin: string[] = [];
-    const authMode = fromMeta('authMode')?.trim();
-    if (authMode !== undefined && !(AUTH_MODES as readonly string[]).includes(authMode)) {
-      throw configError(`authMode "${authMode}" is not supported (one of: ${AUTH_MODES.join(', ')})`);
-    }
-    switch (authMode as AuthMode | undefined) {
+    switch (p.string('authMode') as AuthMode | undefined) {
       case 'bearer': {
-        const token = fromAuth('token');
-        if (token === undefined) {
-          missing('authMode bearer: no token provided');
-          break;
-        }
-        headers.authorization = `Bearer ${token.trim()}`;
-        secrets.push(token.trim(), headers.authorization);
+        const token = p.string('token')?.trim();
+        if (token === undefined) break; // validate-only
+        headers.authorization = `Bearer ${token}`;
+        secrets.push(token, headers.authorization);
         break;
       }
       case 'basic': {
-        const username = fromAuth('username');
+        const username = p.string('username');
         // The password is optional, as in KEDA: some APIs take the key as user name and nothing else.
-        const password = fromAuth('password') ?? '';
+        const password = p.string('password') ?? '';
         secrets.push(password);
-        if (username === undefined) {
-          missing('authMode basic: no username given');
-          break;
-        }
+        if (username === undefined) break;
         headers.authorization = basicAuth(username, password);
         secrets.push(headers.authorization.slice('Basic '.length));
         break;
       }
       case 'tls': {
-        const cert = fromAuth('cert');
-        const key = fromAuth('key');
-        if (cert === undefined) missing('authMode tls: no cert given');
-        else if (key === undefined) missing('authMode tls: no key given');
-        else Object.assign(tlsMaterial, checkClientPair(TYPE, 'authMode tls', cert, key));
+        const cert = p.string('cert');
+        const key = p.string('key');
+        if (cert !== undefined && key !== undefined) Object.assign(tlsMaterial, checkClientPair(TYPE, 'authMode tls', cert, key));
         // KEDA requires ca here; we accept its absence (the system roots and --ca-dir still apply).
-        const ca = fromAuth('ca');
+        const ca = p.string('ca');
         if (ca !== undefined) tlsMaterial.ca = checkCa(TYPE, 'authMode tls', ca);
         break;
       }
       case 'apiKey': {
-        const method = fromMeta('method') ?? 'header';
-        if (method !== 'header' && method !== 'query') throw configError(`method "${method}" is not supported (header or query)`);
-        const param = fromMeta('keyParamName');
-        const apiKey = fromAuth('apiKey');
-        if (apiKey === undefined) {
-          missing('authMode apiKey: no apiKey provided');
-          break;
-        }
+        const param = p.string('keyParamName');
+        const apiKey = p.string('apiKey');
+        if (apiKey === undefined) break;
         secrets.push(apiKey);
-        if (method === 'query') {
+        if (p.string('method') === 'query') {
           url.searchParams.set(param ?? 'api_key', apiKey);
         } else {
           const header = (param ?? 'X-API-KEY').toLowerCase();
@@ -300,8 +274,4 @@ function quantityValue(s: string): number | undefined {
 
 function configError(message: string): ScalerConfigError {
   return upstreamConfigError(TYPE, message);
-}
-
-function parseNumber(name: string, raw: string): number {
-  return upstreamParseNumber(TYPE, name, raw);
 }

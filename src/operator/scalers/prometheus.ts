@@ -22,10 +22,7 @@ import {
   checkClientPair,
   configError as upstreamConfigError,
   httpStatusProblem,
-  nonEmpty,
   oneLine,
-  optionalBool,
-  parseNumber,
   showUrl,
   moveUrlCredentialsToBasicAuth,
   truncate,
@@ -33,6 +30,7 @@ import {
   type TlsMaterial,
 } from './http-upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
+import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
 
 const TYPE = 'prometheus';
@@ -44,6 +42,30 @@ const QUERY_CHARS = 200;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Parameters the scaler sets itself: queryParameters may not replace them. */
 const OWN_PARAMETERS = ['query', 'time', 'namespace'];
+
+/** What the prometheus scaler reads (the README's table is generated from this). */
+export const PROMETHEUS_PARAMETERS: readonly ParamSpec[] = [
+  { name: 'serverAddress', type: 'url', from: 'metadata', required: true, doc: 'Prometheus (or Thanos, Cortex/Mimir, VictoriaMetrics, a proxy). No query or fragment; credentials written in it are sent as basic auth.' },
+  { name: 'query', type: 'string', from: 'metadata', required: true, doc: 'An instant PromQL query giving one series or a scalar.' },
+  { name: 'threshold', type: 'number', from: 'metadata', required: true, doc: 'The HPA target.' },
+  { name: 'activationThreshold', type: 'number', from: 'metadata', default: 0, doc: 'Active (scaled from zero) strictly above this value.' },
+  { name: 'namespace', type: 'string', from: 'metadata', doc: 'Sent as the `namespace` query parameter (multi-tenant queriers).' },
+  { name: 'customHeaders', type: 'map', from: 'metadata', doc: 'Extra request headers, `k1=v1,k2=v2`; never sent to another origin on a redirect.' },
+  { name: 'queryParameters', type: 'map', from: 'metadata', doc: 'Extra query parameters, `k1=v1,k2=v2` (not `query`, `time` or `namespace`).' },
+  { name: 'ignoreNullValues', type: 'bool', from: 'metadata', default: true, doc: 'An empty result is 0; false makes it an error. NaN and infinite results are errors either way.' },
+  { name: 'unsafeSsl', type: 'bool', from: 'metadata', default: false, doc: 'Skips verifying the server\'s certificate (warned about once). Put its CA in `--ca-dir` instead.' },
+  { name: 'timeout', type: 'milliseconds', from: 'metadata', doc: 'Per-query timeout; default `--scaler-timeout`.' },
+  { name: 'authModes', type: 'list', values: AUTH_MODES, from: 'metadata', doc: 'Comma list; `tls` combines with one of the others.' },
+  { name: 'bearerToken', type: 'string', from: 'auth', requiredWith: { param: 'authModes', value: 'bearer' }, secret: true, doc: 'Sent as `Authorization: Bearer`.' },
+  { name: 'username', type: 'string', from: 'auth', requiredWith: { param: 'authModes', value: 'basic' }, doc: 'Basic auth user.' },
+  { name: 'password', type: 'string', from: 'auth', secret: true, doc: 'Basic auth password (optional, as in KEDA).' },
+  { name: 'cert', type: 'string', from: 'auth', requiredWith: { param: 'authModes', value: 'tls' }, doc: 'Client certificate (PEM).' },
+  { name: 'key', type: 'string', from: 'auth', requiredWith: { param: 'authModes', value: 'tls' }, secret: true, doc: 'Its private key (PEM; encrypted with keyPassword, or not).' },
+  { name: 'keyPassword', type: 'string', from: 'auth', secret: true, doc: 'The key\'s passphrase.' },
+  { name: 'customAuthHeader', type: 'string', from: 'auth', requiredWith: { param: 'authModes', value: 'custom' }, doc: 'authModes custom: the header name.' },
+  { name: 'customAuthValue', type: 'string', from: 'auth', requiredWith: { param: 'authModes', value: 'custom' }, secret: true, doc: 'authModes custom: its value.' },
+  { name: 'ca', type: 'string', from: 'auth', doc: 'A CA (PEM) trusted for this server in every mode, besides the system roots and `--ca-dir`.' },
+];
 
 export const createPrometheusScaler: ScalerFactory = (ctx) => new PrometheusScaler(ctx);
 
@@ -64,59 +86,32 @@ class PrometheusScaler implements Scaler {
   private readonly validateOnly: boolean;
 
   constructor(ctx: ScalerContext) {
-    const md = ctx.trigger.metadata ?? {};
-    const auth = ctx.auth ?? {};
     // Validation only (an admission webhook, which cannot read Secrets): every metadata value is
     // checked, absent auth parameters are not an error, and the scaler never sends a request.
     this.validateOnly = ctx.validateOnly === true;
-    const missing = (message: string): void => {
-      if (!this.validateOnly) throw configError(message);
-    };
+    const p = readParameters(TYPE, PROMETHEUS_PARAMETERS, ctx);
 
     // --- what to ask ---------------------------------------------------------------------------
-    const address = nonEmpty(md.serverAddress)?.trim();
-    if (address === undefined) throw configError('no serverAddress given in metadata');
-    let server: URL;
-    try {
-      server = new URL(address);
-    } catch {
-      throw configError(`serverAddress "${truncate(address, 100)}" is not a valid URL`);
-    }
-    if (server.protocol !== 'http:' && server.protocol !== 'https:') {
-      throw configError(`serverAddress must be http or https, not ${server.protocol.replace(/:$/, '')}`);
-    }
+    const server = p.url('serverAddress')!;
     if (server.search !== '' || server.hash !== '') {
       throw configError('serverAddress must not have a query or fragment (use queryParameters for extra parameters)');
     }
-    const query = nonEmpty(md.query);
-    if (query === undefined) throw configError('no query given in metadata');
-    this.query = query;
-
-    // KEDA requires the threshold for this scaler (Utilization is for cpu and memory only).
-    const threshold = nonEmpty(md.threshold);
-    if (threshold === undefined) throw configError('no threshold given in metadata');
-    this.targetValue = parseNumber(TYPE, 'threshold', threshold);
-    const activation = nonEmpty(md.activationThreshold);
-    this.activationThreshold = activation === undefined ? 0 : parseNumber(TYPE, 'activationThreshold', activation);
-
-    this.namespace = nonEmpty(md.namespace)?.trim();
-    const customHeaders = parsePairs('customHeaders', md.customHeaders);
+    this.query = p.string('query')!;
+    this.targetValue = p.number('threshold')!;
+    this.activationThreshold = p.number('activationThreshold')!;
+    this.namespace = p.string('namespace')?.trim();
+    const customHeaders = p.pairs('customHeaders');
     for (const [name, value] of customHeaders) {
       if (!HEADER_NAME.test(name)) throw configError(`customHeaders: "${truncate(name, 64)}" is not a valid header name`);
       if (/[\r\n\0]/.test(value)) throw configError(`customHeaders: the value of "${name}" has a line break`);
     }
-    this.queryParameters = parsePairs('queryParameters', md.queryParameters);
+    this.queryParameters = p.pairs('queryParameters');
     for (const [name] of this.queryParameters) {
       if (OWN_PARAMETERS.includes(name)) throw configError(`queryParameters: "${name}" is set by the scaler itself${name === 'namespace' ? ' (use the namespace metadata)' : ''}`);
     }
-    this.ignoreNullValues = optionalBool(TYPE, md, 'ignoreNullValues', true);
-    const unsafeSsl = optionalBool(TYPE, md, 'unsafeSsl', false);
-    const timeout = nonEmpty(md.timeout);
-    let timeoutMs = ctx.timeoutMs;
-    if (timeout !== undefined) {
-      if (!/^\d+$/.test(timeout.trim()) || Number(timeout) <= 0) throw configError(`timeout "${timeout}" is not a positive whole number of milliseconds`);
-      timeoutMs = Number(timeout);
-    }
+    this.ignoreNullValues = p.bool('ignoreNullValues');
+    const unsafeSsl = p.bool('unsafeSsl');
+    const timeoutMs = p.number('timeout') ?? ctx.timeoutMs;
     this.metricName = metricNameFor(ctx.triggerIndex, normalizeMetricName(TYPE));
 
     // --- how to authenticate -------------------------------------------------------------------
@@ -126,64 +121,52 @@ class PrometheusScaler implements Scaler {
     headers.accept ??= 'application/json';
     const secrets: string[] = [];
     const tlsMaterial: TlsMaterial = {};
-    const modes = parseAuthModes(md.authModes);
-    const param = (name: string): string | undefined => nonEmpty(auth[name]);
+    const modes = p.list('authModes') as AuthMode[];
+    // Each of these sets the request's credentials header: two would fight over it.
+    const headerModes = modes.filter((m) => m !== 'tls');
+    if (headerModes.length > 1) throw configError(`authModes: ${headerModes.join(' and ')} cannot be combined (each sets the request's credentials; tls combines with any)`);
+    // Absent credentials below only happen in validate-only builds (readParameters insists otherwise).
     for (const mode of modes) {
       switch (mode) {
         case 'bearer': {
-          const token = param('bearerToken')?.trim();
-          if (token === undefined) {
-            missing('authModes bearer: no bearerToken given in the trigger authentication');
-            break;
-          }
+          const token = p.string('bearerToken')?.trim();
+          if (token === undefined) break;
           headers.authorization = `Bearer ${token}`;
           secrets.push(token, headers.authorization);
           break;
         }
         case 'basic': {
-          const username = param('username');
+          const username = p.string('username');
           // The password is optional, as in KEDA.
-          const password = auth.password ?? '';
+          const password = p.string('password') ?? '';
           secrets.push(password);
-          if (username === undefined) {
-            missing('authModes basic: no username given in the trigger authentication');
-            break;
-          }
+          if (username === undefined) break;
           headers.authorization = basicAuth(username, password);
           secrets.push(headers.authorization.slice('Basic '.length));
           break;
         }
         case 'tls': {
-          const cert = param('cert');
-          const key = param('key');
-          const keyPassword = auth.keyPassword === undefined || auth.keyPassword === '' ? undefined : auth.keyPassword;
+          const cert = p.string('cert');
+          const key = p.string('key');
+          const keyPassword = p.string('keyPassword');
           if (keyPassword !== undefined) secrets.push(keyPassword);
-          if (cert === undefined) missing('authModes tls: no cert given in the trigger authentication');
-          else if (key === undefined) missing('authModes tls: no key given in the trigger authentication');
-          else Object.assign(tlsMaterial, checkClientPair(TYPE, 'authModes tls', cert, key, { value: keyPassword }));
+          if (cert !== undefined && key !== undefined) Object.assign(tlsMaterial, checkClientPair(TYPE, 'authModes tls', cert, key, { value: keyPassword }));
           break;
         }
         case 'custom': {
-          const header = param('customAuthHeader')?.trim();
-          const value = auth.customAuthValue;
+          const header = p.string('customAuthHeader')?.trim();
+          const value = p.string('customAuthValue');
           if (value !== undefined) secrets.push(value);
-          if (header === undefined) {
-            missing('authModes custom: no customAuthHeader given in the trigger authentication');
-            break;
-          }
-          if (!HEADER_NAME.test(header)) throw configError(`authModes custom: customAuthHeader "${truncate(header, 64)}" is not a valid header name`);
-          if (nonEmpty(value) === undefined) {
-            missing('authModes custom: no customAuthValue given in the trigger authentication');
-            break;
-          }
-          if (/[\r\n\0]/.test(value!)) throw configError('authModes custom: customAuthValue has a line break');
-          headers[header.toLowerCase()] = value!;
+          if (header !== undefined && !HEADER_NAME.test(header)) throw configError(`authModes custom: customAuthHeader "${truncate(header, 64)}" is not a valid header name`);
+          if (header === undefined || value === undefined) break;
+          if (/[\r\n\0]/.test(value)) throw configError('authModes custom: customAuthValue has a line break');
+          headers[header.toLowerCase()] = value;
           break;
         }
       }
     }
     // A CA for the server: trusted whatever the modes (KEDA builds its TLS config from it alone).
-    const ca = param('ca');
+    const ca = p.string('ca');
     if (ca !== undefined) tlsMaterial.ca = checkCa(TYPE, '', ca);
 
     moveUrlCredentialsToBasicAuth(TYPE, 'serverAddress', server, headers, secrets);
@@ -313,35 +296,6 @@ function authHint(status: number): string {
  * KEDA's `k1=v1,k2=v2` lists: entries separated by commas, key and value by the first `=`, both
  * trimmed. An entry without `=` or with an empty key is a configuration error.
  */
-function parsePairs(name: string, raw: string | undefined): [string, string][] {
-  if (nonEmpty(raw) === undefined) return [];
-  const out: [string, string][] = [];
-  for (const entry of raw!.split(',')) {
-    if (entry.trim() === '') continue;
-    const eq = entry.indexOf('=');
-    if (eq < 0) throw configError(`${name}: "${truncate(entry.trim(), 64)}" is not key=value (the format is k1=v1,k2=v2)`);
-    const key = entry.slice(0, eq).trim();
-    if (key === '') throw configError(`${name}: "${truncate(entry.trim(), 64)}" has an empty key`);
-    out.push([key, entry.slice(eq + 1).trim()]);
-  }
-  return out;
-}
-
-function parseAuthModes(raw: string | undefined): AuthMode[] {
-  if (nonEmpty(raw) === undefined) return [];
-  const modes: AuthMode[] = [];
-  for (const item of raw!.split(',')) {
-    const mode = item.trim();
-    if (mode === '') continue;
-    if (!(AUTH_MODES as readonly string[]).includes(mode)) throw configError(`authModes: "${truncate(mode, 32)}" is not supported (one of: ${AUTH_MODES.join(', ')})`);
-    if (!modes.includes(mode as AuthMode)) modes.push(mode as AuthMode);
-  }
-  // Each of these sets the request's credentials header: two would fight over it.
-  const header = modes.filter((m) => m !== 'tls');
-  if (header.length > 1) throw configError(`authModes: ${header.join(' and ')} cannot be combined (each sets the request's credentials; tls combines with any)`);
-  return modes;
-}
-
 function configError(message: string): ScalerConfigError {
   return upstreamConfigError(TYPE, message);
 }

@@ -383,7 +383,7 @@ t.test('configuration errors', async (t) => {
   const ok = { serverAddress: 'https://prometheus.test:9090', query: 'up', threshold: '1' };
   const cases: [Record<string, string>, RegExp][] = [
     [{ query: 'up', threshold: '1' }, /^prometheus: no serverAddress given in metadata$/],
-    [{ ...ok, serverAddress: 'not a url' }, /serverAddress "not a url" is not a valid URL/],
+    [{ ...ok, serverAddress: 'not a url' }, /^prometheus: serverAddress is not a valid URL$/],
     [{ ...ok, serverAddress: 'ftp://prometheus.test' }, /serverAddress must be http or https, not ftp/],
     [{ ...ok, serverAddress: 'https://prometheus.test?x=1' }, /must not have a query or fragment/],
     [{ ...ok, query: ' ' }, /no query given/],

@@ -1,0 +1,93 @@
+// The declarative parameter model: sources in order, types read as KEDA (Go) reads them, required
+// and required-with checks (not in validate-only builds), secrets never quoted, and the README's
+// tables generated from the scalers' own declarations.
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
+import { scalerParameters } from '../../../src/operator/scalers/index.js';
+import { readParameters, withParameterTables, type ParamSpec } from '../../../src/operator/scalers/parameters.js';
+import { ScalerConfigError, type ScalerContext } from '../../../src/operator/scalers/scaler.js';
+import { repoRoot } from '../../helpers/repo.js';
+
+const trust = new CustomCaTrust([], pino({ level: 'silent' }));
+const ctx = (metadata: Record<string, string>, auth: Record<string, string> = {}, extra: Partial<ScalerContext> = {}): ScalerContext => ({ triggerIndex: 0, trigger: { type: 'x', metadata }, auth, trust, timeoutMs: 1000, ...extra });
+const SPECS: ParamSpec[] = [
+  { name: 'address', type: 'url', from: 'metadata', required: true, doc: '' },
+  { name: 'target', type: 'number', from: 'metadata', default: 5, doc: '' },
+  { name: 'flag', type: 'bool', from: 'metadata', default: true, doc: '' },
+  { name: 'wait', type: 'milliseconds', from: 'metadata', doc: '' },
+  { name: 'mode', type: 'enum', values: ['a', 'b'], from: 'metadata, then auth', doc: '' },
+  { name: 'modes', type: 'list', values: ['x', 'y'], from: 'metadata', doc: '' },
+  { name: 'pairs', type: 'map', from: 'metadata', doc: '' },
+  { name: 'token', type: 'string', from: 'auth, then metadata', requiredWith: { param: 'mode', value: 'a' }, secret: true, doc: '' },
+  { name: 'pin', type: 'enum', values: ['1'], from: 'auth', secret: true, doc: '' },
+];
+const read = (metadata: Record<string, string>, auth: Record<string, string> = {}, extra: Partial<ScalerContext> = {}) => readParameters('x', SPECS, ctx(metadata, auth, extra));
+const refusal = (f: () => unknown): string => {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof ScalerConfigError) return err.message;
+    throw err;
+  }
+  return 'not refused';
+};
+const address = 'https://u:p@example.test/x';
+
+t.test('types, defaults and sources', async (t) => {
+  const p = read({ address, flag: 'F', wait: '250', mode: 'b', modes: 'y, x,y,,', pairs: 'k=v, a = b ,', target: ' 1.5e1 ' }, { mode: 'a', token: 's' });
+  t.equal(p.url('address')?.hostname, 'example.test');
+  t.equal(p.number('target'), 15);
+  t.equal(p.bool('flag'), false, "Go's ParseBool");
+  t.equal(p.number('wait'), 250);
+  t.equal(p.string('mode'), 'b', 'metadata first');
+  t.strictSame(p.list('modes'), ['y', 'x'], 'trimmed, blanks and repeats dropped');
+  t.strictSame(p.pairs('pairs'), [['k', 'v'], ['a', 'b']]);
+  const d = read({ address, target: '  ' }, { mode: 'a', token: 's' });
+  t.equal(d.number('target'), 5, 'a blank value is not given: the default');
+  t.equal(d.bool('flag'), true);
+  t.equal(d.string('mode'), 'a', 'then the trigger authentication');
+  t.equal(read({ address, mode: 'a', token: 'from-metadata' }).string('token'), 'from-metadata', 'auth, then metadata');
+  t.equal(read({ address, mode: 'a', token: 'm' }, { token: 'a' }).string('token'), 'a');
+});
+
+t.test('every problem named, secrets never quoted', async (t) => {
+  const cases: [Record<string, string>, Record<string, string>, string][] = [
+    [{}, {}, 'x: no address given in metadata'],
+    [{ address: 'nope' }, {}, 'x: address is not a valid URL'],
+    [{ address: 'ftp://h/x' }, {}, 'x: address must be http or https, not ftp'],
+    [{ address, target: 'NaN' }, {}, 'x: target "NaN" is not a number'],
+    [{ address, flag: 'yes' }, {}, 'x: flag "yes" is not a boolean (true or false)'],
+    [{ address, wait: '1.5' }, {}, 'x: wait "1.5" is not a positive whole number of milliseconds'],
+    [{ address, wait: '0' }, {}, 'x: wait "0" is not a positive whole number of milliseconds'],
+    [{ address, mode: 'c' }, {}, 'x: mode "c" is not supported (one of: a, b)'],
+    [{ address, modes: 'x,z' }, {}, 'x: modes: "z" is not supported (one of: x, y)'],
+    [{ address, pairs: 'k' }, {}, 'x: pairs: "k" is not key=value (the format is k1=v1,k2=v2)'],
+    [{ address, pairs: '=v' }, {}, 'x: pairs: "=v" has an empty key'],
+    [{ address, mode: 'a' }, {}, 'x: mode a: no token given in the trigger authentication'],
+    [{ address }, { pin: 'hunter2' }, "x: pin's value is not supported (one of: 1)"],
+  ];
+  for (const [md, auth, message] of cases) t.equal(refusal(() => read(md, auth)), message, JSON.stringify(md));
+});
+
+t.test('validate-only builds (the webhook cannot read Secrets): credentials may be absent, the rest is checked', async (t) => {
+  t.equal(refusal(() => read({ address, mode: 'a' }, {}, { validateOnly: true })), 'not refused');
+  t.equal(refusal(() => read({ address: 'nope', mode: 'a' }, {}, { validateOnly: true })), 'x: address is not a valid URL');
+});
+
+t.test('required as a function of the trigger', async (t) => {
+  const specs: ParamSpec[] = [{ name: 'targetValue', type: 'number', from: 'metadata', required: (c) => c.trigger.metricType !== 'Utilization', doc: '' }];
+  t.equal(refusal(() => readParameters('x', specs, ctx({}))), 'x: no targetValue given in metadata');
+  t.equal(refusal(() => readParameters('x', specs, { ...ctx({}), trigger: { type: 'x', metadata: {}, metricType: 'Utilization' } })), 'not refused');
+});
+
+t.test('the README\'s parameter tables are the declarations\' (npm run docs rewrites them)', async (t) => {
+  const readme = await readFile(join(repoRoot(), 'README.md'), 'utf8');
+  for (const type of Object.keys(scalerParameters)) t.match(readme, `<!-- parameters: ${type} -->`, `a table for ${type}`);
+  t.equal(withParameterTables(readme, scalerParameters), readme, 'in sync');
+  t.throws(() => withParameterTables('<!-- parameters: kafka -->\n<!-- /parameters -->', scalerParameters), /no scaler "kafka" declares parameters/);
+  const stale = readme.replace('| `threshold` | metadata | number |  | yes |', '| `threshold` | metadata | number |  | no |');
+  t.not(withParameterTables(stale, scalerParameters), stale, 'an edited table is rewritten');
+});
