@@ -1,16 +1,19 @@
 // The scalers this operator implements, by KEDA trigger type.
+import { CRON_PARAMETERS, createCronScaler } from './cron.js';
 import { METRICS_API_PARAMETERS, createMetricsApiScaler } from './metrics-api.js';
 import type { ParamSpec } from './parameters.js';
 import { PROMETHEUS_PARAMETERS, createPrometheusScaler } from './prometheus.js';
 import { ScalerConfigError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
 
 export const scalerFactories: Record<string, ScalerFactory> = {
+  cron: createCronScaler,
   'metrics-api': createMetricsApiScaler,
   prometheus: createPrometheusScaler,
 };
 
 /** What each scaler reads: the README's tables are generated from these. */
 export const scalerParameters: Record<string, readonly ParamSpec[]> = {
+  cron: CRON_PARAMETERS,
   'metrics-api': METRICS_API_PARAMETERS,
   prometheus: PROMETHEUS_PARAMETERS,
 };

@@ -42,6 +42,8 @@ export interface ScalerContext {
    * Such a scaler never queries its upstream.
    */
   validateOnly?: boolean;
+  /** The clock, for scalers that read it (cron); Date.now by default. */
+  now?: () => number;
 }
 
 export type ScalerFactory = (ctx: ScalerContext) => Scaler;
