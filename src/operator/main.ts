@@ -26,6 +26,7 @@ import type { ScaledObjectStore } from './scaledobjects/types.js';
 import { ClusterScaledObjectStore } from './scaledobjects/cluster-store.js';
 import { ScaledObjectController } from './scaling/controller.js';
 import { ScaledJobController } from './scaledjobs/controller.js';
+import { PodIndex } from './scalers/pod-index.js';
 import { ScaleTargets, workloadsOf } from './scaling/scale-targets.js';
 import { Leadership } from './leadership.js';
 import { ServiceAccountTokens } from '../k8s/service-account-tokens.js';
@@ -75,7 +76,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       ? new ServiceAccountTokens(kc, { ...config.serviceAccountTokens, log, metrics: { requestFinished: (outcome) => scalingMetrics.tokenRequests.inc({ outcome }) } })
       : undefined;
   const targets = kc && clusterStore ? new ScaleTargets(kc, { log, watchNamespace: config.watchNamespace }) : undefined;
-  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}), ...(targets ? { workloads: workloadsOf(targets) } : {}) });
+  const pods = kc && clusterStore ? new PodIndex({ client: kc, log, watchNamespace: config.watchNamespace }) : undefined;
+  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}), ...(targets ? { workloads: workloadsOf(targets) } : {}), ...(pods ? { pods } : {}) });
   const mirror = new MetricsMirror(config.scalerTimeoutMs);
   engine.onPoll((report) => {
     scalingMetrics.observePoll(report);
@@ -107,7 +109,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       ? new ScaledJobController({
           client: kc,
           auth: clusterStore,
-          engine: { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, ...(tokens ? { tokens } : {}) },
+          engine: { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, ...(tokens ? { tokens } : {}), ...(pods ? { pods } : {}) },
           events: new EventRecorder(kc, 'keda-operator', log),
           log,
           metrics: scalingMetrics,
@@ -161,7 +163,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       await leadership?.stop();
       await Promise.all([controller?.close(), jobs?.close()]);
       engine.close();
-      await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close(), tokens?.close()]);
+      await Promise.all([store.close(), trust.close(), tls.close(), lifecycle?.close(), tokens?.close(), pods?.close()]);
       await kc?.close();
     })());
   return { channel, metricsServer, shutdown };

@@ -14,6 +14,7 @@ import { ChannelError, type MetricsHandler } from '../channel/server.js';
 import { toWireTime, type ExternalMetricValueList, type ScaledObjectRef } from '../channel/service.js';
 import type { CustomCaTrust } from '../tls/custom-ca.js';
 import { createScaler } from './scalers/index.js';
+import type { PodCounter } from './scalers/pod-index.js';
 import { ScalerError, type Scaler } from './scalers/scaler.js';
 import { resolveAuth, type TokenSource } from './scaledobjects/resolve-auth.js';
 import type { AuthLookup, AuthenticationRef, ScaledObject, ScaledObjectStore, Trigger } from './scaledobjects/types.js';
@@ -67,6 +68,8 @@ export interface MetricsEngineOptions {
   poll?: boolean;
   /** The workloads' replica counts (a cluster); without them only the static fallback of AverageValue metrics is answered. */
   workloads?: Workloads;
+  /** The cluster's Pods (kubernetes-workload triggers); absent without a cluster. */
+  pods?: PodCounter;
 }
 
 /** A ScaledObject's workload as the fallback needs it; undefined when it cannot be read. */
@@ -289,7 +292,7 @@ export class MetricsEngine implements MetricsHandler {
         try {
           const auth = trigger.authenticationRef ? await resolveAuth(recorded, this.opts.tokens, so.namespace, trigger.authenticationRef) : { params: {} };
           if (auth.refreshAt !== undefined) refreshAt = Math.min(refreshAt, auth.refreshAt);
-          next.scaler = createScaler({ triggerIndex: index, trigger, auth: auth.params, trust: this.opts.trust, timeoutMs: this.opts.scalerTimeoutMs, log: this.log });
+          next.scaler = createScaler({ triggerIndex: index, trigger, auth: auth.params, trust: this.opts.trust, timeoutMs: this.opts.scalerTimeoutMs, log: this.log, namespace: so.namespace, ...(this.opts.pods ? { pods: this.opts.pods } : {}) });
         } catch (err) {
           next.buildError = `trigger ${index} (${trigger.type}): ${(err as Error).message}`;
           this.log.warn({ scaledObject: state.key, reason: next.buildError }, 'cannot build scaler');

@@ -1,5 +1,6 @@
 // The scalers this operator implements, by KEDA trigger type.
 import { CRON_PARAMETERS, createCronScaler } from './cron.js';
+import { KUBERNETES_WORKLOAD_PARAMETERS, createKubernetesWorkloadScaler } from './kubernetes-workload.js';
 import { METRICS_API_PARAMETERS, createMetricsApiScaler } from './metrics-api.js';
 import type { ParamSpec } from './parameters.js';
 import { PROMETHEUS_PARAMETERS, createPrometheusScaler } from './prometheus.js';
@@ -7,6 +8,7 @@ import { ScalerConfigError, type Scaler, type ScalerContext, type ScalerFactory 
 
 export const scalerFactories: Record<string, ScalerFactory> = {
   cron: createCronScaler,
+  'kubernetes-workload': createKubernetesWorkloadScaler,
   'metrics-api': createMetricsApiScaler,
   prometheus: createPrometheusScaler,
 };
@@ -14,6 +16,7 @@ export const scalerFactories: Record<string, ScalerFactory> = {
 /** What each scaler reads: the README's tables are generated from these. */
 export const scalerParameters: Record<string, readonly ParamSpec[]> = {
   cron: CRON_PARAMETERS,
+  'kubernetes-workload': KUBERNETES_WORKLOAD_PARAMETERS,
   'metrics-api': METRICS_API_PARAMETERS,
   prometheus: PROMETHEUS_PARAMETERS,
 };

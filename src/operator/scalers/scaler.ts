@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { CustomCaTrust } from '../../tls/custom-ca.js';
 import type { AuthParams, Trigger } from '../scaledobjects/types.js';
+import type { PodCounter } from './pod-index.js';
 
 export interface Scaler {
   /** KEDA's metric name for this trigger, index prefix included (e.g. `s0-metric-api-data-value`). */
@@ -44,6 +45,10 @@ export interface ScalerContext {
   validateOnly?: boolean;
   /** The clock, for scalers that read it (cron); Date.now by default. */
   now?: () => number;
+  /** The ScaledObject's namespace (kubernetes-workload counts Pods there by default). */
+  namespace?: string;
+  /** The cluster's Pods, counted from a watch; absent without a cluster. */
+  pods?: PodCounter;
 }
 
 export type ScalerFactory = (ctx: ScalerContext) => Scaler;

@@ -359,7 +359,7 @@ t.test('configuration errors', async (t) => {
   t.doesNotThrow(() => makeScaler({ ...ok, format: 'json' }));
   t.match(
     configFailure(() => createScaler({ triggerIndex: 0, trigger: { type: 'kafka', metadata: {} }, auth: {}, trust, timeoutMs: 1000 })),
-    /^unsupported trigger type "kafka" \(supported: cron, metrics-api, prometheus\)$/,
+    /^unsupported trigger type "kafka" \(supported: cron, kubernetes-workload, metrics-api, prometheus\)$/,
   );
   t.match(configFailure(() => createScaler({ triggerIndex: 0, trigger: { type: 'constructor', metadata: {} }, auth: {}, trust, timeoutMs: 1000 })), /unsupported trigger type/);
   t.equal(scalerFactories['metrics-api'], createMetricsApiScaler);
