@@ -90,6 +90,8 @@ interface TriggerState {
   stale: boolean;
   /** The fallback value was last answered for it (to log when that starts and stops). */
   fallingBack?: boolean;
+  /** Why the fallback could not be answered, as last logged (said once, not on every query). */
+  fallbackBlocked?: string;
 }
 
 interface ObjectState {
@@ -288,7 +290,7 @@ export class MetricsEngine implements MetricsHandler {
     const triggers = await Promise.all(
       so.spec.triggers.map(async (trigger, index): Promise<TriggerState> => {
         const old = sameSpec ? state.triggers[index] : undefined;
-        const next: TriggerState = { trigger, index, failures: old?.failures ?? 0, stale: false, ...(old?.last ? { last: old.last } : {}), ...(old?.error ? { error: old.error } : {}), ...(old?.fallingBack ? { fallingBack: true } : {}) };
+        const next: TriggerState = { trigger, index, failures: old?.failures ?? 0, stale: false, ...(old?.last ? { last: old.last } : {}), ...(old?.error ? { error: old.error } : {}), ...(old?.fallingBack ? { fallingBack: true } : {}), ...(old?.fallbackBlocked ? { fallbackBlocked: old.fallbackBlocked } : {}) };
         try {
           const auth = trigger.authenticationRef ? await resolveAuth(recorded, this.opts.tokens, so.namespace, trigger.authenticationRef) : { params: {} };
           if (auth.refreshAt !== undefined) refreshAt = Math.min(refreshAt, auth.refreshAt);
@@ -302,6 +304,7 @@ export class MetricsEngine implements MetricsHandler {
           delete next.last;
           delete next.error;
           delete next.fallingBack;
+          delete next.fallbackBlocked;
           next.failures = 0;
         }
         return next;
@@ -328,6 +331,7 @@ export class MetricsEngine implements MetricsHandler {
       t.last = { value, at: Date.now() };
       delete t.error;
       t.failures = 0;
+      delete t.fallbackBlocked;
       if (t.fallingBack) {
         t.fallingBack = false;
         this.log.info({ scaledObject: state.key, metric: scaler.metricName }, 'trigger recovered: fallback over');
@@ -356,7 +360,8 @@ export class MetricsEngine implements MetricsHandler {
     const fb = state.so.spec.fallback;
     if (!fb || !t.scaler || t.failures <= fb.failureThreshold) return undefined;
     const why = (reason: string) => {
-      this.log.warn({ scaledObject: state.key, metric: t.scaler!.metricName, reason }, 'fallback not possible');
+      if (t.fallbackBlocked !== reason) this.log.warn({ scaledObject: state.key, metric: t.scaler!.metricName, reason }, 'fallback not possible');
+      t.fallbackBlocked = reason;
       return undefined;
     };
     let replicas = fb.replicas;
@@ -373,6 +378,7 @@ export class MetricsEngine implements MetricsHandler {
       if (!ready) return why('a Value metric falls back only while the workload has ready replicas (status.readyReplicas)');
       replicas /= ready;
     }
+    delete t.fallbackBlocked;
     if (!t.fallingBack) {
       t.fallingBack = true;
       this.log.warn({ scaledObject: state.key, metric: t.scaler.metricName, failures: t.failures, behavior: fb.behavior, replicas, reason: error }, 'trigger failing: answering with the fallback');

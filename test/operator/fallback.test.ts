@@ -169,6 +169,10 @@ t.test('a Value metric falls back through status.readyReplicas, and not at all w
   await eventually('failing past the threshold', async () => (((await health('gizmo'))?.numberOfFailures ?? 0) > 1 ? true : undefined));
   const none = await served('gizmo');
   t.not(none.code, 0, 'no ready replicas: no fallback, the error stands');
+  for (let i = 0; i < 3; i++) await served('gizmo');
+  const said = operator.logs.filter((l) => l.msg === 'fallback not possible' && l.scaledObject === 'shop/gizmo');
+  t.equal(said.length, 1, 'said once, not on every query');
+  t.match(said[0]?.reason, /a Value metric falls back only while the workload has ready replicas/);
   await kube.mergePatch('example.com/v1', 'Widget', 'shop', 'gizmo', { status: { replicas: 4, readyReplicas: 4 } }, 'status');
   // The HPA computes ready x value / target: 4 x 15 / 10 = 6.
   await eventually('6 x 10 / 4 ready', async () => ((await served('gizmo')).value === '15' ? true : undefined));
