@@ -18,7 +18,7 @@ import type { PodCounter } from './scalers/pod-index.js';
 import { ScalerError, type Scaler } from './scalers/scaler.js';
 import { resolveAuth, type TokenSource } from './scaledobjects/resolve-auth.js';
 import type { AuthLookup, AuthenticationRef, ScaledObject, ScaledObjectStore, Trigger } from './scaledobjects/types.js';
-import { COMPOSITE_METRIC_NAME, dependencyKey } from './scaledobjects/types.js';
+import { COMPOSITE_METRIC_NAME, dependencyKey, fallbackReplicas } from './scaledobjects/types.js';
 import { compileFormula, type Formula } from './scaledobjects/formula.js';
 import { formulaNames } from './scaledobjects/manifest.js';
 
@@ -364,15 +364,10 @@ export class MetricsEngine implements MetricsHandler {
       t.fallbackBlocked = reason;
       return undefined;
     };
-    let replicas = fb.replicas;
-    if (fb.behavior !== 'static') {
-      const current = await this.opts.workloads?.replicas(state.so).catch(() => undefined);
-      if (current === undefined) return why(`fallback.behavior ${fb.behavior} needs the workload's current replica count, which cannot be read`);
-      replicas =
-        fb.behavior === 'currentReplicas' ? current
-        : fb.behavior === 'currentReplicasIfHigher' ? Math.max(current, fb.replicas)
-        : Math.min(current, fb.replicas);
-    }
+    // The static behaviour needs no read of the workload.
+    const current = fb.behavior === 'static' ? 0 : await this.opts.workloads?.replicas(state.so).catch(() => undefined);
+    if (current === undefined) return why(`fallback.behavior ${fb.behavior} needs the workload's current replica count, which cannot be read`);
+    let replicas = fallbackReplicas(fb, current);
     if (metricType === 'Value') {
       const ready = await this.opts.workloads?.readyReplicas(state.so).catch(() => undefined);
       if (!ready) return why('a Value metric falls back only while the workload has ready replicas (status.readyReplicas)');

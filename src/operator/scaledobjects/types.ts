@@ -86,6 +86,20 @@ export interface Fallback {
   behavior: FallbackBehavior;
 }
 
+/** The replica count a fallback stands for, given the workload's current count (KEDA's behaviours). */
+export function fallbackReplicas(fb: Fallback, current: number): number {
+  switch (fb.behavior) {
+    case 'static':
+      return fb.replicas;
+    case 'currentReplicas':
+      return current;
+    case 'currentReplicasIfHigher':
+      return Math.max(current, fb.replicas);
+    case 'currentReplicasIfLower':
+      return Math.min(current, fb.replicas);
+  }
+}
+
 /**
  * KEDA's pause annotations: `paused-replicas: "N"` (scale to N and hold, no HPA), `paused: "true"`
  * (hold where it is, no HPA), `paused-scale-in` / `paused-scale-out: "true"` (the HPA keeps

@@ -17,7 +17,7 @@ import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { MetricsEngine, PollReport } from '../metrics-engine.js';
 import type { ClusterScaledObjectStore, ScaledObjectRecord } from '../scaledobjects/cluster-store.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
-import type { ScaledObject } from '../scaledobjects/types.js';
+import { fallbackReplicas, type ScaledObject } from '../scaledobjects/types.js';
 import { MANAGED_BY, SCALED_OBJECT_LABEL, desiredHpa, hpaDiffers, hpaName, ownedBy, scaleTarget, type Hpa } from './hpa.js';
 import type { ScaleTargets } from './scale-targets.js';
 import { buildStatus, conditionTime, readyFalse, readyTrue, statusDiffers, type Verdict } from './status.js';
@@ -411,7 +411,7 @@ export class ScaledObjectController {
     if (report.active !== s.wasActive && (report.active || s.lastActive !== undefined)) s.lastActiveShown = s.lastActive;
     s.wasActive = report.active;
     try {
-      await this.scaleToOrFromZero(so, report, s, now);
+      await this.scaleToOrFromZero(rec, so, report, s, now);
       if (s.ready) await this.writeStatus(rec, s);
     } catch (err) {
       this.o.log.warn({ scaledObject: key, reason: describeApiError(err) }, 'acting on a poll failed');
@@ -425,7 +425,7 @@ export class ScaledObjectController {
    * (it stops at minReplicas and does nothing at 0). Never to zero on errors: a broken upstream is
    * not an idle one. At zero with a trigger falling back, to the fallback count instead.
    */
-  private async scaleToOrFromZero(so: ScaledObject, report: PollReport, s: KeyState, now: number): Promise<void> {
+  private async scaleToOrFromZero(rec: ScaledObjectRecord, so: ScaledObject, report: PollReport, s: KeyState, now: number): Promise<void> {
     if (s.ready?.status !== 'True' && s.ready?.reason !== 'TriggerError') return;
     if (so.pause?.all) return;
     const target = scaleTarget(so);
@@ -437,7 +437,7 @@ export class ScaledObjectController {
       if (so.pause?.scaleOut) return;
       const to =
         report.active || floor > 0 ? Math.max(min, 1)
-        : report.triggers.some((t) => t.fallback) ? fallbackFromZero(so)
+        : report.triggers.some((t) => t.fallback) && so.spec.fallback ? fallbackReplicas(so.spec.fallback, 0)
         : 0;
       if (to === 0) return;
       await this.targets.scale(so.namespace, target, to);
@@ -450,8 +450,8 @@ export class ScaledObjectController {
     }
     if (floor !== 0 || report.active || so.pause?.scaleIn) return;
     if (report.triggers.some((t) => t.error !== undefined)) return;
-    const lastActive = s.lastActive ?? lastActiveFromStatus(this.o.store.record(so.namespace, so.name));
-    const created = Date.parse(this.o.store.record(so.namespace, so.name)?.raw.metadata?.creationTimestamp ?? '');
+    const lastActive = s.lastActive ?? lastActiveFromStatus(rec);
+    const created = Date.parse(rec.raw.metadata?.creationTimestamp ?? '');
     const due = lastActive !== undefined ? lastActive + so.spec.cooldownPeriod * 1000 : (Number.isFinite(created) ? created : now) + so.spec.initialCooldownPeriod * 1000;
     if (now < due) return;
     await this.targets.scale(so.namespace, target, 0);
@@ -501,15 +501,8 @@ function involved(so: ScaledObject) {
   return { apiVersion: KEDA_API_VERSION, kind: 'ScaledObject', name: so.name, namespace: so.namespace, uid: so.uid };
 }
 
-/** The fallback count for a workload at zero (the behaviours that follow the current count keep it there). */
-function fallbackFromZero(so: ScaledObject): number {
-  const fb = so.spec.fallback;
-  if (!fb) return 0;
-  return fb.behavior === 'static' || fb.behavior === 'currentReplicasIfHigher' ? fb.replicas : 0;
-}
-
-function lastActiveFromStatus(rec: ScaledObjectRecord | undefined): number | undefined {
-  const t = rec?.raw.status?.lastActiveTime;
+function lastActiveFromStatus(rec: ScaledObjectRecord): number | undefined {
+  const t = rec.raw.status?.lastActiveTime;
   const ms = typeof t === 'string' ? Date.parse(t) : NaN;
   return Number.isFinite(ms) ? ms : undefined;
 }
