@@ -18,7 +18,7 @@ import { MetricsEngine, type MetricsEngineOptions, type PollReport } from '../me
 import type { ClusterScaledObjectStore } from '../scaledobjects/cluster-store.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
 import type { AuthenticationRef, ScaledObject, ScaledObjectStore } from '../scaledobjects/types.js';
-import { conditionTime, statusDiffers, type Condition, type Verdict } from '../scaling/status.js';
+import { activityVerdict, conditionBuilder, conditionTime, statusDiffers, supportedVerdict, type Verdict } from '../scaling/status.js';
 import { decide, type JobCounts } from './decide.js';
 import { scaledJobFromApi } from './manifest.js';
 import type { ScaledJob } from './types.js';
@@ -53,6 +53,18 @@ interface PodView {
   conditions: Record<string, string>;
 }
 
+interface JobState {
+  ready?: Verdict;
+  /** The last poll's activity; undefined before the first. */
+  wasActive?: boolean;
+  /** The last poll that found the ScaledJob active. */
+  lastActive?: number;
+  /** status.lastActiveTime: moved when activity starts and when it ends, as for ScaledObjects. */
+  lastActiveShown?: number;
+  /** The status last written, to skip writes that change nothing. */
+  written?: Record<string, unknown>;
+}
+
 export interface ScaledJobControllerOptions {
   client: KubeClient;
   /** The ScaledObject store, for TriggerAuthentications and Secrets (watched once, for both kinds). */
@@ -79,7 +91,7 @@ export class ScaledJobController {
   private readonly informers: Informer<KubeObject>[] = [];
   private readonly storeListeners: (() => void)[] = [];
   private readonly engine: MetricsEngine;
-  private readonly state = new Map<string, { written?: Record<string, unknown>; wasActive?: boolean; lastActive?: number; ready?: Verdict }>();
+  private readonly state = new Map<string, JobState>();
   private leading = false;
 
   constructor(private readonly o: ScaledJobControllerOptions) {
@@ -242,9 +254,10 @@ export class ScaledJobController {
         : decision.active ? { status: 'Unknown', reason: 'PartialTriggerError', message: `Some triggers defined in ScaledJob are not working correctly: ${failing.map((t) => t.error ?? t.buildError).join('; ')}` }
         : { status: 'False', reason: 'TriggerError', message: `Triggers defined in ScaledJob are not working correctly: ${failing.map((t) => t.error ?? t.buildError).join('; ')}` };
       if (decision.active) s.lastActive = Date.now();
+      if (decision.active !== s.wasActive && (decision.active || s.lastActive !== undefined)) s.lastActiveShown = s.lastActive;
+      s.wasActive = decision.active;
       if (decision.active && !job.paused && decision.create > 0) await this.createJobs(job, decision.create);
       await this.cleanUp(job);
-      s.wasActive = decision.active;
       await this.writeStatus(key, rec);
     } catch (err) {
       this.o.log.warn({ scaledJob: key, reason: describeApiError(err) }, 'acting on a poll failed');
@@ -327,7 +340,7 @@ export class ScaledJobController {
     }
   }
 
-  private stateOf(key: string) {
+  private stateOf(key: string): JobState {
     let s = this.state.get(key);
     if (!s) this.state.set(key, (s = {}));
     return s;
@@ -336,24 +349,14 @@ export class ScaledJobController {
   private async writeStatus(key: string, rec: Record_): Promise<void> {
     const s = this.stateOf(key);
     const previous = s.written ?? rec.raw.status;
-    const prevConditions = (Array.isArray(previous?.conditions) ? previous.conditions : []) as Condition[];
-    const now = new Date();
-    const condition = (type: string, v: Verdict): Condition => {
-      const prev = prevConditions.find((c) => c.type === type);
-      return { type, ...v, lastTransitionTime: prev && prev.status === v.status && prev.lastTransitionTime ? prev.lastTransitionTime : conditionTime(now) };
-    };
+    const condition = conditionBuilder(previous, new Date());
     const job = rec.job;
-    const active: Verdict =
-      s.wasActive === undefined ? { status: 'Unknown', reason: 'NotPolledYet', message: 'The triggers have not been polled yet' }
-      : s.wasActive ? { status: 'True', reason: 'ScalerActive', message: 'Scaling is performed because triggers are active' }
-      : { status: 'False', reason: 'ScalerNotActive', message: 'Scaling is not performed because triggers are not active' };
     const paused: Verdict = job?.paused ? { status: 'True', reason: 'ScaledJobPaused', message: 'ScaledJob is paused: no Job is created' } : { status: 'False', reason: 'ScaledJobUnpaused', message: 'ScaledJob is not paused' };
-    const unsupported = job?.unsupported ?? [];
-    const supported: Verdict = unsupported.length === 0 ? { status: 'True', reason: 'AllFieldsSupported', message: 'Every field set is acted on' } : { status: 'False', reason: 'UnsupportedFields', message: unsupported.join('; ') };
-    const next: Record<string, unknown> = { conditions: [condition('Ready', s.ready!), condition('Active', active), condition('Paused', paused), condition('FullySupported', supported)] };
-    if (s.lastActive !== undefined) next.lastActiveTime = conditionTime(new Date(s.lastActive));
-    // lastActiveTime moves on every active poll in KEDA; here only when activity starts or ends.
-    if (s.wasActive && previous?.lastActiveTime !== undefined && prevConditions.find((c) => c.type === 'Active')?.status === 'True') next.lastActiveTime = previous.lastActiveTime;
+    const next: Record<string, unknown> = {
+      conditions: [condition('Ready', s.ready!), condition('Active', activityVerdict(s.wasActive)), condition('Paused', paused), condition('FullySupported', supportedVerdict(job?.unsupported ?? []))],
+    };
+    // KEDA moves lastActiveTime on every active poll; here only when activity starts or ends.
+    if (s.lastActiveShown !== undefined) next.lastActiveTime = conditionTime(new Date(s.lastActiveShown));
     if (!statusDiffers(previous, next)) return;
     try {
       await this.o.client.patch(`/apis/${KEDA_API_VERSION}/namespaces/${rec.raw.metadata?.namespace}/scaledjobs/${rec.raw.metadata?.name}/status`, { status: next }, 'merge');

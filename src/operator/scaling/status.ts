@@ -36,14 +36,36 @@ export interface StatusInput {
 
 const time = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
+/** KEDA's Active condition for a polled object (ScaledObject or ScaledJob); undefined: not polled yet. */
+export function activityVerdict(active: boolean | undefined): Verdict {
+  if (active === undefined) return { status: 'Unknown', reason: 'NotPolledYet', message: 'The triggers have not been polled yet' };
+  if (active) return { status: 'True', reason: 'ScalerActive', message: 'Scaling is performed because triggers are active' };
+  return { status: 'False', reason: 'ScalerNotActive', message: 'Scaling is not performed because triggers are not active' };
+}
+
 function activeVerdict(report: PollReport | undefined): Verdict {
-  if (!report) return { status: 'Unknown', reason: 'NotPolledYet', message: 'The triggers have not been polled yet' };
-  const failing = report.triggers.filter((t) => t.error !== undefined);
-  if (report.active) return { status: 'True', reason: 'ScalerActive', message: 'Scaling is performed because triggers are active' };
-  if (failing.length > 0 && failing.length === report.triggers.filter((t) => t.metricName !== undefined).length) {
+  const failing = report?.triggers.filter((t) => t.error !== undefined) ?? [];
+  if (report && !report.active && failing.length > 0 && failing.length === report.triggers.filter((t) => t.metricName !== undefined).length) {
     return { status: 'Unknown', reason: 'ScalerErrors', message: `Every trigger failed: ${failing.map((t) => t.error).join('; ')}` };
   }
-  return { status: 'False', reason: 'ScalerNotActive', message: 'Scaling is not performed because triggers are not active' };
+  return activityVerdict(report?.active);
+}
+
+/** Our FullySupported condition: the fields set that this operator does not act on. */
+export function supportedVerdict(unsupported: readonly string[]): Verdict {
+  return unsupported.length === 0
+    ? { status: 'True', reason: 'AllFieldsSupported', message: 'Every field set is acted on' }
+    : { status: 'False', reason: 'UnsupportedFields', message: unsupported.join('; ') };
+}
+
+/** Builds conditions that keep the lastTransitionTime of `previous` while their status stays. */
+export function conditionBuilder(previous: Record<string, unknown> | undefined, now: Date): (type: string, v: Verdict) => Condition {
+  const prevConditions = (Array.isArray(previous?.conditions) ? previous.conditions : []) as Condition[];
+  return (type, v) => {
+    const prev = prevConditions.find((c) => c.type === type);
+    const since = prev && prev.status === v.status && prev.lastTransitionTime ? prev.lastTransitionTime : time(now);
+    return { type, ...v, lastTransitionTime: since };
+  };
 }
 
 function fallbackVerdict(report: PollReport | undefined): Verdict {
@@ -53,16 +75,7 @@ function fallbackVerdict(report: PollReport | undefined): Verdict {
 }
 
 export function buildStatus(input: StatusInput): Record<string, unknown> {
-  const prevConditions = (Array.isArray(input.previous?.conditions) ? input.previous.conditions : []) as Condition[];
-  const condition = (type: string, v: Verdict): Condition => {
-    const prev = prevConditions.find((c) => c.type === type);
-    const since = prev && prev.status === v.status && prev.lastTransitionTime ? prev.lastTransitionTime : time(input.now);
-    return { type, ...v, lastTransitionTime: since };
-  };
-  const supported: Verdict =
-    input.unsupported.length === 0
-      ? { status: 'True', reason: 'AllFieldsSupported', message: 'Every field set is acted on' }
-      : { status: 'False', reason: 'UnsupportedFields', message: input.unsupported.join('; ') };
+  const condition = conditionBuilder(input.previous, input.now);
   const paused: Verdict =
     input.paused === undefined ? { status: 'False', reason: 'ScaledObjectUnpaused', message: 'Autoscaling is not paused' }
     : { status: 'True', reason: 'ScaledObjectPaused', message: input.paused.replicas === undefined ? 'Autoscaling is paused: replicas are held where they are' : `Autoscaling is paused at ${input.paused.replicas} replicas` };
@@ -72,7 +85,7 @@ export function buildStatus(input: StatusInput): Record<string, unknown> {
       condition('Active', activeVerdict(input.report)),
       condition('Fallback', fallbackVerdict(input.report)),
       condition('Paused', paused),
-      condition('FullySupported', supported),
+      condition('FullySupported', supportedVerdict(input.unsupported)),
     ],
   };
   if (input.paused?.replicas !== undefined) status.pausedReplicaCount = input.paused.replicas;
