@@ -85,8 +85,8 @@ export class ScaledJobController {
   private readonly jobs = new Map<string, Map<string, JobView>>();
   /** By `namespace/job name`: the Pods of ScaledJobs' Jobs, by Pod name. */
   private readonly pods = new Map<string, Map<string, PodView>>();
-  /** Jobs created and not yet seen by the watch: `namespace/name` -> when. */
-  private readonly expected = new Map<string, number>();
+  /** By ScaledJob key: its Jobs created and not yet seen by the watch, by name -> when. */
+  private readonly expected = new Map<string, Map<string, number>>();
   private readonly busy = new Set<string>();
   private readonly informers: Informer<KubeObject>[] = [];
   private readonly storeListeners: (() => void)[] = [];
@@ -163,6 +163,7 @@ export class ScaledJobController {
     if (event === 'delete') {
       this.records.delete(key);
       this.state.delete(key);
+      this.expected.delete(key);
     } else {
       const prev = this.records.get(key);
       const rec: Record_ = { raw: obj };
@@ -186,7 +187,7 @@ export class ScaledJobController {
     const owner = m.labels?.[SCALED_JOB_LABEL];
     if (!owner || !m.name) return;
     const key = keyOf(m.namespace ?? '', owner);
-    this.expected.delete(keyOf(m.namespace ?? '', m.name));
+    this.expected.get(key)?.delete(m.name);
     let jobs = this.jobs.get(key);
     if (event === 'delete') {
       jobs?.delete(m.name);
@@ -277,9 +278,10 @@ export class ScaledJobController {
       if (this.isPending(job, j)) pending++;
     }
     // Created, not seen yet: running and pending.
-    for (const [k, at] of this.expected) {
-      if (now - at > EXPECTATION_MS) this.expected.delete(k);
-      else if (k.startsWith(`${job.namespace}/${job.name}-`)) {
+    const expected = this.expected.get(keyOf(job.namespace, job.name)) ?? new Map<string, number>();
+    for (const [name, at] of expected) {
+      if (now - at > EXPECTATION_MS) expected.delete(name);
+      else {
         running++;
         pending++;
       }
@@ -302,7 +304,12 @@ export class ScaledJobController {
       try {
         const res = await this.o.client.post<KubeObject>(`/apis/batch/v1/namespaces/${job.namespace}/jobs`, body);
         this.o.metrics?.apiWrites.inc({ resource: 'jobs', verb: 'create' });
-        if (res.metadata?.name) this.expected.set(keyOf(job.namespace, res.metadata.name), Date.now());
+        if (res.metadata?.name) {
+          const key = keyOf(job.namespace, job.name);
+          let expected = this.expected.get(key);
+          if (!expected) this.expected.set(key, (expected = new Map()));
+          expected.set(res.metadata.name, Date.now());
+        }
         created++;
       } catch (err) {
         this.o.log.warn({ scaledJob: keyOf(job.namespace, job.name), reason: describeApiError(err) }, 'cannot create a Job');
