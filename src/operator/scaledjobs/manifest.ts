@@ -1,6 +1,6 @@
 // A ScaledJob read and validated, from the API server's JSON (the cluster watch, the admission
 // webhook): KEDA's fields, defaults and rules, every error naming the object and the field.
-import { ManifestError, ObjectReader, quote, readMetadata, readTrigger, type Note } from '../scaledobjects/manifest.js';
+import { ManifestError, ObjectReader, quote, readMetadata, readTriggers, type Note } from '../scaledobjects/manifest.js';
 import { MULTIPLE_SCALERS_CALCULATIONS, ROLLOUT_STRATEGIES, SCALING_STRATEGIES, type ScaledJob, type ScalingStrategy } from './types.js';
 
 export const SCALED_JOB_DEFAULTS = Object.freeze({ pollingInterval: 30, successfulJobsHistoryLimit: 100, failedJobsHistoryLimit: 100, minReplicaCount: 0, maxReplicaCount: 100 });
@@ -16,15 +16,10 @@ export function readScaledJob(r: ObjectReader, raw: Obj): ScaledJobManifest {
   const { namespace, name } = readMetadata(r, raw, 'ScaledJob', true);
   const metadata = raw.metadata as Obj;
   const spec = r.mapping(raw.spec, 'spec', true) as Obj;
-  const unsupported: string[] = [];
-  const report = (field: string, why: string) => {
-    unsupported.push(`${field} is not supported: ${why}`);
-    r.warn(`${field} is not supported: ${why}`);
-  };
 
   const jobTargetRef = r.mapping(spec.jobTargetRef, 'spec.jobTargetRef', true) as Obj;
   r.mapping(jobTargetRef.template, 'spec.jobTargetRef.template', true);
-  if (spec.envSourceContainerName !== undefined && spec.envSourceContainerName !== null) report('spec.envSourceContainerName', 'trigger parameters are not read from the Job\'s environment (no *FromEnv)');
+  if (spec.envSourceContainerName !== undefined && spec.envSourceContainerName !== null) r.notActedOn('spec.envSourceContainerName', 'trigger parameters are not read from the Job\'s environment (no *FromEnv)');
 
   const d = SCALED_JOB_DEFAULTS;
   const pollingInterval = r.int(spec.pollingInterval, 'spec.pollingInterval', d.pollingInterval, 1);
@@ -43,12 +38,8 @@ export function readScaledJob(r: ObjectReader, raw: Obj): ScaledJobManifest {
 
   const scalingStrategy = readScalingStrategy(r, spec.scalingStrategy);
 
-  const rawTriggers = r.list(spec.triggers, 'spec.triggers');
-  if (rawTriggers === undefined) r.fail('spec.triggers', 'is required');
-  if (rawTriggers.length === 0) r.fail('spec.triggers', 'must hold at least one trigger');
-  const names = new Map<string, number>();
-  const triggers = rawTriggers.map((t, i) => readTrigger(r, t, i, names, report));
-  for (const [k, v] of Object.entries(spec)) if (v !== undefined && v !== null && !KNOWN_SPEC.has(k) && k !== 'envSourceContainerName') report(`spec.${k}`, 'this field is unknown');
+  const triggers = readTriggers(r, spec.triggers);
+  for (const [k, v] of Object.entries(spec)) if (v !== undefined && v !== null && !KNOWN_SPEC.has(k) && k !== 'envSourceContainerName') r.notActedOn(`spec.${k}`, 'this field is unknown');
 
   const annotations = stringsOf(metadata.annotations);
   const paused = annotations[PAUSED_ANNOTATION];
@@ -70,7 +61,7 @@ export function readScaledJob(r: ObjectReader, raw: Obj): ScaledJobManifest {
     paused: paused === 'true',
     labels: stringsOf(metadata.labels),
     annotations,
-    unsupported,
+    unsupported: r.unsupported,
   };
 }
 

@@ -42,6 +42,8 @@ export interface YamlSource {
 /** Reads one object, every error prefixed with where it is (`document 2 (ScaledObject ns/name)`, or `ScaledObject ns/name`). */
 export class ObjectReader {
   label: string;
+  /** What notActedOn was told, one sentence each. */
+  readonly unsupported: string[] = [];
   constructor(
     readonly at: string,
     kind: string,
@@ -62,6 +64,12 @@ export class ObjectReader {
 
   warn(msg: string): void {
     this.notes.push({ level: 'warn', msg: `${this.label}: ${msg}` });
+  }
+
+  /** A KEDA field set on the object that this operator does not act on: kept for the status, and warned about. */
+  notActedOn(field: string, why: string): void {
+    this.unsupported.push(`${field} is not supported: ${why}`);
+    this.warn(`${field} is not supported: ${why}`);
   }
 
   debug(msg: string): void {
@@ -170,20 +178,13 @@ export interface ScaledObjectManifest {
   unsupported: string[];
 }
 
-// KEDA fields we accept but do not act on. A value equal to KEDA's default changes nothing, so
-// only a different value is reported.
+// The fields this operator reads; any other field set is named as not acted on.
 const KNOWN_SPEC = new Set(['scaleTargetRef', 'pollingInterval', 'cooldownPeriod', 'initialCooldownPeriod', 'minReplicaCount', 'maxReplicaCount', 'idleReplicaCount', 'advanced', 'triggers', 'fallback']);
 const KNOWN_TRIGGER = new Set(['type', 'name', 'metadata', 'metricType', 'useCachedMetrics', 'authenticationRef']);
 
 export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifest {
   const { namespace, name } = readMetadata(r, raw, 'ScaledObject', true);
   const spec = r.mapping(raw.spec, 'spec', true) as Obj;
-  const unsupported: string[] = [];
-  const report = (field: string, why: string) => {
-    unsupported.push(`${field} is not supported: ${why}`);
-    r.warn(`${field} is not supported: ${why}`);
-  };
-
   const ref = r.mapping(spec.scaleTargetRef, 'spec.scaleTargetRef', true) as Obj;
   const scaleTargetRef: ScaleTargetRef = { name: r.string(ref.name, 'spec.scaleTargetRef.name', true) };
   const refKind = r.string(ref.kind, 'spec.scaleTargetRef.kind', false);
@@ -191,7 +192,7 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
   if (refKind !== undefined) scaleTargetRef.kind = refKind;
   if (refApiVersion !== undefined) scaleTargetRef.apiVersion = refApiVersion;
   if (r.string(ref.envSourceContainerName, 'spec.scaleTargetRef.envSourceContainerName', false) !== undefined) {
-    report('spec.scaleTargetRef.envSourceContainerName', 'trigger parameters are not read from the workload\'s environment (no *FromEnv)');
+    r.notActedOn('spec.scaleTargetRef.envSourceContainerName', 'trigger parameters are not read from the workload\'s environment (no *FromEnv)');
   }
 
   const d = SCALED_OBJECT_DEFAULTS;
@@ -210,15 +211,11 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
     if (idleReplicaCount >= minReplicaCount) r.fail('spec.idleReplicaCount', `(${idleReplicaCount}) must be less than spec.minReplicaCount (${minReplicaCount})`);
   }
 
-  const rawTriggers = r.list(spec.triggers, 'spec.triggers');
-  if (rawTriggers === undefined) r.fail('spec.triggers', 'is required');
-  if (rawTriggers.length === 0) r.fail('spec.triggers', 'must hold at least one trigger');
-  const names = new Map<string, number>();
-  const triggers = rawTriggers.map((t, i) => readTrigger(r, t, i, names, report));
+  const triggers = readTriggers(r, spec.triggers);
 
   const out: ScaledObject['spec'] = { scaleTargetRef, pollingInterval, cooldownPeriod, initialCooldownPeriod, minReplicaCount, maxReplicaCount, triggers };
   if (idleReplicaCount !== undefined) out.idleReplicaCount = idleReplicaCount;
-  const fallback = readFallback(r, spec.fallback, triggers, report);
+  const fallback = readFallback(r, spec.fallback, triggers);
   if (fallback) out.fallback = fallback;
   const advanced = r.mapping(spec.advanced, 'spec.advanced', false);
   if (advanced) {
@@ -243,17 +240,17 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
     const modifiers = readScalingModifiers(r, advanced.scalingModifiers, triggers);
     if (modifiers) out.advanced.scalingModifiers = modifiers;
     for (const [k, v] of Object.entries(advanced)) {
-      if (v !== undefined && v !== null && !['horizontalPodAutoscalerConfig', 'restoreToOriginalReplicaCount', 'scalingModifiers'].includes(k)) report(`spec.advanced.${k}`, 'this field is unknown');
+      if (v !== undefined && v !== null && !['horizontalPodAutoscalerConfig', 'restoreToOriginalReplicaCount', 'scalingModifiers'].includes(k)) r.notActedOn(`spec.advanced.${k}`, 'this field is unknown');
     }
     if (Object.keys(out.advanced).length === 0) delete out.advanced;
   }
-  for (const [k, v] of Object.entries(spec)) if (v !== undefined && v !== null && !KNOWN_SPEC.has(k)) report(`spec.${k}`, 'this field is unknown');
+  for (const [k, v] of Object.entries(spec)) if (v !== undefined && v !== null && !KNOWN_SPEC.has(k)) r.notActedOn(`spec.${k}`, 'this field is unknown');
   const pause = readPause(r, raw);
-  return { namespace, name, spec: out, ...(pause ? { pause } : {}), unsupported };
+  return { namespace, name, spec: out, ...(pause ? { pause } : {}), unsupported: r.unsupported };
 }
 
 /** KEDA's fallback, with its webhook's rules: both counts set and >= 0, and no trigger it cannot stand in for. */
-function readFallback(r: ObjectReader, raw: unknown, triggers: Trigger[], report: (field: string, why: string) => void): Fallback | undefined {
+function readFallback(r: ObjectReader, raw: unknown, triggers: Trigger[]): Fallback | undefined {
   const f = r.mapping(raw, 'spec.fallback', false);
   if (!f) return undefined;
   for (const field of ['failureThreshold', 'replicas']) if (f[field] === undefined || f[field] === null) r.fail(`spec.fallback.${field}`, 'is required');
@@ -265,7 +262,7 @@ function readFallback(r: ObjectReader, raw: unknown, triggers: Trigger[], report
     if (t.type === 'cpu' || t.type === 'memory') r.fail(`spec.triggers[${i}].type`, `is ${quote(t.type)}, but spec.fallback is not supported by the cpu and memory scalers`);
     if (t.metricType === 'Utilization') r.fail(`spec.triggers[${i}].metricType`, 'is "Utilization", but spec.fallback works only with the AverageValue and Value metric types');
   });
-  for (const k of Object.keys(f)) if (!['failureThreshold', 'replicas', 'behavior'].includes(k)) report(`spec.fallback.${k}`, 'this field is unknown');
+  for (const k of Object.keys(f)) if (!['failureThreshold', 'replicas', 'behavior'].includes(k)) r.notActedOn(`spec.fallback.${k}`, 'this field is unknown');
   return { failureThreshold, replicas, behavior: behavior as Fallback['behavior'] };
 }
 
@@ -300,16 +297,25 @@ function readScalingModifiers(r: ObjectReader, raw: unknown, triggers: Trigger[]
   return { formula, target, activationTarget, metricType };
 }
 
-export function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string, number>, report: (field: string, why: string) => void): Trigger {
+/** spec.triggers, as ScaledObjects and ScaledJobs share them: at least one, names unique. */
+export function readTriggers(r: ObjectReader, raw: unknown): Trigger[] {
+  const list = r.list(raw, 'spec.triggers');
+  if (list === undefined) r.fail('spec.triggers', 'is required');
+  if (list.length === 0) r.fail('spec.triggers', 'must hold at least one trigger');
+  const names = new Map<string, number>();
+  return list.map((t, i) => readTrigger(r, t, i, names));
+}
+
+function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string, number>): Trigger {
   const at = `spec.triggers[${i}]`;
   const t = r.mapping(raw, at, true) as Obj;
   const type = r.string(t.type, `${at}.type`, true);
   const metadata = r.stringMap(r.mapping(t.metadata, `${at}.metadata`, true) as Obj, `${at}.metadata`, ['spec', 'triggers', i, 'metadata']);
   const trigger: Trigger = { type, metadata };
   for (const k of Object.keys(metadata)) {
-    if (k.endsWith('FromEnv')) report(`${at}.metadata.${k}`, 'values are not read from the workload\'s environment; give the value itself');
+    if (k.endsWith('FromEnv')) r.notActedOn(`${at}.metadata.${k}`, 'values are not read from the workload\'s environment; give the value itself');
   }
-  for (const k of Object.keys(t)) if (!KNOWN_TRIGGER.has(k) && t[k] !== undefined && t[k] !== null) report(`${at}.${k}`, 'this field is unknown');
+  for (const k of Object.keys(t)) if (!KNOWN_TRIGGER.has(k) && t[k] !== undefined && t[k] !== null) r.notActedOn(`${at}.${k}`, 'this field is unknown');
 
   const name = r.string(t.name, `${at}.name`, false);
   if (name !== undefined) {
