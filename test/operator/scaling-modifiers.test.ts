@@ -82,10 +82,11 @@ t.test('activity is the formula against activationTarget: to zero, and back', as
   );
   // backlog alone (50) would make a plain trigger active; the formula says 0.
   await eventually('inactive: scaled to zero', async () => ((await replicas('gate')) === 0 ? true : undefined), 20_000);
-  t.equal((await condition('gate', 'Active'))?.status, 'False');
+  // Scaled first, the status written just after.
+  t.ok(await eventually('Active False', async () => ((await condition('gate', 'Active'))?.status === 'False' ? true : undefined)), 'inactive');
   values.set('/gate/queue', 30);
   await eventually('active: from zero', async () => ((await replicas('gate')) ?? 0) > 0 ? true : undefined, 20_000);
-  t.equal((await condition('gate', 'Active'))?.status, 'True');
+  t.ok(await eventually('Active True', async () => ((await condition('gate', 'Active'))?.status === 'True' ? true : undefined)), 'active');
   await eventually('then the HPA: (30 + 50) / 20 = 4', async () => ((await replicas('gate')) === 4 ? true : undefined), 60_000);
 });
 
