@@ -1,5 +1,5 @@
-// The test suite drives real system programs: Prometheus (the prometheus scaler's upstream),
-// openssl and kubectl (real clients of our servers), and a real Kubernetes control plane
+// The test suite drives real system programs: the scalers' upstreams (Prometheus, Redis,
+// PostgreSQL, MariaDB, RabbitMQ, NATS), openssl and kubectl (real clients of our servers), and a real Kubernetes control plane
 // (envtest: etcd from Debian, kube-apiserver and kube-controller-manager from KUBEBUILDER_ASSETS or
 // ../shared/envtest/setup-envtest). Each program is looked for on PATH; what is missing is
 // installed from Debian's packages when that is possible here (root, apt-get), one line announcing
@@ -7,13 +7,18 @@
 //
 // Usage: node scripts/require-system-tools.mjs
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Program on PATH -> the Debian package that provides it, and what the tests use it for. */
 const TOOLS = {
   prometheus: { pkg: 'prometheus', for: 'the prometheus scaler\'s upstream' },
+  'redis-server': { pkg: 'redis-server', for: 'the redis and redis-streams scalers\' upstream' },
+  postgres: { pkg: 'postgresql', for: 'the postgresql scaler\'s upstream', dirs: postgresBinDirs },
+  mariadbd: { pkg: 'mariadb-server', for: 'the mysql scaler\'s upstream' },
+  'rabbitmq-server': { pkg: 'rabbitmq-server', for: 'the rabbitmq scaler\'s upstream' },
+  'nats-server': { pkg: 'nats-server', for: 'the nats-jetstream scaler\'s upstream' },
   openssl: { pkg: 'openssl', for: 'a real TLS client of our servers' },
   kubectl: { pkg: 'kubectl', for: 'a real client of kube-apiserver and of the adapter' },
   etcd: { pkg: 'etcd-server', for: 'the envtest control plane' },
@@ -21,8 +26,17 @@ const TOOLS = {
 const ENVTEST_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
 const SETUP_ENVTEST = resolve(dirname(fileURLToPath(import.meta.url)), '../../shared/envtest/setup-envtest');
 
+/** Debian keeps PostgreSQL's server programs off PATH, in /usr/lib/postgresql/<major>/bin. */
+function postgresBinDirs() {
+  try {
+    return readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).map((v) => `/usr/lib/postgresql/${v}/bin`);
+  } catch {
+    return [];
+  }
+}
+
 function onPath(program) {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), ...(TOOLS[program]?.dirs?.() ?? [])]) {
     if (dir === '') continue;
     const candidate = join(dir, program);
     try {
@@ -58,8 +72,13 @@ if (missing.length > 0 && isRoot && onPath('apt-get')) {
     apt(['update', '-qq']);
     apt(install);
   }
-  // Debian's etcd-server starts a system etcd on 2379; the tests start their own on free ports.
-  if (packages.includes('etcd-server')) spawnSync('sh', ['-c', 'systemctl disable --now etcd || service etcd stop'], { stdio: 'ignore' });
+  // Debian's server packages may start a system instance on the default port; the tests start
+  // their own on free ports, and need neither those nor the ports they hold.
+  const services = { 'etcd-server': 'etcd', 'redis-server': 'redis-server', postgresql: 'postgresql', 'mariadb-server': 'mariadb', 'rabbitmq-server': 'rabbitmq-server', 'nats-server': 'nats-server' };
+  for (const pkg of packages) {
+    const service = services[pkg];
+    if (service) spawnSync('sh', ['-c', `systemctl disable --now ${service} || service ${service} stop`], { stdio: 'ignore' });
+  }
   missing = missingTools();
 }
 if (missing.length > 0) {

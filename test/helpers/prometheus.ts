@@ -4,24 +4,20 @@
 // Prometheus does not do itself (bearer tokens, custom headers) there is a small HTTPS reverse
 // proxy in front of it, the way kube-rbac-proxy or a Thanos querier gateway is deployed.
 //
-// Every process and server started here is stopped at the test's teardown. Prometheus runs under
-// a tiny shell watchdog that stops it as soon as this process's end of a pipe closes, so not even
-// a test process that is killed outright leaves a Prometheus running.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Every process and server started here is stopped at the test's teardown (Prometheus through
+// ./daemon.ts, whose watchdog stops it even when the test process is killed outright).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startDaemon, withFreePort, type Daemon, type Teardown } from './daemon.js';
 
 /** Debian's package puts it at /usr/bin/prometheus; scripts/require-system-tools.mjs installs it. */
 export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? 'prometheus';
 
-/** What the helpers need of a tap test. */
-export interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+export type { Teardown } from './daemon.js';
 
 // --- the scrape target ------------------------------------------------------------------------
 
@@ -127,33 +123,31 @@ export interface PromAnswer {
   error?: string;
 }
 
-const LOG_KEEP_CHARS = 20_000;
-
 /**
  * Starts Prometheus and waits until it is ready and has scraped the target once. Stopped (and its
  * storage removed) at teardown. A port lost to a race between choosing and binding it is retried.
  */
 export async function startPrometheus(t: Teardown, opts: PrometheusOptions): Promise<PrometheusServer> {
   const dir = await mkdtemp(join(tmpdir(), 'keda-ts-prometheus-'));
-  const started: Watched[] = [];
+  const daemons: Daemon[] = [];
   // In this order: every process stopped, then its storage removed. At teardown, and right away
   // when start-up fails (a test file that fails at its top level may not get to its teardowns).
   let cleaned: Promise<void> | undefined;
   const cleanUp = () =>
     (cleaned ??= (async () => {
-      await Promise.all(started.map((p) => p.stop()));
+      await Promise.all(daemons.map((d) => d.stop()));
       await rm(dir, { recursive: true, force: true });
     })());
   t.teardown(cleanUp);
   try {
-    return await launch(opts, dir, started);
+    return await launch(t, opts, dir, daemons);
   } catch (err) {
     await cleanUp();
     throw err;
   }
 }
 
-async function launch(opts: PrometheusOptions, dir: string, started: Watched[]): Promise<PrometheusServer> {
+async function launch(t: Teardown, opts: PrometheusOptions, dir: string, daemons: Daemon[]): Promise<PrometheusServer> {
   const scheme = opts.tls ? 'https' : 'http';
   const client: ClientOptions = {
     ...(opts.tls ? { ca: opts.tls.ca } : {}),
@@ -192,13 +186,8 @@ async function launch(opts: PrometheusOptions, dir: string, started: Watched[]):
     args.push('--web.config.file', join(dir, 'web.yml'));
   }
 
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
-  let lastError: Error | undefined;
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePort();
-    const storage = join(dir, `data-${attempt}`);
-    const proc = startWatched([...args, '--storage.tsdb.path', storage, '--web.listen-address', `127.0.0.1:${port}`]);
-    started.push(proc);
+  let attempt = 0;
+  return withFreePort(async (port) => {
     const server: PrometheusServer = {
       url: `${scheme}://127.0.0.1:${port}`,
       port,
@@ -211,114 +200,26 @@ async function launch(opts: PrometheusOptions, dir: string, started: Watched[]):
           throw new Error(`Prometheus answered HTTP ${res.status}: ${res.text.slice(0, 200)}`);
         }
       },
-      logs: proc.logs,
+      logs: () => daemons.at(-1)?.logs() ?? '',
     };
-    try {
-      // Ready: the TSDB is open and the web handler serves.
-      await until(deadline, proc, async () => (await fetchText(`${server.url}/-/ready`, client)).status === 200);
-      // The first scrape landed (the scrape manager applies its targets only after ~5 s).
-      await until(deadline, proc, async () => {
+    let up = false;
+    const daemon = await startDaemon(t, {
+      name: `Prometheus (${PROMETHEUS_BIN})`,
+      bin: PROMETHEUS_BIN,
+      args: [...args, '--storage.tsdb.path', join(dir, `data-${++attempt}`), '--web.listen-address', `127.0.0.1:${port}`],
+      startTimeoutMs: opts.startTimeoutMs ?? 90_000,
+      // Ready: the TSDB is open and the web handler serves; then the first scrape landed (the
+      // scrape manager applies its targets only after ~5 s).
+      ready: async () => {
+        up ||= (await fetchText(`${server.url}/-/ready`, client)).status === 200;
+        if (!up) return false;
         const answer = await server.query('up{job="target"}');
         return answer.data?.result.length === 1 && answer.data.result[0]!.value[1] === '1';
-      });
-      return server;
-    } catch (err) {
-      lastError = err as Error;
-      await proc.stop();
-      // Only a lost port is worth another try.
-      if (!/address already in use/.test(proc.logs()) || Date.now() > deadline) break;
-    }
-  }
-  throw lastError ?? new Error('Prometheus did not start');
-}
-
-interface Watched {
-  readonly exited: boolean;
-  logs(): string;
-  stop(): Promise<void>;
-}
-
-// The watchdog: Prometheus in the background, stopped with SIGTERM when our end of fd 3's pipe
-// closes (teardown, or this process dying in any way); `wait` then ends the shell with it.
-// Prometheus gets neither the pipe nor a terminal.
-const WATCHDOG = [
-  'exec 3<&0',
-  '"$@" 3<&- </dev/null &',
-  'child=$!',
-  'echo "watchdog-pid $child"',
-  '( cat <&3 >/dev/null; kill -TERM "$child" 2>/dev/null ) &',
-  'exec 3<&-',
-  'wait "$child"',
-].join('\n');
-
-function startWatched(args: string[]): Watched {
-  const child: ChildProcess = spawn('/bin/sh', ['-c', WATCHDOG, 'prometheus-watchdog', PROMETHEUS_BIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let log = '';
-  let pid: number | undefined;
-  let exited = false;
-  const keep = (d: Buffer) => {
-    log = (log + d.toString()).slice(-LOG_KEEP_CHARS);
-    const m = /watchdog-pid (\d+)/.exec(log);
-    if (m && pid === undefined) pid = Number(m[1]);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  child.stdin!.on('error', () => undefined);
-  const exit = new Promise<void>((r) =>
-    child.once('exit', () => {
-      exited = true;
-      r();
-    }),
-  );
-  child.once('error', (err) => {
-    log += `\nspawn failed: ${err.message}`;
-    exited = true;
+      },
+    });
+    daemons.push(daemon);
+    return server;
   });
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      child.stdin!.end();
-      const timer = setTimeout(() => {
-        // Prometheus did not stop on SIGTERM within the grace time: no more asking.
-        if (pid !== undefined) tryKill(pid, 'SIGKILL');
-        if (child.pid !== undefined) tryKill(child.pid, 'SIGKILL');
-      }, 15_000);
-      if (!exited) await exit;
-      clearTimeout(timer);
-    })());
-  return {
-    get exited() {
-      return exited;
-    },
-    logs: () => log,
-    stop,
-  };
-}
-
-function tryKill(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-/** Polls `probe` until it says true; fails early when the process died, with its log. */
-async function until(deadline: number, proc: Watched, probe: () => Promise<boolean>): Promise<void> {
-  let lastError = '';
-  for (;;) {
-    if (proc.exited) {
-      const hint = /not found|No such file/.test(proc.logs()) ? ` (is it installed? "node scripts/require-system-tools.mjs" installs it)` : '';
-      throw new Error(`Prometheus (${PROMETHEUS_BIN}) exited during start-up${hint}:\n${proc.logs().slice(-4000)}`);
-    }
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      lastError = (err as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`Prometheus did not become ready in time (last error: ${lastError || 'none'}):\n${proc.logs().slice(-4000)}`);
-    await sleep(100);
-  }
 }
 
 // --- a reverse proxy that checks credentials Prometheus cannot ----------------------------------
@@ -405,14 +306,6 @@ function fetchText(url: string, c: ClientOptions, timeoutMs = 5000): Promise<{ s
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 function closeServer(server: Server): Promise<void> {
   return new Promise((r) => {
     server.closeAllConnections();
@@ -420,6 +313,3 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

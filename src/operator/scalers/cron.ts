@@ -6,7 +6,7 @@
 // Schedules are read by croner (five fields, day-of-month and day-of-week ORed as in Vixie cron and
 // KEDA's robfig/cron; `?` means `*`, as there). croner also takes L, W and # where KEDA does not.
 import { Cron } from 'croner';
-import { configError } from './http-upstream.js';
+import { configError } from './upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import type { Scaler, ScalerContext, ScalerFactory } from './scaler.js';

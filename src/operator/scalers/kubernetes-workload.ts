@@ -3,7 +3,7 @@
 // Counted from the operator's Pod watch (pod-index.ts), never by a list per poll.
 // https://keda.sh/docs/latest/scalers/kubernetes-workload/
 import { parseSelector, SelectorError, type LabelSelector } from '../../k8s/labels.js';
-import { configError } from './http-upstream.js';
+import { configError } from './upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';

@@ -11,19 +11,21 @@
 // problem. Secrets never appear in messages or logs.
 import { QuantityError, parseQuantity, quantityToNumber } from '../../k8s/quantity.js';
 import {
-  SecretScrubber,
   UpstreamClient,
   basicAuth,
-  checkCa,
-  checkClientPair,
-  configError as upstreamConfigError,
   httpStatusProblem,
   showUrl,
   moveUrlCredentialsToBasicAuth,
+} from './http-upstream.js';
+import {
+  SecretScrubber,
+  checkCa,
+  checkClientPair,
+  configError as upstreamConfigError,
   truncate,
   warnUnsafeSslOnce,
   type TlsMaterial,
-} from './http-upstream.js';
+} from './upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';

@@ -10,7 +10,7 @@
 // ParseFloat without NaN/Inf/hex, booleans are Go's ParseBool.
 // Cut: KEDA's third source, the workload's environment (`*FromEnv`), is not read (see README).
 import type { ScalerContext } from './scaler.js';
-import { configError, nonEmpty, parseBool, parseNumber, truncate } from './http-upstream.js';
+import { configError, nonEmpty, parseBool, parseNumber, truncate } from './upstream.js';
 
 export type ParamType = 'string' | 'number' | 'bool' | 'milliseconds' | 'enum' | 'list' | 'map' | 'url';
 

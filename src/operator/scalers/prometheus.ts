@@ -15,20 +15,22 @@
 // KEDA differs, we say so rather than return a number nobody asked for: NaN and ±Inf are errors
 // (KEDA hands NaN on, and turns ±Inf into 0 under ignoreNullValues).
 import {
-  SecretScrubber,
   UpstreamClient,
   basicAuth,
+  httpStatusProblem,
+  showUrl,
+  moveUrlCredentialsToBasicAuth,
+} from './http-upstream.js';
+import {
+  SecretScrubber,
   checkCa,
   checkClientPair,
   configError as upstreamConfigError,
-  httpStatusProblem,
   oneLine,
-  showUrl,
-  moveUrlCredentialsToBasicAuth,
   truncate,
   warnUnsafeSslOnce,
   type TlsMaterial,
-} from './http-upstream.js';
+} from './upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
