@@ -33,7 +33,7 @@ export interface Fixtures {
   scaledObjectsFile: string;
   /** The operator's --ca-dir (empty: the upstream is plain HTTP). */
   caDir: string;
-  /** Where the operator child serves the metrics-api upstream. */
+  /** Where the upstream child serves the metrics-api upstream. */
   upstreamPort: number;
   /** The full-path adapter's own cert dir, in the kubelet's projected layout (tls.crt, tls.key, ca.crt). */
   adapterCerts: ProjectedDir;

@@ -3,9 +3,8 @@
 //
 // The FULL path is what kube-apiserver's HPA requests travel in a cluster: adapter (front-proxy
 // client certificate + X-Remote-* headers, TLS 1.3) -> gRPC over mutual TLS 1.3 -> operator ->
-// metrics-api scaler -> a plain-HTTP JSON upstream on 127.0.0.1. The upstream runs inside the
-// operator child, so the machine hosts the two server processes a node would (its CPU and memory
-// are counted in the operator's). It is compared with a bare Fastify TLS 1.3 route answering the
+// metrics-api scaler -> a plain-HTTP JSON upstream on 127.0.0.1, in a child of its own (as it
+// would be elsewhere in a cluster: its CPU and memory are not the operator's). It is compared with a bare Fastify TLS 1.3 route answering the
 // same bytes (the baseline); the adapter alone on its file source is a secondary line.
 //
 //   a. closed loop: baseline, full path, baseline, full path with useCachedMetrics, baseline, adapter with file source, baseline
@@ -61,8 +60,8 @@ const SETTINGS = {
 };
 const TOPOLOGY =
   'full path = load generator -> adapter child (TLS 1.3, front-proxy client cert + X-Remote-User/Group, --metrics-source=operator) ' +
-  '-> gRPC mutual TLS 1.3 -> operator child -> metrics-api scaler -> plain-HTTP JSON upstream on 127.0.0.1 inside the operator child ' +
-  '(2 server processes, as on a node; operator CPU/RSS include the upstream). baseline = bare Fastify TLS 1.3 route in its own child, same bytes. ' +
+  '-> gRPC mutual TLS 1.3 -> operator child -> metrics-api scaler -> plain-HTTP JSON upstream on 127.0.0.1 in its own child ' +
+  '(operator CPU/RSS do not include the upstream; the upstream shares the 2 cores). baseline = bare Fastify TLS 1.3 route in its own child, same bytes. ' +
   'Server children run without NODE_EXTRA_CA_CERTS, as in the container image.';
 const RESULTS = new URL('../../bench/results/', import.meta.url);
 const HPA_HEADERS = {
@@ -153,6 +152,7 @@ async function main(): Promise<number> {
       return c;
     };
 
+    await fork('upstream', { role: 'upstream', port: fx.upstreamPort });
     // d. the operator first (the adapter dials it), then the adapter, one at a time.
     const operatorStart = await coldStart('operator', {
       role: 'operator',
@@ -160,7 +160,6 @@ async function main(): Promise<number> {
       scaledObjectsFile: fx.scaledObjectsFile,
       caDir: fx.caDir,
       metricsPort: await freePort(),
-      upstreamPort: fx.upstreamPort,
     });
     const operator = operatorStart.child;
     const adapterStart = await coldStart('adapter', {

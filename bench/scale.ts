@@ -74,13 +74,14 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
     for (let i = 0; i < objects; i += 50) await Promise.all(Array.from({ length: Math.min(50, objects - i) }, (_, j) => kube.create(deployment(NS, `app-${i + j}`))));
 
     const operatorMetricsPort = await freePort();
+    const upstream = await forkServer('upstream', { role: 'upstream', port: fx.upstreamPort });
+    teardown.push(() => upstream.stop());
     const operator: ServerChild = await forkServer('operator', {
       role: 'operator',
       certDir: fx.pkiDir,
       scaledObjectsFile: fx.scaledObjectsFile,
       caDir: fx.caDir,
       metricsPort: operatorMetricsPort,
-      upstreamPort: fx.upstreamPort,
       kubeconfig: cp.adminKubeconfig,
     });
     teardown.push(() => operator.stop());

@@ -1,20 +1,16 @@
 // Entry of a server child process (forked by servers.ts): `baseline`, `adapter` or `operator`,
-// told what to serve in argv, reporting its port and its own CPU/memory over IPC.
+// told what to serve in argv, reporting its port and its own CPU/memory over IPC. Each role loads
+// only its own modules, so that a child's memory is its server's, as in its own container.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import Fastify from 'fastify';
-import { parseAdapterConfig } from '../src/adapter/config.js';
-import { startAdapter } from '../src/adapter/main.js';
-import { parseOperatorConfig } from '../src/operator/config.js';
-import { startOperator } from '../src/operator/main.js';
 import type { ChildMessage, ChildSpec, ParentMessage } from './servers.js';
 
 /** The baseline: Fastify, TLS 1.3, verified client certificates, one route with fixed bytes. Nothing else. */
 async function startBaseline(spec: Extract<ChildSpec, { role: 'baseline' }>) {
+  const { default: Fastify } = await import('fastify');
   const app = Fastify({
     logger: false,
     https: {
@@ -33,6 +29,8 @@ async function startBaseline(spec: Extract<ChildSpec, { role: 'baseline' }>) {
 }
 
 async function startBenchAdapter(spec: Extract<ChildSpec, { role: 'adapter' }>) {
+  const { parseAdapterConfig } = await import('../src/adapter/config.js');
+  const { startAdapter } = await import('../src/adapter/main.js');
   const pki = spec.pkiDir;
   const source =
     spec.source.kind === 'file'
@@ -57,20 +55,28 @@ async function startBenchAdapter(spec: Extract<ChildSpec, { role: 'adapter' }>) 
   return { port: (adapter.app.server.address() as AddressInfo).port, close: () => adapter.shutdown() };
 }
 
-/**
- * The operator with the metrics-api scalers' upstream in the same process: a plain-HTTP JSON
- * endpoint on 127.0.0.1 answering `GET /<key>` with `{"<key>":1.5}`. Keeping it here leaves the
- * machine with the server processes a node runs (adapter, operator), not a third one.
- */
-async function startBenchOperator(spec: Extract<ChildSpec, { role: 'operator' }>) {
+/** The metrics-api scalers' upstream, a process of its own (as it would be in a cluster). */
+async function startUpstream(spec: Extract<ChildSpec, { role: 'upstream' }>) {
   const upstream = createServer((req, res) => {
     const body = `{${JSON.stringify((req.url ?? '/').slice(1))}:1.5}`;
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   });
   await new Promise<void>((resolve, reject) => {
     upstream.once('error', reject);
-    upstream.listen(spec.upstreamPort, '127.0.0.1', () => resolve());
+    upstream.listen(spec.port, '127.0.0.1', () => resolve());
   });
+  return {
+    port: spec.port,
+    close: async () => {
+      upstream.closeAllConnections();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    },
+  };
+}
+
+async function startBenchOperator(spec: Extract<ChildSpec, { role: 'operator' }>) {
+  const { parseOperatorConfig } = await import('../src/operator/config.js');
+  const { startOperator } = await import('../src/operator/main.js');
   const config = parseOperatorConfig(
     [
       '--metrics-service-bind-address=127.0.0.1:0',
@@ -91,20 +97,15 @@ async function startBenchOperator(spec: Extract<ChildSpec, { role: 'operator' }>
   // An empty environment, whatever KUBERNETES_SERVICE_HOST the bench runs under: the cluster, if
   // any, is the kubeconfig's.
   const operator = await startOperator(config, undefined, {});
-  return {
-    port: operator.channel.port,
-    close: async () => {
-      await operator.shutdown();
-      upstream.closeAllConnections();
-      await new Promise<void>((r) => upstream.close(() => r()));
-    },
-  };
+  return { port: operator.channel.port, close: () => operator.shutdown() };
 }
 
 const send = (m: ChildMessage) => process.send?.(m);
 
 /** A CPU profile of this process over a window (not its whole life, as --cpu-prof gives). */
 async function cpuProfile(durationMs: number, file: string): Promise<void> {
+  // Loaded only when asked for: the inspector alone adds ~13 MB to a process's RSS.
+  const { Session } = await import('node:inspector/promises');
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
@@ -120,6 +121,7 @@ async function main() {
   const server =
     spec.role === 'baseline' ? await startBaseline(spec)
     : spec.role === 'adapter' ? await startBenchAdapter(spec)
+    : spec.role === 'upstream' ? await startUpstream(spec)
     : await startBenchOperator(spec);
   process.on('message', (m: ParentMessage) => {
     if (m.type === 'stats') {

@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ChildSpec =
   | { role: 'baseline'; pkiDir: string; route: string; body: string; contentType: string }
+  /** The metrics-api scalers' upstream: plain HTTP on 127.0.0.1:port, `GET /<key>` -> `{"<key>":1.5}`. */
+  | { role: 'upstream'; port: number }
   | {
       role: 'adapter';
       pkiDir: string;
@@ -22,8 +24,6 @@ export type ChildSpec =
       scaledObjectsFile: string;
       caDir: string;
       metricsPort: number;
-      /** The metrics-api upstream, served by the operator child itself on 127.0.0.1. */
-      upstreamPort: number;
       /** Watch a cluster (ScaledObjects, HPAs, status) instead of serving scaledObjectsFile. */
       kubeconfig?: string;
     };

@@ -17,7 +17,6 @@ import type { AdapterConfig } from './config.js';
 import type { ExternalMetricsProvider } from './provider.js';
 import { buildAdapterServer } from './server.js';
 import { DemoSource } from './sources/demo.js';
-import { FileSource } from './sources/file.js';
 
 export interface RunningAdapter {
   app: FastifyInstance;
@@ -133,6 +132,8 @@ async function createProvider(config: AdapterConfig, tls: LiveTls, registry: Reg
     return new OperatorSource(channel, mirror);
   }
   if (config.metricsSource.kind === 'file') {
+    // Like gRPC above: YAML is loaded only by the adapters that read a file.
+    const { FileSource } = await import('./sources/file.js');
     const source = new FileSource(config.metricsSource.path, log);
     await source.start();
     return source;

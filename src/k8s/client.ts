@@ -1,7 +1,9 @@
 // Our own Kubernetes REST client: what a component needs to talk to kube-apiserver, and nothing
 // more. Loading @kubernetes/client-node costs ~0.5 s and ~80 MB per process (every generated model
 // and API comes with it), and it opens a new TLS connection for every call; this client loads in
-// milliseconds and keeps one pool of keep-alive connections per cluster.
+// milliseconds and keeps one pool of keep-alive connections per cluster. It is built on node:https
+// (undici alone adds ~20 MB to a process that loads it, and the adapter needs no other HTTP
+// client), and reads YAML only for a kubeconfig file, which a pod does not have.
 //
 // Credentials, as client-go reads them: in a pod, the ServiceAccount token file (re-read every
 // minute, so a projected token's rotation is picked up) and its CA; or a kubeconfig file: server,
@@ -12,9 +14,10 @@
 // proxy-url are refused with a message saying so, never silently ignored.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Agent, request, type Dispatcher } from 'undici';
-import { parse as parseYaml } from 'yaml';
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const TOKEN_FILE_REREAD_MS = 60_000;
@@ -112,6 +115,7 @@ export class KubeClient {
   }
 
   static fromKubeconfig(file: string): KubeClient {
+    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
     const doc = parseYaml(readFileSync(file, 'utf8')) as Kubeconfig | null;
     const fail = (why: string) => new Error(`kubeconfig ${file}: ${why}`);
     if (!doc || typeof doc !== 'object') throw fail('not a kubeconfig');
@@ -168,19 +172,19 @@ export class KubeClient {
   async stream(path: string, o: RequestOptions = {}): Promise<AsyncIterable<Uint8Array>> {
     const res = await this.send('GET', path, { timeoutMs: 0, ...o });
     if (res.statusCode !== 200) throw await errorOf(res, `GET ${path}`);
-    return res.body as AsyncIterable<Uint8Array>;
+    return res;
   }
 
   /** Closes the connections; the client must not be used afterwards. */
   async close(): Promise<void> {
-    await this.agent.destroy().catch(() => undefined);
+    this.agent.destroy();
   }
 
   /** A call whose answer's headers matter too (the Date of a TokenRequest, say). */
-  async call<T>(method: string, path: string, o: RequestOptions = {}): Promise<{ body: T; headers: Record<string, string | string[] | undefined> }> {
+  async call<T>(method: string, path: string, o: RequestOptions = {}): Promise<{ body: T; headers: IncomingHttpHeaders }> {
     const res = await this.send(method, path, o);
-    if (res.statusCode >= 300) throw await errorOf(res, `${method} ${path}`);
-    const text = await res.body.text();
+    if ((res.statusCode ?? 0) >= 300) throw await errorOf(res, `${method} ${path}`);
+    const text = await readText(res);
     return { body: (text === '' ? undefined : JSON.parse(text)) as T, headers: res.headers };
   }
 
@@ -205,27 +209,38 @@ export class KubeClient {
     const deadline = new AbortController();
     const timer = timeoutMs > 0 ? setTimeout(() => deadline.abort(), timeoutMs) : undefined;
     const signal = o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal;
-    try {
-      const res = await request(url, { method: method as Dispatcher.HttpMethod, headers, ...(body !== undefined ? { body } : {}), dispatcher: this.dispatcher(credential.tls), signal });
-      // The deadline covers the whole answer of a call; a stream's body is the caller's to bound.
-      if (timer) res.body.once('end', () => clearTimeout(timer)).once('error', () => clearTimeout(timer)).once('close', () => clearTimeout(timer));
-      return res;
-    } catch (err) {
-      clearTimeout(timer);
-      if (deadline.signal.aborted) throw new Error(`${method} ${path}: no answer from kube-apiserver within ${timeoutMs} ms`, { cause: err });
-      throw new Error(`${method} ${path}: ${describeCause(err)}`, { cause: err });
-    }
+    // Plain http only ever in tests against a local server; it has no TLS to pool by.
+    const plain = url.protocol === 'http:';
+    const send = plain ? httpRequest : httpsRequest;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(
+        url,
+        { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, ...(plain ? {} : { agent: this.agentFor(credential.tls) }), signal },
+        (res) => {
+          // The deadline covers the whole answer of a call; a stream's body is the caller's to bound.
+          if (timer) res.once('end', () => clearTimeout(timer)).once('error', () => clearTimeout(timer)).once('close', () => clearTimeout(timer));
+          resolve(res);
+        },
+      );
+      req.once('error', (err) => {
+        clearTimeout(timer);
+        if (deadline.signal.aborted) reject(new Error(`${method} ${path}: no answer from kube-apiserver within ${timeoutMs} ms`, { cause: err }));
+        else reject(new Error(`${method} ${path}: ${describeCause(err)}`, { cause: err }));
+      });
+      req.end(body);
+    });
   }
 
   /** The pool; rebuilt when an exec plugin hands out another client certificate. */
-  private dispatcher(dynamic: Credential['tls']): Dispatcher {
+  private agentFor(dynamic: Credential['tls']): Agent {
     if (dynamic) {
       const key = `${dynamic.cert ?? ''}|${dynamic.key ?? ''}`;
       if (key !== this.agentKey) {
         const old = this.agent;
         this.agent = this.newAgent({ ...this.tls, ...dynamic });
         this.agentKey = key;
-        void old.close().catch(() => undefined);
+        // Requests in flight on the old pool finish; its idle connections close.
+        setTimeout(() => old.destroy(), DEFAULT_TIMEOUT_MS).unref();
       }
     }
     return this.agent;
@@ -233,23 +248,28 @@ export class KubeClient {
 
   private newAgent(tls: Tls): Agent {
     return new Agent({
-      connect: {
-        ...(tls.ca ? { ca: tls.ca } : {}),
-        ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-        ...(tls.servername ? { servername: tls.servername } : {}),
-        rejectUnauthorized: !tls.insecureSkipVerify,
-        keepAlive: true,
-        keepAliveInitialDelay: 30_000,
-      },
-      keepAliveTimeout: 30_000,
+      ...(tls.ca ? { ca: tls.ca } : {}),
+      ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+      ...(tls.servername ? { servername: tls.servername } : {}),
+      rejectUnauthorized: !tls.insecureSkipVerify,
+      keepAlive: true,
+      keepAliveMsecs: 30_000,
       // Watches hold a connection each; calls share the rest.
-      connections: 64,
+      maxSockets: 64,
+      // Idle pooled connections are closed after this long (a busy one only gets the event).
+      timeout: 30_000,
     });
   }
 }
 
-async function errorOf(res: Dispatcher.ResponseData, what: string): Promise<ApiError> {
-  const text = await res.body.text().catch(() => '');
+async function readText(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function errorOf(res: IncomingMessage, what: string): Promise<ApiError> {
+  const text = await readText(res).catch(() => '');
   let status: ApiStatus | undefined;
   try {
     const parsed = JSON.parse(text) as ApiStatus;
@@ -257,10 +277,10 @@ async function errorOf(res: Dispatcher.ResponseData, what: string): Promise<ApiE
   } catch {
     status = text ? { message: text.slice(0, 500) } : undefined;
   }
-  return new ApiError(res.statusCode, status, what);
+  return new ApiError(res.statusCode ?? 0, status, what);
 }
 
-/** The innermost reason of a network failure (undici wraps it as "fetch failed"). */
+/** The innermost reason of a network failure. */
 function describeCause(err: unknown): string {
   let e = err as { message?: string; cause?: unknown; code?: string } | undefined;
   while (e?.cause && typeof e.cause === 'object') e = e.cause as typeof e;
