@@ -1,11 +1,12 @@
 // Go's time.ParseDuration grammar, which every Kubernetes duration flag uses.
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+// Go accepts both the micro sign (U+00B5) and the Greek mu (U+03BC) for microseconds.
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Milliseconds, or undefined when `raw` is not a Go duration. */
 export function parseDuration(raw: string): number | undefined {
   const s = raw.trim();
   if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
   let total = 0;
   let pos = 0;
   while (pos < s.length) {

@@ -18,6 +18,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage 
 import { Agent, request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
+import type { parse as YamlParse } from 'yaml';
 
 const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 const TOKEN_FILE_REREAD_MS = 60_000;
@@ -115,7 +116,7 @@ export class KubeClient {
   }
 
   static fromKubeconfig(file: string): KubeClient {
-    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+    const { parse: parseYaml } = createRequire(import.meta.url)('yaml') as { parse: typeof YamlParse };
     const doc = parseYaml(readFileSync(file, 'utf8')) as Kubeconfig | null;
     const fail = (why: string) => new Error(`kubeconfig ${file}: ${why}`);
     if (!doc || typeof doc !== 'object') throw fail('not a kubeconfig');

@@ -6,7 +6,9 @@
 // pipe closes, so not even a test process that is killed outright leaves a server running.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 /** What the helpers need of a tap test. */
@@ -77,6 +79,29 @@ export async function startDaemon(t: Teardown, o: DaemonOptions): Promise<Daemon
   t.teardown(() => daemon.stop());
   await daemon.start();
   return daemon;
+}
+
+/**
+ * A temporary folder for a server's files, and the daemons started in it: at teardown, and at
+ * once when `start` fails (a test file failing at its top level may not reach its teardowns), the
+ * daemons are stopped, last started first, then the folder is removed.
+ */
+export async function inTempDir<T>(t: Teardown, prefix: string, start: (dir: string, daemons: Daemon[]) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const daemons: Daemon[] = [];
+  let cleaned: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaned ??= (async () => {
+      for (const d of [...daemons].reverse()) await d.stop();
+      await rm(dir, { recursive: true, force: true });
+    })());
+  t.teardown(cleanUp);
+  try {
+    return await start(dir, daemons);
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
 }
 
 /** Tries `start` up to three times, each with a new free port: a port taken between choosing and binding is retried. */

@@ -6,13 +6,12 @@
 //
 // Every process and server started here is stopped at the test's teardown (Prometheus through
 // ./daemon.ts, whose watchdog stops it even when the test process is killed outright).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, withFreePort, type Daemon, type Teardown } from './daemon.js';
+import { inTempDir, startDaemon, withFreePort, type Daemon, type Teardown } from './daemon.js';
 
 /** Debian's package puts it at /usr/bin/prometheus; scripts/require-system-tools.mjs installs it. */
 export const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? 'prometheus';
@@ -128,23 +127,7 @@ export interface PromAnswer {
  * storage removed) at teardown. A port lost to a race between choosing and binding it is retried.
  */
 export async function startPrometheus(t: Teardown, opts: PrometheusOptions): Promise<PrometheusServer> {
-  const dir = await mkdtemp(join(tmpdir(), 'keda-ts-prometheus-'));
-  const daemons: Daemon[] = [];
-  // In this order: every process stopped, then its storage removed. At teardown, and right away
-  // when start-up fails (a test file that fails at its top level may not get to its teardowns).
-  let cleaned: Promise<void> | undefined;
-  const cleanUp = () =>
-    (cleaned ??= (async () => {
-      await Promise.all(daemons.map((d) => d.stop()));
-      await rm(dir, { recursive: true, force: true });
-    })());
-  t.teardown(cleanUp);
-  try {
-    return await launch(t, opts, dir, daemons);
-  } catch (err) {
-    await cleanUp();
-    throw err;
-  }
+  return inTempDir(t, 'keda-ts-prometheus-', (dir, daemons) => launch(t, opts, dir, daemons));
 }
 
 async function launch(t: Teardown, opts: PrometheusOptions, dir: string, daemons: Daemon[]): Promise<PrometheusServer> {

@@ -1,11 +1,13 @@
 // What every scaler test needs: a scaler built as the metrics engine builds one (closed at
 // teardown), and the errors it fails with, each recorded so a test can check at the end that no
 // secret ever appeared in one.
-import type { Logger } from 'pino';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
 import { createScaler } from '../../src/operator/scalers/index.js';
 import { ScalerConfigError, ScalerError, type Scaler } from '../../src/operator/scalers/scaler.js';
 import type { AuthParams, Trigger } from '../../src/operator/scaledobjects/types.js';
-import type { CustomCaTrust } from '../../src/tls/custom-ca.js';
+import { CustomCaTrust } from '../../src/tls/custom-ca.js';
 
 export interface ScalerOptions {
   auth?: AuthParams;
@@ -62,4 +64,37 @@ export function scalerTestKit(o: { type: string; trust: CustomCaTrust; timeoutMs
   const value = (s: Scaler, signal: AbortSignal = new AbortController().signal) => s.getMetricValue(signal);
 
   return { messages, makeScaler, failure, configFailure, value };
+}
+
+export type LogLine = Record<string, unknown> & { msg: string; level: number };
+
+/** A debug logger that keeps every line, for the checks that no secret is ever logged. */
+export function capturingLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  return { log: pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as LogLine) }), lines };
+}
+
+/**
+ * The trust a scaler test needs: `trust` knows the server's CA only through a --ca-dir folder
+ * (the file `caFile` in `<root>/ca-dir`), `noCustomTrust` has an empty folder (the system roots
+ * alone). Both closed at teardown.
+ */
+export async function caDirTrusts(
+  t: { teardown(fn: () => unknown): void },
+  root: string,
+  log: Logger,
+  caFile: string,
+  caPem: string,
+): Promise<{ caDir: string; trust: CustomCaTrust; noCustomTrust: CustomCaTrust }> {
+  const caDir = join(root, 'ca-dir');
+  await mkdir(caDir);
+  await writeFile(join(caDir, caFile), caPem);
+  const emptyDir = join(root, 'empty-ca-dir');
+  await mkdir(emptyDir);
+  const trust = new CustomCaTrust([caDir], log);
+  const noCustomTrust = new CustomCaTrust([emptyDir], log);
+  t.teardown(() => trust.close());
+  t.teardown(() => noCustomTrust.close());
+  await Promise.all([trust.start(), noCustomTrust.start()]);
+  return { caDir, trust, noCustomTrust };
 }

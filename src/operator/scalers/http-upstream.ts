@@ -15,6 +15,8 @@ export const ERROR_BODY_BYTES = 4096;
 export const ERROR_BODY_CHARS = 200;
 /** Go's http.Client default, which KEDA uses. */
 export const MAX_REDIRECTS = 10;
+/** Connections one pool opens to one origin at most. */
+export const MAX_CONNECTIONS_PER_ORIGIN = 32;
 
 export function basicAuth(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -198,6 +200,9 @@ const agents = {
         headersTimeout: backstop,
         bodyTimeout: backstop,
         allowH2: false,
+        // Per origin: a thousand triggers polled at once on one upstream queue for these instead
+        // of opening a thousand connections (the call's timeout covers the wait).
+        connections: MAX_CONNECTIONS_PER_ORIGIN,
       });
     if (o.https && (o.tls.cert || o.tls.ca)) {
       const agent = create(upstreamSecureContext(trust, o.tls));

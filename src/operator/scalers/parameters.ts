@@ -10,9 +10,9 @@
 // ParseFloat without NaN/Inf/hex, booleans are Go's ParseBool.
 // Cut: KEDA's third source, the workload's environment (`*FromEnv`), is not read (see README).
 import type { ScalerContext } from './scaler.js';
-import { configError, nonEmpty, parseBool, parseNumber, truncate } from './upstream.js';
+import { configError, nonEmpty, parseBool, parseKedaDuration, parseNumber, truncate } from './upstream.js';
 
-export type ParamType = 'string' | 'number' | 'bool' | 'milliseconds' | 'enum' | 'list' | 'map' | 'url';
+export type ParamType = 'string' | 'number' | 'bool' | 'milliseconds' | 'duration' | 'enum' | 'list' | 'map' | 'url';
 
 /** Where a value is looked for, in order; the first non-blank one wins. */
 export type ParamSource = 'metadata' | 'auth' | 'metadata, then auth' | 'auth, then metadata';
@@ -68,8 +68,8 @@ export class Parameters {
 const WHERE: Record<ParamSource, string> = {
   metadata: 'metadata',
   auth: 'the trigger authentication',
-  'metadata, then auth': 'metadata',
-  'auth, then metadata': 'the trigger authentication',
+  'metadata, then auth': 'metadata or the trigger authentication',
+  'auth, then metadata': 'the trigger authentication or metadata',
 };
 
 /** Reads and checks every declared parameter of a trigger; throws ScalerConfigError naming the first problem. */
@@ -128,6 +128,11 @@ function parseValue(type: string, spec: ParamSpec, text: string, fail: (message:
       const s = text.trim();
       if (!/^\d+$/.test(s) || Number(s) <= 0) fail(`${subject} is not a positive whole number of milliseconds`);
       return Number(s);
+    }
+    case 'duration': {
+      const ms = parseKedaDuration(text.trim());
+      if (ms === undefined || ms <= 0) fail(`${subject} is not a positive duration (milliseconds, or Go's form: 30s, 1m30s, 500ms)`);
+      return ms;
     }
     case 'enum': {
       const s = text.trim();

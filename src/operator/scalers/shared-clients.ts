@@ -73,8 +73,9 @@ export class SharedClients<C> {
 /**
  * One scaler's lease on a shared client, following the trust bundle: `get()` gives the client
  * made with the current trust, leasing a new one (and releasing the old) when the trust changed.
+ * `library`, when given, is the client library, loaded at the first `get()` (see loadOnFirstUse).
  */
-export class TrustedLease<C> {
+export class TrustedLease<C, L = undefined> {
   private lease: { client: C; release(): void } | undefined;
   private leasedWith: string | undefined;
   private closed = false;
@@ -84,15 +85,17 @@ export class TrustedLease<C> {
     private readonly trust: CustomCaTrust,
     /** Everything that shapes the connection; hashed, never kept or shown. */
     private readonly identity: string,
-    private readonly create: (trustBundle: string) => C,
+    private readonly create: (trustBundle: string, library: L) => C,
+    private readonly library?: () => Promise<L>,
   ) {}
 
-  get(): C {
+  async get(): Promise<C> {
+    const library = this.library ? await this.library() : (undefined as L);
     if (this.closed) throw new Error('the scaler is closed');
     const bundle = this.trust.caBundle();
     if (this.lease && this.leasedWith === bundle) return this.lease.client;
     const old = this.lease;
-    this.lease = this.pool.acquire(`${this.identity}\0${bundle}`, () => this.create(bundle));
+    this.lease = this.pool.acquire(`${this.identity}\0${bundle}`, () => this.create(bundle, library));
     this.leasedWith = bundle;
     old?.release();
     return this.lease.client;
@@ -112,4 +115,13 @@ export function connectionIdentity(...parts: unknown[]): string {
 
 function hash(identity: string): string {
   return createHash('sha256').update(identity).digest('hex');
+}
+
+/**
+ * A client library, imported at its first use, once: each costs an operator 10 to 25 MB when
+ * loaded, and most operators use one or two of them, or none.
+ */
+export function loadOnFirstUse<M>(load: () => Promise<M>): () => Promise<M> {
+  let loading: Promise<M> | undefined;
+  return () => (loading ??= load());
 }

@@ -5,6 +5,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import { parseDuration } from '../../config/duration.js';
 import { MaterialError, parseCertificates, parsePrivateKey } from '../../tls/pem.js';
 import { ScalerConfigError } from './scaler.js';
 
@@ -27,6 +28,11 @@ export function parseNumber(type: string, name: string, raw: string): number {
   const n = DECIMAL.test(s) ? Number(s) : NaN;
   if (!Number.isFinite(n)) throw configError(type, `${name} "${raw}" is not a number`);
   return n;
+}
+
+/** A duration as KEDA's typed config reads one: whole milliseconds (`2500`) or Go's form (`2.5s`); in milliseconds. */
+export function parseKedaDuration(s: string): number | undefined {
+  return /^\d+$/.test(s) ? Number(s) : parseDuration(s);
 }
 
 /** Go's strconv.ParseBool. */
@@ -161,7 +167,9 @@ let shared: { trust: string; context: SecureContext } | undefined;
 // --- network errors --------------------------------------------------------------------------
 
 /** OpenSSL's verification failures: the answer to these is trust (a CA in --ca-dir, or `ca`). */
-const VERIFY_CODES = /^(UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)/;
+const VERIFY_CODES = /^(UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_)/;
+/** The certificate is trusted but names another host: the answer is the address, not trust. */
+const NAME_CODES = /^(HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 
 /**
  * A failed request in words: what went wrong and, where there is one, what to do about it.
@@ -175,6 +183,9 @@ export function describeNetworkError(err: unknown, clientCertHint: string | unde
   const code = inner?.code ?? e?.code;
   // Node appends advice about --use-system-ca to verification errors; ours is the one that applies.
   const message = (inner?.message || String(err)).replace(/; if the root CA is installed locally.*$/s, '');
+  if (code && NAME_CODES.test(code)) {
+    return `TLS: the upstream's certificate is not for this host: ${message} (${code}); connect by a name (or IP address) its certificate lists`;
+  }
   if (code && VERIFY_CODES.test(code)) {
     return `TLS: the upstream's certificate is not trusted: ${message} (${code}); put its CA in a --ca-dir folder or the trigger's ca`;
   }

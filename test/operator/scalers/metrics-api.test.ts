@@ -8,7 +8,6 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { createCA, issueCertificate } from '../../../src/certs/x509.js';
 import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { createScaler, scalerFactories } from '../../../src/operator/scalers/index.js';
@@ -17,11 +16,9 @@ import { metricNameFor, normalizeMetricName } from '../../../src/operator/scaler
 import { ScalerConfigError } from '../../../src/operator/scalers/scaler.js';
 import type { AuthParams } from '../../../src/operator/scaledobjects/types.js';
 import { eventually } from '../../helpers/loop.js';
-import { scalerTestKit } from '../../helpers/scalers.js';
+import { caDirTrusts, capturingLogger, scalerTestKit } from '../../helpers/scalers.js';
 
-type LogLine = Record<string, unknown> & { msg: string; level: number };
-const logLines: LogLine[] = [];
-const log = pino({ level: 'debug' }, { write: (l: string) => void logLines.push(JSON.parse(l) as LogLine) });
+const { log, lines: logLines } = capturingLogger();
 
 const root = t.testdir();
 const SECRETS = {
@@ -39,17 +36,7 @@ const serverCert = await issue(upstreamCa, 'upstream', 'serverAuth');
 const clientCert = await issue(clientCa, 'scaler-client', 'clientAuth');
 const otherClient = await issue(upstreamCa, 'not-the-client-ca', 'clientAuth');
 
-const caDir = join(root, 'ca-dir');
-await mkdir(caDir);
-await writeFile(join(caDir, 'upstream-ca.crt'), upstreamCa.certPem);
-const trust = new CustomCaTrust([caDir], log);
-await trust.start();
-t.teardown(() => trust.close());
-const emptyDir = join(root, 'empty-ca-dir');
-await mkdir(emptyDir);
-const noCustomTrust = new CustomCaTrust([emptyDir], log);
-await noCustomTrust.start();
-t.teardown(() => noCustomTrust.close());
+const { trust, noCustomTrust } = await caDirTrusts(t, root, log, 'upstream-ca.crt', upstreamCa.certPem);
 
 // --- upstreams ----------------------------------------------------------------------------------
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -359,7 +346,7 @@ t.test('configuration errors', async (t) => {
   t.doesNotThrow(() => makeScaler({ ...ok, format: 'json' }));
   t.match(
     configFailure(() => createScaler({ triggerIndex: 0, trigger: { type: 'kafka', metadata: {} }, auth: {}, trust, timeoutMs: 1000 })),
-    /^unsupported trigger type "kafka" \(supported: cron, kubernetes-workload, metrics-api, prometheus\)$/,
+    /^unsupported trigger type "kafka" \(supported: cron, kubernetes-workload, metrics-api, mysql, nats-jetstream, postgresql, prometheus, rabbitmq, redis, redis-streams\)$/,
   );
   t.match(configFailure(() => createScaler({ triggerIndex: 0, trigger: { type: 'constructor', metadata: {} }, auth: {}, trust, timeoutMs: 1000 })), /unsupported trigger type/);
   t.equal(scalerFactories['metrics-api'], createMetricsApiScaler);

@@ -18,6 +18,7 @@ const SPECS: ParamSpec[] = [
   { name: 'target', type: 'number', from: 'metadata', default: 5, doc: '' },
   { name: 'flag', type: 'bool', from: 'metadata', default: true, doc: '' },
   { name: 'wait', type: 'milliseconds', from: 'metadata', doc: '' },
+  { name: 'period', type: 'duration', from: 'metadata', doc: '' },
   { name: 'mode', type: 'enum', values: ['a', 'b'], from: 'metadata, then auth', doc: '' },
   { name: 'modes', type: 'list', values: ['x', 'y'], from: 'metadata', doc: '' },
   { name: 'pairs', type: 'map', from: 'metadata', doc: '' },
@@ -42,6 +43,10 @@ t.test('types, defaults and sources', async (t) => {
   t.equal(p.number('target'), 15);
   t.equal(p.bool('flag'), false, "Go's ParseBool");
   t.equal(p.number('wait'), 250);
+  t.equal(read({ address, period: '1m30.5s' }).number('period'), 90_500, "Go's duration, in milliseconds");
+  t.equal(read({ address, period: '1h' }).number('period'), 3_600_000);
+  t.equal(read({ address, period: '250ms' }).number('period'), 250);
+  t.equal(read({ address, period: '2500' }).number('period'), 2500, 'whole milliseconds');
   t.equal(p.string('mode'), 'b', 'metadata first');
   t.strictSame(p.list('modes'), ['y', 'x'], 'trimmed, blanks and repeats dropped');
   t.strictSame(p.pairs('pairs'), [['k', 'v'], ['a', 'b']]);
@@ -62,11 +67,14 @@ t.test('every problem named, secrets never quoted', async (t) => {
     [{ address, flag: 'yes' }, {}, 'x: flag "yes" is not a boolean (true or false)'],
     [{ address, wait: '1.5' }, {}, 'x: wait "1.5" is not a positive whole number of milliseconds'],
     [{ address, wait: '0' }, {}, 'x: wait "0" is not a positive whole number of milliseconds'],
+    [{ address, period: '1.5' }, {}, 'x: period "1.5" is not a positive duration (milliseconds, or Go\'s form: 30s, 1m30s, 500ms)'],
+    [{ address, period: '0s' }, {}, 'x: period "0s" is not a positive duration (milliseconds, or Go\'s form: 30s, 1m30s, 500ms)'],
+    [{ address, period: '5 min' }, {}, 'x: period "5 min" is not a positive duration (milliseconds, or Go\'s form: 30s, 1m30s, 500ms)'],
     [{ address, mode: 'c' }, {}, 'x: mode "c" is not supported (one of: a, b)'],
     [{ address, modes: 'x,z' }, {}, 'x: modes: "z" is not supported (one of: x, y)'],
     [{ address, pairs: 'k' }, {}, 'x: pairs: "k" is not key=value (the format is k1=v1,k2=v2)'],
     [{ address, pairs: '=v' }, {}, 'x: pairs: "=v" has an empty key'],
-    [{ address, mode: 'a' }, {}, 'x: mode a: no token given in the trigger authentication'],
+    [{ address, mode: 'a' }, {}, 'x: mode a: no token given in the trigger authentication or metadata'],
     [{ address }, { pin: 'hunter2' }, "x: pin's value is not supported (one of: 1)"],
   ];
   for (const [md, auth, message] of cases) t.equal(refusal(() => read(md, auth)), message, JSON.stringify(md));

@@ -5,25 +5,19 @@
 // failure with its message, and never a secret in a message or a log line.
 import t from 'tap';
 import { createPrivateKey } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { createCA, issueCertificate } from '../../../src/certs/x509.js';
-import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { scalerFactories } from '../../../src/operator/scalers/index.js';
 import { createPrometheusScaler } from '../../../src/operator/scalers/prometheus.js';
 import type { Scaler } from '../../../src/operator/scalers/scaler.js';
 import type { AuthParams } from '../../../src/operator/scaledobjects/types.js';
 import { eventually } from '../../helpers/loop.js';
-import { scalerTestKit } from '../../helpers/scalers.js';
+import { caDirTrusts, capturingLogger, scalerTestKit } from '../../helpers/scalers.js';
 import { startAuthProxy, startMetricsTarget, startPrometheus, type PrometheusServer } from '../../helpers/prometheus.js';
 
-type LogLine = Record<string, unknown> & { msg: string; level: number };
-const logLines: LogLine[] = [];
-const log = pino({ level: 'debug' }, { write: (l: string) => void logLines.push(JSON.parse(l) as LogLine) });
+const { log, lines: logLines } = capturingLogger();
 
 const root = t.testdir();
 const SECRETS = {
@@ -47,17 +41,7 @@ const clientCert = await issue(clientCa, 'keda-scaler', 'clientAuth');
 const otherClient = await issue(serverCa, 'not-from-the-client-ca', 'clientAuth');
 const encryptedClientKey = createPrivateKey(clientCert.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: SECRETS.keyPassword }) as string;
 
-const caDir = join(root, 'ca-dir');
-await mkdir(caDir);
-await writeFile(join(caDir, 'prometheus-ca.crt'), serverCa.certPem);
-const trust = new CustomCaTrust([caDir], log);
-await trust.start();
-t.teardown(() => trust.close());
-const emptyDir = join(root, 'empty-ca-dir');
-await mkdir(emptyDir);
-const noCustomTrust = new CustomCaTrust([emptyDir], log);
-await noCustomTrust.start();
-t.teardown(() => noCustomTrust.close());
+const { trust, noCustomTrust } = await caDirTrusts(t, root, log, 'prometheus-ca.crt', serverCa.certPem);
 
 // --- the real thing ---------------------------------------------------------------------------
 const target = await startMetricsTarget(t);

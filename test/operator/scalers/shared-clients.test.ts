@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createCA } from '../../../src/certs/x509.js';
-import { SharedClients, TrustedLease, connectionIdentity } from '../../../src/operator/scalers/shared-clients.js';
+import { SharedClients, TrustedLease, connectionIdentity, loadOnFirstUse } from '../../../src/operator/scalers/shared-clients.js';
 import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { eventually } from '../../helpers/loop.js';
 
@@ -64,6 +64,25 @@ t.test('discard closes a broken client now; the next acquire makes a new one', a
   b.release();
 });
 
+t.test('a client library is loaded at the first use, once', async (t) => {
+  const trust = new CustomCaTrust([], pino({ level: 'silent' }));
+  const { clients } = pool(0);
+  let loads = 0;
+  const library = loadOnFirstUse(async () => {
+    loads++;
+    return { connect: (bundle: string) => ({ id: 1, trust: bundle, closed: false }) };
+  });
+  const lease = new TrustedLease(clients, trust, 'db', (bundle, lib) => lib.connect(bundle), library);
+  t.equal(loads, 0, 'not loaded by building the lease');
+  const a = await lease.get();
+  t.equal(a.trust, trust.caBundle(), 'made by the loaded library');
+  await lease.get();
+  await new TrustedLease(clients, trust, 'db', (bundle, lib) => lib.connect(bundle), library).get();
+  t.equal(loads, 1, 'loaded once');
+  lease.close();
+  await t.rejects(lease.get(), /closed/, 'a lease closed while loading leases nothing');
+});
+
 t.test('a lease follows the --ca-dir trust: a new client for a new bundle, the old one released', async (t) => {
   const dir = t.testdir();
   const trust = new CustomCaTrust([dir], pino({ level: 'silent' }), { debounceMs: 20, resyncMs: 0 });
@@ -72,21 +91,21 @@ t.test('a lease follows the --ca-dir trust: a new client for a new bundle, the o
   const { clients, make } = pool(0);
   const lease1 = new TrustedLease(clients, trust, 'redis|host|6379', (bundle) => make(bundle));
   const lease2 = new TrustedLease(clients, trust, 'redis|host|6379', (bundle) => make(bundle));
-  const before = lease1.get();
-  t.equal(lease2.get(), before, 'two scalers, one client');
-  t.equal(lease1.get(), before, 'unchanged trust, same client');
+  const before = await lease1.get();
+  t.equal(await lease2.get(), before, 'two scalers, one client');
+  t.equal(await lease1.get(), before, 'unchanged trust, same client');
 
   const ca = await createCA({ commonName: 'new upstream CA' });
   await writeFile(join(dir, 'ca.crt'), ca.certPem);
   await eventually('the trust to change', async () => (trust.caBundle() !== before.trust ? true : undefined), 5000);
-  const after = lease1.get();
+  const after = await lease1.get();
   t.not(after, before, 'a new client for the new trust');
   t.ok(after.trust.includes(ca.certPem.trim().split('\n')[1]!), 'made with the new bundle');
   t.equal(before.closed, false, 'the old client stays while another scaler still uses it');
-  t.equal(lease2.get(), after, 'the other scaler moves over on its next use');
+  t.equal(await lease2.get(), after, 'the other scaler moves over on its next use');
   await eventually('the old client to close', async () => (before.closed ? true : undefined), 2000);
 
   lease1.close();
   lease2.close();
-  t.throws(() => lease1.get(), /closed/);
+  await t.rejects(lease1.get(), /closed/);
 });
