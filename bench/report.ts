@@ -200,7 +200,7 @@ export function formatReport(r: BenchReport): string {
     table(
       ['', 'fork -> listening', 'fork -> /readyz 200', 'fork -> first metric', 'RSS idle', 'RSS after a.', 'RSS after c.', 'max RSS'],
       [
-        ['operator (+ upstream)', `${f(c.operator.forkToListeningMs, 0)} ms`, `${f(c.operator.forkToReadyMs, 0)} ms`, '', mib(c.operator.idle.rss), mib(c.operator.afterThroughput.rss), mib(c.operator.afterDistinct.rss), mib(c.operator.afterDistinct.maxRss)],
+        ['operator', `${f(c.operator.forkToListeningMs, 0)} ms`, `${f(c.operator.forkToReadyMs, 0)} ms`, '', mib(c.operator.idle.rss), mib(c.operator.afterThroughput.rss), mib(c.operator.afterDistinct.rss), mib(c.operator.afterDistinct.maxRss)],
         ['adapter', `${f(c.adapter.forkToListeningMs, 0)} ms`, `${f(c.adapter.forkToReadyMs, 0)} ms`, `${f(c.adapter.forkToFirstMetricMs, 0)} ms`, mib(c.adapter.idle.rss), mib(c.adapter.afterThroughput.rss), mib(c.adapter.afterDistinct.rss), mib(c.adapter.afterDistinct.maxRss)],
       ],
     ),
