@@ -4,7 +4,7 @@
 // costs idle, and how fast a burst of every distinct metric is served. The operator and the
 // adapter run in child processes, as in a cluster; the ScaledObjects are KEDA-default ones
 // (pollingInterval 30 s, minReplicaCount 0) with a metrics-api trigger against a local upstream
-// served by the operator child (as in run.ts). Prints a table and writes bench/results/scale.json.
+// in a child of its own (as in run.ts). Prints a table and writes bench/results/scale.json.
 //
 //   node dist-bench/bench/scale.js [--sizes=100,300,1000] [--steady-seconds=60] [--cpu-prof]
 //
