@@ -45,7 +45,15 @@ const jobsOf = (name: string) => kube.list<Job>('batch/v1', 'Job', 'work', `scal
 const count = async (name: string) => (await jobsOf(name)).length;
 const condition = (name: string, type: string) => kube.condition('keda.sh/v1alpha1', 'ScaledJob', 'work', name, type);
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const jobCount = (name: string, n: number, timeoutMs = 15_000) => eventually(`${n} Jobs for ${name}`, async () => ((await count(name)) === n ? true : undefined), timeoutMs);
+/** Waits for exactly n Jobs; a timeout says how many there were (more means a Job created twice). */
+const jobCount = async (name: string, n: number, timeoutMs = 15_000) => {
+  let last: number | undefined;
+  try {
+    return await eventually(`${n} Jobs for ${name}`, async () => ((last = await count(name)) === n ? true : undefined), timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (there were ${String(last)})`, { cause: err });
+  }
+};
 /** Writes what the Job controller would on success or failure. */
 const finish = (job: Job, type: 'Complete' | 'Failed', at: Date) =>
   kube.mergePatch('batch/v1', 'Job', 'work', job.metadata!.name!, {
