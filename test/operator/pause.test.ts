@@ -46,7 +46,8 @@ t.test('paused-replicas: scaled to that count and held without an HPA; removed: 
 
   await annotate('held', 'autoscaling.keda.sh/paused-replicas=0');
   await eventually('scaled to 0', async () => ((await replicas('held')) === 0 ? true : undefined));
-  t.equal((await so('held'))!.status!.pausedReplicaCount, 0);
+  // The status is written by the poll that scales, just after it: waited for, not read at once.
+  await eventually('pausedReplicaCount 0', async () => ((await so('held'))?.status?.pausedReplicaCount === 0 ? true : undefined));
   await wait(1500);
   t.equal(await replicas('held'), 0, 'held at 0: minReplicaCount 1 does not bring it back while paused');
 
