@@ -42,3 +42,30 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * Reads until `done` says the value is right, and returns it; a timeout names the last value read
+ * (or the error it threw), which is what tells a slow system from a wrong one.
+ */
+export async function settles<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  let last: { value: T } | { error: unknown } | undefined;
+  try {
+    return await eventually(
+      what,
+      async () => {
+        try {
+          const value = await read();
+          last = { value };
+          return done(value) ? { value } : undefined;
+        } catch (error) {
+          last = { error };
+          return undefined;
+        }
+      },
+      timeoutMs,
+    ).then((r) => r.value);
+  } catch (err) {
+    const seen = last === undefined ? 'nothing read' : 'error' in last ? `failing: ${(last.error as Error)?.message ?? String(last.error)}` : `last read: ${typeof last.value === 'string' ? last.value : JSON.stringify(last.value)}`;
+    throw new Error(`${(err as Error).message}; ${seen}`, { cause: err });
+  }
+}

@@ -2,12 +2,14 @@
 // teardown), and the errors it fails with, each recorded so a test can check at the end that no
 // secret ever appeared in one.
 import { mkdir, writeFile } from 'node:fs/promises';
+import type { Test } from 'tap';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { createScaler } from '../../src/operator/scalers/index.js';
 import { ScalerConfigError, ScalerError, type Scaler } from '../../src/operator/scalers/scaler.js';
 import type { AuthParams, Trigger } from '../../src/operator/scaledobjects/types.js';
 import { CustomCaTrust } from '../../src/tls/custom-ca.js';
+import { settles } from './loop.js';
 
 export interface ScalerOptions {
   auth?: AuthParams;
@@ -18,7 +20,15 @@ export interface ScalerOptions {
   validateOnly?: boolean;
 }
 
-export function scalerTestKit(o: { type: string; trust: CustomCaTrust; timeoutMs: number; log: Logger; teardown: (fn: () => void) => void }) {
+export function scalerTestKit(o: {
+  type: string;
+  trust: CustomCaTrust;
+  timeoutMs: number;
+  log: Logger;
+  teardown: (fn: () => void) => void;
+  /** How long readsEventually waits for an upstream's change to show (default 15 s). */
+  settleMs?: number;
+}) {
   /** Every error message seen, for the no-secrets check. */
   const messages: string[] = [];
 
@@ -63,7 +73,26 @@ export function scalerTestKit(o: { type: string; trust: CustomCaTrust; timeoutMs
 
   const value = (s: Scaler, signal: AbortSignal = new AbortController().signal) => s.getMetricValue(signal);
 
-  return { messages, makeScaler, failure, configFailure, value };
+  /** Waits until the scaler reads `want` (upstreams show a change after a scrape or a sampling interval). */
+  const readsEventually = (s: Scaler, want: number, timeoutMs = o.settleMs ?? 15_000) => settles(`the scaler to read ${want}`, () => value(s), (v) => v === want, timeoutMs);
+
+  /**
+   * No secret (nor key material, nor any of `alsoNot`) in any message the test saw, of which there
+   * must be more than `atLeast`, nor in any log line.
+   */
+  const expectNoSecrets = (t: Test, secrets: Record<string, string>, logLines: LogLine[], o: { atLeast: number; alsoNot?: Record<string, string> }) => {
+    t.ok(messages.length > o.atLeast, `${messages.length} messages checked`);
+    for (const m of messages) {
+      for (const [name, secret] of Object.entries(secrets)) t.notOk(m.includes(secret), `no ${name} in: ${m}`);
+      for (const [what, text] of Object.entries(o.alsoNot ?? {})) t.notOk(m.includes(text), what);
+      t.notOk(m.includes('PRIVATE KEY'), 'no key material');
+    }
+    const logged = JSON.stringify(logLines);
+    for (const secret of Object.values(secrets)) t.notOk(logged.includes(secret), 'nor in the logs');
+    t.notOk(logged.includes('PRIVATE KEY'), 'no key material in the logs');
+  };
+
+  return { messages, makeScaler, failure, configFailure, value, readsEventually, expectNoSecrets };
 }
 
 export type LogLine = Record<string, unknown> & { msg: string; level: number };

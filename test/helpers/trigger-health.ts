@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { MetricsEngine, type TriggerReport } from '../../src/operator/metrics-engine.js';
 import { FileScaledObjectStore } from '../../src/operator/scaledobjects/file-store.js';
 import type { CustomCaTrust } from '../../src/tls/custom-ca.js';
-import { eventually } from './loop.js';
+import { settles } from './loop.js';
 
 export interface PolledTrigger {
   /** The last poll's view of the trigger (value, failures, error). */
@@ -62,19 +62,7 @@ export async function pollTrigger(
       const list = await engine.getMetrics({ namespace: 'default', name: 'workload', metricName: name }, new AbortController().signal);
       return list.items[0]!.value!.string;
     },
-    until: async (check, timeoutMs = 30_000) => {
-      try {
-        return await eventually(
-          'the trigger\'s poll to match',
-          async () => {
-            const r = report();
-            return r !== undefined && check(r) ? r : undefined;
-          },
-          timeoutMs,
-        );
-      } catch (err) {
-        throw new Error(`${(err as Error).message}; its last poll: ${JSON.stringify(report())}`, { cause: err });
-      }
-    },
+    until: (check, timeoutMs = 30_000) =>
+      settles("the trigger's poll to match", async () => report(), (r) => r !== undefined && check(r), timeoutMs) as Promise<TriggerReport>,
   };
 }

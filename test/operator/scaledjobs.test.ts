@@ -10,7 +10,7 @@ import { startControlPlane } from '../helpers/envtest.js';
 import { installDeploy, jsonUpstream, mustApply, startClusterOperator } from '../helpers/keda-cluster.js';
 import { Kube, namespace, type Obj } from '../helpers/kube.js';
 import { createTestPki } from '../helpers/pki.js';
-import { eventually } from '../helpers/loop.js';
+import { eventually, settles } from '../helpers/loop.js';
 
 const root = t.testdir();
 const pki = await createTestPki(join(root, 'pki'));
@@ -46,14 +46,7 @@ const count = async (name: string) => (await jobsOf(name)).length;
 const condition = (name: string, type: string) => kube.condition('keda.sh/v1alpha1', 'ScaledJob', 'work', name, type);
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Waits for exactly n Jobs; a timeout says how many there were (more means a Job created twice). */
-const jobCount = async (name: string, n: number, timeoutMs = 15_000) => {
-  let last: number | undefined;
-  try {
-    return await eventually(`${n} Jobs for ${name}`, async () => ((last = await count(name)) === n ? true : undefined), timeoutMs);
-  } catch (err) {
-    throw new Error(`${(err as Error).message} (there were ${String(last)})`, { cause: err });
-  }
-};
+const jobCount = (name: string, n: number, timeoutMs = 15_000) => settles(`${n} Jobs for ${name}`, () => count(name), (c) => c === n, timeoutMs);
 /** Writes what the Job controller would on success or failure. */
 const finish = (job: Job, type: 'Complete' | 'Failed', at: Date) =>
   kube.mergePatch('batch/v1', 'Job', 'work', job.metadata!.name!, {

@@ -12,7 +12,6 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { createCA, issueCertificate } from '../../../src/certs/x509.js';
 import { scalerFactories } from '../../../src/operator/scalers/index.js';
 import { createNatsJetstreamScaler } from '../../../src/operator/scalers/nats-jetstream.js';
-import type { Scaler } from '../../../src/operator/scalers/scaler.js';
 import { validateScaledObject } from '../../../src/operator/webhook/validate.js';
 import { eventually } from '../../helpers/loop.js';
 import { startNats, startNatsCluster, type NatsCluster, type NatsConnection, type NatsServer } from '../../helpers/nats.js';
@@ -55,27 +54,11 @@ const nc = await plain.connect();
 const snc = await secure.connect();
 
 // Every error message any test saw (`messages`) is checked at the end for secrets.
-const { messages, makeScaler, failure, configFailure, value } = scalerTestKit({ type: 'nats-jetstream', trust, timeoutMs: 5000, log, teardown: (fn) => t.teardown(fn) });
+const { messages, makeScaler, failure, configFailure, value, readsEventually, expectNoSecrets } = scalerTestKit({ type: 'nats-jetstream', trust, timeoutMs: 5000, log, teardown: (fn) => t.teardown(fn) });
 
 const onPlain = (extra: Record<string, string> = {}) => ({ natsServerMonitoringEndpoint: plain.monitor, account: '$G', stream: 'ORDERS', consumer: 'worker', ...extra });
 const onSecure = (extra: Record<string, string> = {}) => ({ natsServerMonitoringEndpoint: secure.monitor, useHttps: 'true', account: 'TEAM', stream: 'PAYMENTS', consumer: 'payer', ...extra });
 
-/** Waits until the scaler reads `want`. */
-async function readsEventually(s: Scaler, want: number, timeoutMs = 15_000): Promise<number> {
-  let last: unknown;
-  try {
-    return await eventually(
-      `the scaler to read ${want}`,
-      async () => {
-        last = await value(s).catch((err: Error) => err.message);
-        return last === want ? want : undefined;
-      },
-      timeoutMs,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last read: ${String(last)}`, { cause: err });
-  }
-}
 
 /** Connections from this process to 127.0.0.x:`port` that are open now (/proc/net/tcp). */
 function connectionsTo(port: number): number {
@@ -518,11 +501,5 @@ t.test('configuration errors', async (t) => {
 });
 
 t.test('no secret in any message or log line', async (t) => {
-  t.ok(messages.length > 20, `${messages.length} messages checked`);
-  for (const m of messages) {
-    for (const [name, secret] of Object.entries(SECRETS)) t.notOk(m.includes(secret), `no ${name} in: ${m}`);
-    t.notOk(m.includes('PRIVATE KEY'), 'no key material');
-  }
-  const logged = JSON.stringify(logLines);
-  for (const secret of Object.values(SECRETS)) t.notOk(logged.includes(secret), 'nor in the logs');
+  expectNoSecrets(t, SECRETS, logLines, { atLeast: 20 });
 });
