@@ -151,9 +151,6 @@ export function readTls(raw: string, what: string): TlsMode {
   throw configError(`${what} "${truncate(s, 32)}" is not supported (true, false or skip-verify; named TLS configurations do not exist here)`);
 }
 
-export function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 function configError(message: string): ScalerConfigError {
   return upstreamConfigError(TYPE, message);

@@ -19,9 +19,8 @@
 import type { Pool, PoolConnection, createPool as CreatePool } from 'mysql2/promise';
 import type { FieldPacket } from 'mysql2';
 import { connect, isIP, type Socket } from 'node:net';
-import type { Logger } from 'pino';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
-import { DEFAULT_PORT, hostPort, parseDsn, readTls, type Target, type TlsMode } from './mysql-dsn.js';
+import { DEFAULT_PORT, parseDsn, readTls, type Target, type TlsMode } from './mysql-dsn.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
 import { SharedClients, TrustedLease, connectionIdentity, loadOnFirstUse } from './shared-clients.js';
@@ -32,7 +31,9 @@ import {
   configError as upstreamConfigError,
   describeNetworkError,
   oneLine,
+  showHostPort,
   truncate,
+  warnOnce,
   type TlsMaterial,
 } from './upstream.js';
 
@@ -72,9 +73,6 @@ interface SharedPool {
 
 const pools = new SharedClients<SharedPool>({ close: (p) => p.end() });
 const mysql2 = loadOnFirstUse(() => import('mysql2/promise'));
-
-/** The shown addresses already warned about for tls skip-verify: once per process. */
-const skipVerifyWarned = new Set<string>();
 
 class MysqlScaler implements Scaler {
   readonly metricName: string;
@@ -132,7 +130,7 @@ class MysqlScaler implements Scaler {
     }
     this.metricName = metricNameFor(ctx.triggerIndex, normalizeMetricName(`${TYPE}-${dbNameForMetric}`));
     // Empty only in a validate-only build without a host (the address is in a Secret).
-    this.shown = target.socketPath !== undefined ? `unix(${target.socketPath})` : target.host ? hostPort(target.host, target.port ?? DEFAULT_PORT) : '';
+    this.shown = target.socketPath !== undefined ? `unix(${target.socketPath})` : target.host ? showHostPort(target.host, target.port ?? DEFAULT_PORT) : '';
     this.scrubber = new SecretScrubber(secrets);
 
     // --- TLS material ----------------------------------------------------------------------------
@@ -154,9 +152,8 @@ class MysqlScaler implements Scaler {
       this.lease = undefined;
       return;
     }
-    if (tls === 'skip-verify' && !skipVerifyWarned.has(this.shown)) {
-      skipVerifyWarned.add(this.shown);
-      warn(ctx.log, `${TYPE} ${this.shown}: tls is skip-verify, the server's certificate is NOT verified`, this.shown);
+    if (tls === 'skip-verify') {
+      warnOnce(ctx.log, `${TYPE} skip-verify ${this.shown}`, { scaler: TYPE, address: this.shown }, `${TYPE} ${this.shown}: tls is skip-verify, the server's certificate is NOT verified`);
     }
     const full: Target = { ...target, tls, material };
     this.target = full;
@@ -429,10 +426,6 @@ function ipSocket(host: string, port: number): () => Socket {
     socket.once('connect', () => socket.setKeepAlive(true));
     return socket;
   };
-}
-
-function warn(log: Logger | undefined, message: string, address: string): void {
-  log?.warn({ scaler: TYPE, address }, message);
 }
 
 function configError(message: string): ScalerConfigError {

@@ -1,6 +1,5 @@
 // Where and how the postgresql scaler connects: from a libpq connection string (keyword=value or
 // URL form) or from KEDA's separate parameters, checked as libpq (and KEDA's pgx) read them.
-import { isIP } from 'node:net';
 import type { ScalerConfigError } from './scaler.js';
 import { configError as upstreamConfigError, truncate } from './upstream.js';
 
@@ -284,9 +283,6 @@ function checkHost(host: string, name: string): string {
   return host;
 }
 
-export function hostPort(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 function configError(message: string): ScalerConfigError {
   return upstreamConfigError(TYPE, message);

@@ -27,7 +27,7 @@ import type { Pool, PoolClient, PoolConfig, QueryArrayConfig, QueryArrayResult }
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
-import { SSL_MODES, fromParameters, hostPort, parseConnectionString, type SslMode, type Target } from './postgresql-connection.js';
+import { SSL_MODES, fromParameters, parseConnectionString, type SslMode, type Target } from './postgresql-connection.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
 import { SharedClients, TrustedLease, connectionIdentity, loadOnFirstUse } from './shared-clients.js';
@@ -38,8 +38,10 @@ import {
   configError as upstreamConfigError,
   describeNetworkError,
   oneLine,
+  showHostPort,
   truncate,
   upstreamSecureContext,
+  warnOnce,
   type TlsMaterial,
 } from './upstream.js';
 
@@ -131,7 +133,7 @@ class PostgresqlScaler implements Scaler {
 
     this.scrubber = new SecretScrubber(secrets);
     this.target = target;
-    this.shown = target ? hostPort(target.host, target.port) : (p.string('host') ?? '(host from the trigger authentication)');
+    this.shown = target ? showHostPort(target.host, target.port) : (p.string('host') ?? '(host from the trigger authentication)');
     if (this.validateOnly || !target) return;
 
     const t = target;
@@ -429,15 +431,9 @@ function typeName(oid: number): string {
 
 // --- small things -------------------------------------------------------------------------------
 
-/** `sslmode host:port` pairs already warned about: once per process. */
-const unverifiedWarned = new Set<string>();
-
 /** The one warning that this upstream's certificate is not verified. */
 function warnUnverifiedOnce(log: Logger | undefined, shown: string, sslmode: SslMode): void {
-  const key = `${sslmode} ${shown}`;
-  if (unverifiedWarned.has(key)) return;
-  unverifiedWarned.add(key);
-  log?.warn({ scaler: TYPE, upstream: shown, sslmode }, `${TYPE} ${shown}: sslmode ${sslmode} does not verify the server's certificate (use verify-full, or give the auth parameter ca)`);
+  warnOnce(log, `${TYPE} ${sslmode} ${shown}`, { scaler: TYPE, upstream: shown, sslmode }, `${TYPE} ${shown}: sslmode ${sslmode} does not verify the server's certificate (use verify-full, or give the auth parameter ca)`);
 }
 
 function configError(message: string): ScalerConfigError {

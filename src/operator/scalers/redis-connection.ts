@@ -29,6 +29,7 @@ import {
   describeNetworkError,
   nonEmpty,
   oneLine,
+  showHostPort,
   truncate,
   upstreamSecureContext,
   warnUnsafeSslOnce,
@@ -149,9 +150,6 @@ function endpointFrom(type: string, p: Parameters, ctx: ScalerContext): Endpoint
   return { host, port, db, username, password, tls };
 }
 
-export function showAddress(host: string, port: number): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 // --- the scaler's side: a lease on the shared connection, and its messages ----------------------
 
@@ -178,7 +176,7 @@ export class RedisUpstream {
     const e = endpointFrom(type, p, ctx);
     this.endpoint = e;
     this.db = e.db;
-    this.shown = showAddress(e.host, e.port);
+    this.shown = showHostPort(e.host, e.port);
     this.scrubber = new SecretScrubber([e.password, e.tls?.material.key, e.tls?.material.passphrase].filter((s): s is string => s !== undefined && s !== ''));
     // Validation only (an admission webhook): checked, never connected.
     if (ctx.validateOnly === true) return;

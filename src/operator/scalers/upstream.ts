@@ -43,6 +43,11 @@ export function parseBool(type: string, name: string, raw: string): boolean {
   throw configError(type, `${name} "${raw}" is not a boolean (true or false)`);
 }
 
+/** `host:port` for messages, an IPv6 address (any host with a colon) in brackets. */
+export function showHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 export function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
 }
@@ -71,15 +76,19 @@ export class SecretScrubber {
   }
 }
 
-/** `type url` pairs already warned about for unsafeSsl: once per process, not at every rebuild. */
-const unsafeWarned = new Set<string>();
+/** What was already warned about: once per process, not at every scaler rebuild. */
+const warned = new Set<string>();
+
+/** A warning logged once per `key` in this process (an upstream whose certificate is not verified, say). */
+export function warnOnce(log: Logger | undefined, key: string, fields: Record<string, unknown>, message: string): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  log?.warn(fields, message);
+}
 
 /** The one warning that `unsafeSsl: true` is in use for this upstream. */
 export function warnUnsafeSslOnce(log: Logger | undefined, type: string, shownUrl: string): void {
-  const key = `${type} ${shownUrl}`;
-  if (unsafeWarned.has(key)) return;
-  unsafeWarned.add(key);
-  log?.warn({ scaler: type, url: shownUrl }, `${type} ${shownUrl}: unsafeSsl is true, the upstream's certificate is NOT verified`);
+  warnOnce(log, `unsafeSsl ${type} ${shownUrl}`, { scaler: type, url: shownUrl }, `${type} ${shownUrl}: unsafeSsl is true, the upstream's certificate is NOT verified`);
 }
 
 // --- TLS client material --------------------------------------------------------------------
