@@ -30,6 +30,7 @@ import {
   nonEmpty,
   oneLine,
   showHostPort,
+  withoutOpenSslNoise,
   truncate,
   upstreamSecureContext,
   warnUnsafeSslOnce,
@@ -268,13 +269,6 @@ export class RedisUpstream {
     if (/^LOADING/.test(message)) return `the server is loading its data: ${message}`;
     return `the server answered an error: ${message}`;
   }
-}
-
-/** OpenSSL's `<hex>:error:<hex>:SSL routines:<function>:<reason>:<file>:<line>:...` as its reason alone. */
-function withoutOpenSslNoise(err: NodeJS.ErrnoException): NodeJS.ErrnoException {
-  const m = /^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):/.exec(err?.message ?? '');
-  if (!m) return err;
-  return Object.assign(new Error(m[1]!.trim()), { code: err.code });
 }
 
 function isReplyError(err: unknown): err is Error {

@@ -175,6 +175,13 @@ let shared: { trust: string; context: SecureContext } | undefined;
 
 // --- network errors --------------------------------------------------------------------------
 
+/** OpenSSL's `<hex>:error:<hex>:SSL routines:<function>:<reason>:<file>:<line>:...` as its reason alone. */
+export function withoutOpenSslNoise(err: NodeJS.ErrnoException): NodeJS.ErrnoException {
+  const m = /^[0-9A-F]+:error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):/.exec(err?.message ?? '');
+  if (!m) return err;
+  return Object.assign(new Error(m[1]!.trim()), { code: err.code });
+}
+
 /** OpenSSL's verification failures: the answer to these is trust (a CA in --ca-dir, or `ca`). */
 const VERIFY_CODES = /^(UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_)/;
 /** The certificate is trusted but names another host: the answer is the address, not trust. */
@@ -188,7 +195,7 @@ const NAME_CODES = /^(HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 export function describeNetworkError(err: unknown, clientCertHint: string | undefined, clientCertRefusedHint?: string): string {
   const e = err as NodeJS.ErrnoException & { errors?: unknown[]; cause?: unknown };
   // Happy eyeballs reports an AggregateError with an empty message; the first attempt says it.
-  const inner = (e?.message === '' && Array.isArray(e.errors) && e.errors.length > 0 ? e.errors[0] : e) as NodeJS.ErrnoException;
+  const inner = withoutOpenSslNoise((e?.message === '' && Array.isArray(e.errors) && e.errors.length > 0 ? e.errors[0] : e) as NodeJS.ErrnoException);
   const code = inner?.code ?? e?.code;
   // Node appends advice about --use-system-ca to verification errors; ours is the one that applies.
   const message = (inner?.message || String(err)).replace(/; if the root CA is installed locally.*$/s, '');
