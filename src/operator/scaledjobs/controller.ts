@@ -277,10 +277,11 @@ export class ScaledJobController {
       running++;
       if (this.isPending(job, j)) pending++;
     }
-    // Created, not seen yet: running and pending.
+    // Created, not seen yet: running and pending. The watch may have delivered a Job before its
+    // create call returned (and so before it was expected): one already seen is not counted twice.
     const expected = this.expected.get(keyOf(job.namespace, job.name)) ?? new Map<string, number>();
     for (const [name, at] of expected) {
-      if (now - at > EXPECTATION_MS) expected.delete(name);
+      if (seen.has(name) || now - at > EXPECTATION_MS) expected.delete(name);
       else {
         running++;
         pending++;
