@@ -330,7 +330,7 @@ export class FakeApiServer {
   inject(fault: Fault): () => void {
     const actions = [fault.status !== undefined, fault.drop, fault.hang, fault.cutWatch !== undefined].filter(Boolean).length;
     if (actions > 1) throw new Error('fake-apiserver: a fault takes at most one of status, drop, hang, cutWatch');
-    if (actions === 0 && fault.delayMs === undefined) throw new Error('fake-apiserver: a fault needs delayMs, status, drop, hang or cutWatch');
+    if (actions === 0 && fault.delayMs === undefined && fault.answerDelayMs === undefined) throw new Error('fake-apiserver: a fault needs delayMs, answerDelayMs, status, drop, hang or cutWatch');
     const entry: ActiveFault = { fault, remaining: fault.times ?? Infinity };
     this.faults.push(entry);
     return () => {
@@ -500,6 +500,7 @@ export class FakeApiServer {
     if (!user) throw unauthorized();
     rec.user = await this.impersonate(req, user);
 
+    if (fault?.answerDelayMs) holdAnswer(res, fault.answerDelayMs);
     await this.route(req, res, rec, segments, rec.user, fault?.cutWatch);
   }
 
@@ -1165,4 +1166,13 @@ export class FakeApiServer {
 
 export function startFakeApiServer(opts?: FakeApiServerOptions): Promise<FakeApiServer> {
   return FakeApiServer.start(opts);
+}
+
+/** The answer written to `res` reaches the client only `ms` later (headers and body are held together). */
+function holdAnswer(res: ServerResponse, ms: number): void {
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  (res as { end: (...args: unknown[]) => ServerResponse }).end = (...args: unknown[]) => {
+    setTimeout(() => end(...args), ms);
+    return res;
+  };
 }

@@ -158,6 +158,11 @@ export interface Fault {
   drop?: boolean;
   /** Never answer (until the client gives up or the server closes). */
   hang?: boolean;
+  /**
+   * Carry the request out at once (stored, watchers told), and hold its answer back this long: a
+   * client sees the watch event before the answer to its own write, as a busy network can show.
+   */
+  answerDelayMs?: number;
   /** Serve the watch, then cut it: `end` closes it cleanly (as an apiserver timeout does), `destroy` resets the connection. */
   cutWatch?: { afterMs?: number; afterEvents?: number; mode?: 'end' | 'destroy' };
 }
