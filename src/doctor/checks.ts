@@ -264,6 +264,8 @@ async function checkRbac(client: KubeClient, c: DoctorConfig): Promise<CheckResu
       { verb: 'update', group: 'autoscaling', resource: 'horizontalpodautoscalers', why: 'keep HPAs right' },
       { verb: 'patch', group: 'apps', resource: 'deployments', subresource: 'scale', why: 'scale to and from zero' },
       { verb: 'get', group: '', resource: 'secrets', why: 'read TriggerAuthentication Secrets' },
+      { verb: 'get', group: 'apps', resource: 'deployments', why: 'read workloads\' pod templates (*FromEnv)' },
+      { verb: 'get', group: '', resource: 'configmaps', why: 'read the ConfigMaps workloads take variables from (*FromEnv)' },
       { verb: 'create', group: '', resource: 'events', why: 'record Events' },
       { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: ns, name: 'keda-ts-operator', why: 'hold its Lease' },
       { verb: 'update', group: '', resource: 'secrets', namespace: ns, name: c.certSecretName, why: 'rotate the certificate Secret' },

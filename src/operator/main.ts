@@ -77,7 +77,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
       : undefined;
   const targets = kc && clusterStore ? new ScaleTargets(kc, { log, watchNamespace: config.watchNamespace }) : undefined;
   const pods = kc && clusterStore ? new PodIndex({ client: kc, log, watchNamespace: config.watchNamespace }) : undefined;
-  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}), ...(targets ? { workloads: workloadsOf(targets) } : {}), ...(pods ? { pods } : {}) });
+  const engine = new MetricsEngine(store, { trust, scalerTimeoutMs: config.scalerTimeoutMs, log, poll: true, ...(tokens ? { tokens } : {}), ...(targets ? { workloads: workloadsOf(targets), podTemplates: targets } : {}), ...(pods ? { pods } : {}) });
   const mirror = new MetricsMirror(config.scalerTimeoutMs);
   engine.onPoll((report) => {
     scalingMetrics.observePoll(report);

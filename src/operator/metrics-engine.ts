@@ -13,10 +13,11 @@ import { formatQuantity, quantityFromNumber } from '../k8s/quantity.js';
 import { ChannelError, type MetricsHandler } from '../channel/server.js';
 import { toWireTime, type ExternalMetricValueList, type ScaledObjectRef } from '../channel/service.js';
 import type { CustomCaTrust } from '../tls/custom-ca.js';
-import { createScaler } from './scalers/index.js';
+import { createScaler, usesEnvironment } from './scalers/index.js';
 import type { PodCounter } from './scalers/pod-index.js';
 import { ScalerError, type Scaler } from './scalers/scaler.js';
 import { resolveAuth, type TokenSource } from './scaledobjects/resolve-auth.js';
+import { EnvironmentError, resolveEnvironment, type ContainerEnvironment, type EnvironmentReader, type PodTemplates } from './scaledobjects/resolve-env.js';
 import type { AuthLookup, AuthenticationRef, ScaledObject, ScaledObjectStore, Trigger } from './scaledobjects/types.js';
 import { COMPOSITE_METRIC_NAME, dependencyKey, fallbackReplicas } from './scaledobjects/types.js';
 import { compileFormula, type Formula } from './scaledobjects/formula.js';
@@ -70,6 +71,8 @@ export interface MetricsEngineOptions {
   workloads?: Workloads;
   /** The cluster's Pods (kubernetes-workload triggers); absent without a cluster. */
   pods?: PodCounter;
+  /** Where `*FromEnv` values come from; absent without a cluster (such triggers then fail to build, saying why). */
+  podTemplates?: PodTemplates;
 }
 
 /** A ScaledObject's workload as the fallback needs it; undefined when it cannot be read. */
@@ -264,7 +267,7 @@ export class MetricsEngine implements MetricsHandler {
   private needsBuild(state: ObjectState, so: ScaledObject): boolean {
     return (
       state.so.generation !== so.generation ||
-      [...state.deps].some(([key, version]) => this.store.dependencyVersion(key) !== version) ||
+      [...state.deps].some(([key, version]) => this.dependencyVersion(key) !== version) ||
       state.triggers.length === 0 ||
       Date.now() >= state.refreshAt ||
       state.triggers.some((t) => t.stale)
@@ -274,8 +277,8 @@ export class MetricsEngine implements MetricsHandler {
   private async build(state: ObjectState, so: ScaledObject): Promise<void> {
     // Versions are taken before reading, so a change during the build means another build.
     const deps = new Map<string, string | undefined>();
-    const use = (key: string) => void (deps.has(key) || deps.set(key, this.store.dependencyVersion(key)));
-    const recorded = {
+    const use = (key: string) => void (deps.has(key) || deps.set(key, this.dependencyVersion(key)));
+    const recorded: EnvironmentReader & Parameters<typeof resolveAuth>[0] = {
       lookupAuth: (namespace: string, ref: AuthenticationRef): AuthLookup => {
         use(dependencyKey(ref.kind ?? 'TriggerAuthentication', namespace, ref.name));
         return this.store.lookupAuth(namespace, ref);
@@ -284,7 +287,15 @@ export class MetricsEngine implements MetricsHandler {
         use(dependencyKey('Secret', namespace, name));
         return this.store.readSecret(namespace, name);
       },
+      readConfigMap: (namespace: string, name: string) => {
+        use(dependencyKey('ConfigMap', namespace, name));
+        if (!this.store.readConfigMap) throw new EnvironmentError('ConfigMaps are read only in a cluster');
+        return this.store.readConfigMap(namespace, name);
+      },
     };
+    // One container environment for all the object's triggers, read when one needs it.
+    let env: Promise<ContainerEnvironment> | undefined;
+    const environment = () => (env ??= this.environment(so, recorded, use));
     const sameSpec = state.so.generation === so.generation && state.triggers.length === so.spec.triggers.length;
     let refreshAt = Infinity;
     const triggers = await Promise.all(
@@ -294,7 +305,8 @@ export class MetricsEngine implements MetricsHandler {
         try {
           const auth = trigger.authenticationRef ? await resolveAuth(recorded, this.opts.tokens, so.namespace, trigger.authenticationRef) : { params: {} };
           if (auth.refreshAt !== undefined) refreshAt = Math.min(refreshAt, auth.refreshAt);
-          next.scaler = createScaler({ triggerIndex: index, trigger, auth: auth.params, trust: this.opts.trust, timeoutMs: this.opts.scalerTimeoutMs, log: this.log, namespace: so.namespace, ...(this.opts.pods ? { pods: this.opts.pods } : {}) });
+          const context = { triggerIndex: index, trigger, auth: auth.params, trust: this.opts.trust, timeoutMs: this.opts.scalerTimeoutMs, log: this.log, namespace: so.namespace };
+          next.scaler = createScaler({ ...context, ...(this.opts.pods ? { pods: this.opts.pods } : {}), ...(usesEnvironment(trigger) ? { env: await environment() } : {}) });
         } catch (err) {
           next.buildError = `trigger ${index} (${trigger.type}): ${(err as Error).message}`;
           this.log.warn({ scaledObject: state.key, reason: next.buildError }, 'cannot build scaler');
@@ -320,6 +332,18 @@ export class MetricsEngine implements MetricsHandler {
     const modifiers = so.spec.advanced?.scalingModifiers;
     Object.assign(state, { so, deps, triggers, refreshAt, formula: modifiers ? compileFormula(modifiers.formula, formulaNames(so.spec.triggers)) : undefined });
     if (intervalChanged) this.schedule(state);
+  }
+
+  private async environment(so: ScaledObject, reader: EnvironmentReader, use: (key: string) => void): Promise<ContainerEnvironment> {
+    const templates = this.opts.podTemplates;
+    if (!templates) throw new EnvironmentError('*FromEnv reads the workload\'s environment, which is read only in a cluster: give the value itself');
+    const template = await templates.read(so, use);
+    return resolveEnvironment(reader, so.namespace, template.spec, template.containerName, template.workload);
+  }
+
+  /** What a dependency is now: workloads' pod templates are versioned by their source, the rest by the store. */
+  private dependencyVersion(key: string): string | undefined {
+    return key.startsWith('Workload/') ? this.opts.podTemplates?.version(key) : this.store.dependencyVersion(key);
   }
 
   // --- reading --------------------------------------------------------------------------------

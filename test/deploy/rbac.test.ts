@@ -66,7 +66,8 @@ t.test('the operator scales with read access to KEDA objects, status patches, it
   t.strictSame(verbsOn('autoscaling', 'horizontalpodautoscalers'), ['create', 'delete', 'get', 'list', 'update', 'watch']);
   t.strictSame(verbsOn('apps', 'deployments/scale'), ['get', 'patch'], 'scaling to and from zero');
   t.strictSame(verbsOn('', 'secrets'), ['get', 'list', 'watch'], 'Secrets read one by one, listed and watched (as metadata) to notice new and rotated ones');
-  t.strictSame(verbsOn('apps', 'deployments'), ['list', 'watch'], 'workloads listed and watched (to notice them appear, and their replicas), never written');
+  t.strictSame(verbsOn('apps', 'deployments'), ['get', 'list', 'watch'], 'workloads listed and watched (to notice them appear, and their replicas), read for *FromEnv, never written');
+  t.strictSame(verbsOn('', 'configmaps'), ['get', 'list', 'watch'], 'ConfigMaps read one by one for *FromEnv, listed and watched (as metadata) to notice changes');
   // The Lease the operator elects its writer with, by the flag's default name.
   const lease = docs.find((d) => d.kind === 'Role' && d.metadata.name === 'keda-ts-operator-certificates')?.rules?.find((r) => r.resources.includes('leases') && r.verbs.includes('update')) as { resourceNames?: string[] } | undefined;
   const { operatorFlags } = await import('../../src/operator/config.js');

@@ -17,7 +17,8 @@ export interface ScalerOptions {
   timeoutMs?: number;
   index?: number;
   metricType?: Trigger['metricType'];
-  validateOnly?: boolean;
+  /** Validate-only builds: the trigger names a TriggerAuthentication (whose parameters such a build cannot read). */
+  validateOnly?: boolean | 'with an authenticationRef';
 }
 
 export function scalerTestKit(o: {
@@ -33,7 +34,7 @@ export function scalerTestKit(o: {
   const messages: string[] = [];
 
   const makeScaler = (metadata: Record<string, string>, opts: ScalerOptions = {}): Scaler => {
-    const trigger: Trigger = { type: o.type, metadata, ...(opts.metricType ? { metricType: opts.metricType } : {}) };
+    const trigger: Trigger = { type: o.type, metadata, ...(opts.metricType ? { metricType: opts.metricType } : {}), ...(opts.validateOnly === 'with an authenticationRef' ? { authenticationRef: { name: 'auth' } } : {}) };
     const s = createScaler({
       triggerIndex: opts.index ?? 0,
       trigger,

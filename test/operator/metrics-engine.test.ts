@@ -176,3 +176,12 @@ t.test('unknown objects and metrics get NOT_FOUND; a trigger that cannot build g
   const described = await s.engine.describe(s.store.get('default', 'odd')!);
   t.match(described, [{ index: 0, metricName: 's0-metric-api-v', targetValue: 2 }, { index: 1, buildError: /unsupported trigger type/ }]);
 });
+
+t.test('without a cluster, a trigger reading the workload\'s environment says it needs one; the others are served', async (t) => {
+  const redis = { type: 'redis', metadata: { listName: 'jobs', addressFromEnv: 'REDIS_ADDRESS' } };
+  const s = await setup(docs(so('env', [trigger({}, { urlFromEnv: 'NOT_READ' }), redis], 3600)));
+  t.teardown(() => s.close());
+  const described = await s.engine.describe(s.store.get('default', 'env')!);
+  t.match(described, [{ index: 0, metricName: 's0-metric-api-v' }, { index: 1, buildError: "trigger 1 (redis): *FromEnv reads the workload's environment, which is read only in a cluster: give the value itself" }]);
+  t.equal(await s.query('env', 's0-metric-api-v'), String(value), 'a *FromEnv the scaler does not read costs nothing');
+});

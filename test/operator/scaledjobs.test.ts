@@ -159,9 +159,10 @@ t.test('paused: no Job while the annotation says so', async (t) => {
 });
 
 t.test('a field not acted on is named in FullySupported', async (t) => {
-  await mustApply(cp.adminKubeconfig, root, scaledJob('env', { envSourceContainerName: 'consumer' }));
+  await mustApply(cp.adminKubeconfig, root, scaledJob('env', { envSourceContainerName: 'consumer', somethingNew: 1 }));
   const c = await eventually('FullySupported False', async () => ((await condition('env', 'FullySupported'))?.status === 'False' ? condition('env', 'FullySupported') : undefined));
-  t.match(c?.message, /spec\.envSourceContainerName is not supported/);
+  t.match(c?.message, /spec\.somethingNew is not supported: this field is unknown/);
+  t.notMatch(c?.message, /envSourceContainerName/, 'envSourceContainerName is acted on');
 });
 
 t.test('a failing trigger is reported in Ready, and creates nothing', async (t) => {

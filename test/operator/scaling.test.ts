@@ -237,9 +237,9 @@ t.test('invalid, unsupported and conflicting objects are reported in status', as
   t.match((await condition('unknown-type', 'Ready'))?.message, /unsupported trigger type "kafka"/);
   t.notOk(await hpa('keda-hpa-unknown-type'), 'no HPA without a single usable trigger');
 
-  await apply(shop('from-env', { scaleTargetRef: { name: 'web', envSourceContainerName: 'app' }, triggers: [metricsApiTrigger()] }));
+  await apply(shop('from-env', { scaleTargetRef: { name: 'web' }, triggers: [metricsApiTrigger({ metadata: { ...metricsApiTrigger().metadata, urlFromEnv: 'API_URL' } })] }));
   await eventually('unsupported field reported', async () => ((await condition('from-env', 'FullySupported'))?.status === 'False' ? true : undefined));
-  t.match((await condition('from-env', 'FullySupported'))?.message, /spec\.scaleTargetRef\.envSourceContainerName is not supported/);
+  t.match((await condition('from-env', 'FullySupported'))?.message, /spec\.triggers\[0\]\.metadata\.urlFromEnv is not supported: metrics-api does not read url from the workload's environment/);
   t.ok(await eventually('still served', () => hpa('keda-hpa-from-env')), 'an unsupported field does not stop the rest');
 
   await apply(shop('missing-target', { scaleTargetRef: { name: 'nope' }, triggers: [metricsApiTrigger()] }));

@@ -17,6 +17,7 @@ import type { ScalingMetrics } from '../../observability/metrics.js';
 import { MetricsEngine, type MetricsEngineOptions, type PollReport } from '../metrics-engine.js';
 import type { ClusterScaledObjectStore } from '../scaledobjects/cluster-store.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
+import { EnvironmentError, type PodTemplates } from '../scaledobjects/resolve-env.js';
 import type { AuthenticationRef, ScaledObject, ScaledObjectStore } from '../scaledobjects/types.js';
 import { activityVerdict, conditionBuilder, conditionTime, statusDiffers, supportedVerdict, type Verdict } from '../scaling/status.js';
 import { decide, type JobCounts } from './decide.js';
@@ -95,7 +96,7 @@ export class ScaledJobController {
   private leading = false;
 
   constructor(private readonly o: ScaledJobControllerOptions) {
-    this.engine = new MetricsEngine(this.engineStore(), { ...o.engine, poll: true });
+    this.engine = new MetricsEngine(this.engineStore(), { ...o.engine, poll: true, podTemplates: this.podTemplates() });
     this.engine.onPoll((report) => void this.onPoll(report));
   }
 
@@ -148,11 +149,26 @@ export class ScaledJobController {
       list: () => [...this.records.keys()].flatMap((k) => view(k) ?? []),
       lookupAuth: (namespace: string, ref: AuthenticationRef) => this.o.auth.lookupAuth(namespace, ref),
       readSecret: (namespace, name) => this.o.auth.readSecret(namespace, name),
+      readConfigMap: (namespace, name) => this.o.auth.readConfigMap(namespace, name),
       dependencyVersion: (key) => this.o.auth.dependencyVersion(key),
       onDependencyChange: (l) => this.o.auth.onDependencyChange(l),
       onChange: (l) => void this.storeListeners.push(l),
       start: () => Promise.resolve(),
       close: () => Promise.resolve(),
+    };
+  }
+
+  /** `*FromEnv` reads the container of the ScaledJob's own Job template: versioned by the ScaledJob's generation. */
+  private podTemplates(): PodTemplates {
+    return {
+      read: (so) => {
+        const job = this.records.get(keyOf(so.namespace, so.name))?.job;
+        const workload = `ScaledJob ${so.namespace}/${so.name} jobTargetRef`;
+        if (!job) return Promise.reject(new EnvironmentError(`${workload}: the ScaledJob is gone`));
+        const template = job.spec.jobTargetRef.template as { spec?: unknown } | undefined;
+        return Promise.resolve({ spec: template?.spec, workload, ...(job.spec.envSourceContainerName ? { containerName: job.spec.envSourceContainerName } : {}) });
+      },
+      version: () => undefined,
     };
   }
 

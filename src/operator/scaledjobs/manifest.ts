@@ -8,7 +8,7 @@ export const PAUSED_ANNOTATION = 'autoscaling.keda.sh/paused';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const KNOWN_SPEC = new Set(['jobTargetRef', 'pollingInterval', 'successfulJobsHistoryLimit', 'failedJobsHistoryLimit', 'minReplicaCount', 'maxReplicaCount', 'rollout', 'rolloutStrategy', 'scalingStrategy', 'triggers']);
+const KNOWN_SPEC = new Set(['jobTargetRef', 'envSourceContainerName', 'pollingInterval', 'successfulJobsHistoryLimit', 'failedJobsHistoryLimit', 'minReplicaCount', 'maxReplicaCount', 'rollout', 'rolloutStrategy', 'scalingStrategy', 'triggers']);
 
 export type ScaledJobManifest = Omit<ScaledJob, 'uid' | 'generation'>;
 
@@ -19,7 +19,7 @@ export function readScaledJob(r: ObjectReader, raw: Obj): ScaledJobManifest {
 
   const jobTargetRef = r.mapping(spec.jobTargetRef, 'spec.jobTargetRef', true) as Obj;
   r.mapping(jobTargetRef.template, 'spec.jobTargetRef.template', true);
-  if (spec.envSourceContainerName !== undefined && spec.envSourceContainerName !== null) r.notActedOn('spec.envSourceContainerName', 'trigger parameters are not read from the Job\'s environment (no *FromEnv)');
+  const envSourceContainerName = r.string(spec.envSourceContainerName, 'spec.envSourceContainerName', false);
 
   const d = SCALED_JOB_DEFAULTS;
   const pollingInterval = r.int(spec.pollingInterval, 'spec.pollingInterval', d.pollingInterval, 1);
@@ -39,7 +39,7 @@ export function readScaledJob(r: ObjectReader, raw: Obj): ScaledJobManifest {
   const scalingStrategy = readScalingStrategy(r, spec.scalingStrategy);
 
   const triggers = readTriggers(r, spec.triggers);
-  for (const [k, v] of Object.entries(spec)) if (v !== undefined && v !== null && !KNOWN_SPEC.has(k) && k !== 'envSourceContainerName') r.notActedOn(`spec.${k}`, 'this field is unknown');
+  for (const [k, v] of Object.entries(spec)) if (v !== undefined && v !== null && !KNOWN_SPEC.has(k)) r.notActedOn(`spec.${k}`, 'this field is unknown');
 
   const annotations = stringsOf(metadata.annotations);
   const paused = annotations[PAUSED_ANNOTATION];
@@ -49,6 +49,7 @@ export function readScaledJob(r: ObjectReader, raw: Obj): ScaledJobManifest {
     name,
     spec: {
       jobTargetRef,
+      ...(envSourceContainerName ? { envSourceContainerName } : {}),
       pollingInterval,
       successfulJobsHistoryLimit,
       failedJobsHistoryLimit,

@@ -25,6 +25,8 @@ export interface ScaledJob {
   spec: {
     /** batch/v1 JobSpec, as written: the API server validates it when a Job is created. */
     jobTargetRef: Record<string, unknown>;
+    /** The container of jobTargetRef's template whose environment `*FromEnv` reads (default: the first). */
+    envSourceContainerName?: string;
     pollingInterval: number;
     successfulJobsHistoryLimit: number;
     failedJobsHistoryLimit: number;

@@ -2,10 +2,11 @@
 // ClusterTriggerAuthentications (all namespaces, or --watch-namespace), each object validated on
 // its own. An invalid object is not served but kept, with its error, for the status it must be
 // given. Secrets are watched by metadata only (their data is read when a scaler is built, never
-// held for Secrets nobody uses), so that a Secret created late or rotated reaches its scalers.
+// held for Secrets nobody uses), so that a Secret created late or rotated reaches its scalers;
+// ConfigMaps the same way, from the first read of one (only `*FromEnv` reads them).
 import type { Logger } from 'pino';
 import type { KubeClient } from '../../k8s/client.js';
-import type { KubeObject as WireObject, Secret } from '../../k8s/types.js';
+import type { ConfigMap, KubeObject as WireObject, Secret } from '../../k8s/types.js';
 import { ForbiddenError, informer, type Informer, type InformerEvent } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import { scaledObjectFromApi, secretValuesFromApi, triggerAuthenticationFromApi } from './manifest.js';
@@ -52,54 +53,64 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
   private readonly records = new Map<string, ScaledObjectRecord>();
   /** By dependencyKey: TriggerAuthentications and ClusterTriggerAuthentications. */
   private readonly auths = new Map<string, AuthEntry>();
-  /** By dependencyKey: the resourceVersion of every Secret in the watched namespaces. */
-  private readonly secretVersions = new Map<string, string>();
+  /** By dependencyKey: the resourceVersion of every Secret (and, once one was read, ConfigMap) in the watched namespaces. */
+  private readonly objectVersions = new Map<string, string>();
   private readonly listeners: (() => void)[] = [];
   private readonly recordListeners: ((key: string) => void)[] = [];
   private readonly dependencyListeners: ((key: string) => void)[] = [];
   private readonly informers: Informer<KubeObject>[] = [];
   private notifyQueued = false;
-  /** Without list/watch on Secrets (RBAC) their versions are unknown. */
-  private secretsUnwatched = false;
+  /** Without list/watch on Secrets or ConfigMaps (RBAC) their versions are unknown. */
+  private readonly unwatched = new Set<'Secret' | 'ConfigMap'>();
+  private configMapsWatched = false;
+  private closed = false;
 
   constructor(private readonly opts: ClusterStoreOptions) {}
 
   /** Lists and watches; resolves once each initial list is in. */
   async start(): Promise<void> {
     const ns = this.opts.watchNamespace;
-    const watch = (path: string, name: string, onObject: (obj: KubeObject, event: InformerEvent) => void, metadataOnly = false) => {
-      const i = informer<KubeObject>({ client: this.opts.client, path, name, log: this.opts.log, metadataOnly, stopOnForbidden: metadataOnly });
-      i.onObject(onObject);
-      this.informers.push(i);
-      return i;
-    };
     const keda = (plural: string, namespaced: boolean) => (namespaced && ns !== '' ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${plural}` : `/apis/${GROUP}/${VERSION}/${plural}`);
+    const dependencies = [
+      this.watch(keda('triggerauthentications', true), 'triggerauthentications', (o, e) => this.onAuth('TriggerAuthentication', o, e)),
+      this.watch(keda('clustertriggerauthentications', false), 'clustertriggerauthentications', (o, e) => this.onAuth('ClusterTriggerAuthentication', o, e)),
+    ];
     // ClusterTriggerAuthentications read their Secrets in the operator's namespace.
     const secretNamespaces = ns === '' ? [''] : [...new Set([ns, this.opts.clusterObjectNamespace])];
-    const dependencies = [
-      watch(keda('triggerauthentications', true), 'triggerauthentications', (o, e) => this.onAuth('TriggerAuthentication', o, e)),
-      watch(keda('clustertriggerauthentications', false), 'clustertriggerauthentications', (o, e) => this.onAuth('ClusterTriggerAuthentication', o, e)),
-    ];
-    const secrets = secretNamespaces.map((s) => watch(s ? `/api/v1/namespaces/${s}/secrets` : '/api/v1/secrets', `secrets${s ? ` in ${s}` : ''}`, (o, e) => this.onSecret(o, e), true));
     // What ScaledObjects refer to first, so that the first builds find it.
-    await Promise.all([
-      ...dependencies.map((i) => i.start()),
-      ...secrets.map((i, n) =>
-        i.start().catch((err: unknown) => {
-          if (!(err instanceof ForbiddenError)) throw err;
-          this.secretsUnwatched = true;
-          this.opts.log.warn(
-            { reason: err.message, namespace: secretNamespaces[n] || '(all)' },
-            'cannot watch Secrets (RBAC: list and watch on secrets): a Secret created after the ScaledObject using it, or rotated, is picked up by retries instead of at once',
-          );
-        }),
-      ),
-    ]);
-    await watch(keda('scaledobjects', true), 'scaledobjects', (o, e) => this.onScaledObject(o, e === 'delete')).start();
+    await Promise.all([...dependencies.map((i) => i.start()), this.watchVersions('Secret', secretNamespaces)]);
+    await this.watch(keda('scaledobjects', true), 'scaledobjects', (o, e) => this.onScaledObject(o, e === 'delete')).start();
     this.notify();
   }
 
+  private watch(path: string, name: string, onObject: (obj: KubeObject, event: InformerEvent) => void, metadataOnly = false): Informer<KubeObject> {
+    const i = informer<KubeObject>({ client: this.opts.client, path, name, log: this.opts.log, metadataOnly, stopOnForbidden: metadataOnly });
+    i.onObject(onObject);
+    this.informers.push(i);
+    return i;
+  }
+
+  /** Follows the versions of every Secret or ConfigMap in these namespaces ('' for all), by metadata only. */
+  private async watchVersions(kind: 'Secret' | 'ConfigMap', namespaces: string[]): Promise<void> {
+    const plural = kind === 'Secret' ? 'secrets' : 'configmaps';
+    await Promise.all(
+      namespaces.map((s) =>
+        this.watch(s ? `/api/v1/namespaces/${s}/${plural}` : `/api/v1/${plural}`, `${plural}${s ? ` in ${s}` : ''}`, (o, e) => this.onVersioned(kind, o, e), true)
+          .start()
+          .catch((err: unknown) => {
+            if (!(err instanceof ForbiddenError)) throw err;
+            this.unwatched.add(kind);
+            this.opts.log.warn(
+              { reason: err.message, namespace: s || '(all)' },
+              `cannot watch ${plural} (RBAC: list and watch on ${plural}): a ${kind} created after the object using it, or changed, is picked up by retries instead of at once`,
+            );
+          }),
+      ),
+    );
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
@@ -134,7 +145,8 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
   }
 
   dependencyVersion(key: string): string | undefined {
-    if (key.startsWith('Secret/')) return this.secretsUnwatched ? 'unwatched' : this.secretVersions.get(key);
+    const kind = key.startsWith('Secret/') ? 'Secret' : key.startsWith('ConfigMap/') ? 'ConfigMap' : undefined;
+    if (kind) return this.unwatched.has(kind) ? 'unwatched' : this.objectVersions.get(key);
     return this.auths.get(key)?.version;
   }
 
@@ -148,13 +160,28 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
   }
 
   async readSecret(namespace: string, name: string): Promise<Map<string, string> | undefined> {
+    const secret = await this.read<Secret>('secrets', namespace, name);
+    return secret && secretValuesFromApi(secret);
+  }
+
+  async readConfigMap(namespace: string, name: string): Promise<Map<string, string> | undefined> {
+    // Watched from the first read, not waited for: until its list is in, a ConfigMap's version is
+    // unknown, and its arrival rebuilds what was built from it once, harmlessly.
+    if (!this.configMapsWatched && !this.closed) {
+      this.configMapsWatched = true;
+      this.watchVersions('ConfigMap', [this.opts.watchNamespace]).catch((err: unknown) => this.opts.log.warn({ reason: (err as Error).message }, 'cannot watch ConfigMaps'));
+    }
+    const configMap = await this.read<ConfigMap>('configmaps', namespace, name);
+    return configMap && new Map(Object.entries(configMap.data ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  }
+
+  private async read<T>(plural: 'secrets' | 'configmaps', namespace: string, name: string): Promise<T | undefined> {
     try {
-      const secret = await this.opts.client.get<Secret>(`/api/v1/namespaces/${namespace}/secrets/${name}`);
-      return secretValuesFromApi(secret);
+      return await this.opts.client.get<T>(`/api/v1/namespaces/${namespace}/${plural}/${name}`);
     } catch (err) {
       const code = statusCodeOf(err);
       if (code === 404) return undefined;
-      if (code === 403) throw new Error(`the operator may not read it (RBAC: get on secrets in namespace ${namespace})`, { cause: err });
+      if (code === 403) throw new Error(`the operator may not read it (RBAC: get on ${plural} in namespace ${namespace})`, { cause: err });
       throw new Error(`cannot be read: ${describeApiError(err)}`, { cause: err });
     }
   }
@@ -206,10 +233,10 @@ export class ClusterScaledObjectStore implements ScaledObjectStore {
     this.dependencyChanged(key);
   }
 
-  private onSecret(obj: KubeObject, event: InformerEvent): void {
-    const key = dependencyKey('Secret', obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
-    if (event === 'delete') this.secretVersions.delete(key);
-    else this.secretVersions.set(key, obj.metadata?.resourceVersion ?? '');
+  private onVersioned(kind: 'Secret' | 'ConfigMap', obj: KubeObject, event: InformerEvent): void {
+    const key = dependencyKey(kind, obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+    if (event === 'delete') this.objectVersions.delete(key);
+    else this.objectVersions.set(key, obj.metadata?.resourceVersion ?? '');
     this.dependencyChanged(key);
   }
 

@@ -3,6 +3,8 @@
 // webhook. Every error names the object and the field, never a secret value.
 import { isScalar, type Document } from 'yaml';
 import { isDns1123Label, isDns1123Subdomain } from '../../k8s/names.js';
+import { scalerParameters } from '../scalers/index.js';
+import { readsEnvironment } from '../scalers/parameters.js';
 import { compileFormula, FormulaError } from './formula.js';
 import { FALLBACK_BEHAVIORS, type ScalingModifiers, type AuthSpec, type AuthenticationRef, type BoundServiceAccountTokenRef, type Fallback, type Pause, type ScaleTargetRef, type ScaledObject, type SecretTargetRef, type Trigger } from './types.js';
 
@@ -191,9 +193,8 @@ export function readScaledObject(r: ObjectReader, raw: Obj): ScaledObjectManifes
   const refApiVersion = r.string(ref.apiVersion, 'spec.scaleTargetRef.apiVersion', false);
   if (refKind !== undefined) scaleTargetRef.kind = refKind;
   if (refApiVersion !== undefined) scaleTargetRef.apiVersion = refApiVersion;
-  if (r.string(ref.envSourceContainerName, 'spec.scaleTargetRef.envSourceContainerName', false) !== undefined) {
-    r.notActedOn('spec.scaleTargetRef.envSourceContainerName', 'trigger parameters are not read from the workload\'s environment (no *FromEnv)');
-  }
+  const envSourceContainerName = r.string(ref.envSourceContainerName, 'spec.scaleTargetRef.envSourceContainerName', false);
+  if (envSourceContainerName !== undefined) scaleTargetRef.envSourceContainerName = envSourceContainerName;
 
   const d = SCALED_OBJECT_DEFAULTS;
   const pollingInterval = r.int(spec.pollingInterval, 'spec.pollingInterval', d.pollingInterval, 1);
@@ -313,7 +314,11 @@ function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string
   const metadata = r.stringMap(r.mapping(t.metadata, `${at}.metadata`, true) as Obj, `${at}.metadata`, ['spec', 'triggers', i, 'metadata']);
   const trigger: Trigger = { type, metadata };
   for (const k of Object.keys(metadata)) {
-    if (k.endsWith('FromEnv')) r.notActedOn(`${at}.metadata.${k}`, 'values are not read from the workload\'s environment; give the value itself');
+    const specs = Object.hasOwn(scalerParameters, type) ? scalerParameters[type]! : undefined;
+    const parameter = k.slice(0, -'FromEnv'.length);
+    if (specs && k.endsWith('FromEnv') && !specs.some((s) => s.name === parameter && readsEnvironment(s))) {
+      r.notActedOn(`${at}.metadata.${k}`, `${type} does not read ${parameter} from the workload's environment (as in KEDA); give the value itself`);
+    }
   }
   for (const k of Object.keys(t)) if (!KNOWN_TRIGGER.has(k) && t[k] !== undefined && t[k] !== null) r.notActedOn(`${at}.${k}`, 'this field is unknown');
 

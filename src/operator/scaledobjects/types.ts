@@ -5,6 +5,8 @@ export interface ScaleTargetRef {
   name: string;
   kind?: string;
   apiVersion?: string;
+  /** The container whose environment `*FromEnv` reads (default: the first). */
+  envSourceContainerName?: string;
 }
 
 export interface AuthenticationRef {
@@ -156,13 +158,15 @@ export interface ScaledObjectStore {
   lookupAuth(namespace: string, ref: AuthenticationRef): AuthLookup;
   /** A Secret's decoded values, or undefined when it does not exist. */
   readSecret(namespace: string, name: string): Promise<Map<string, string> | undefined>;
+  /** A ConfigMap's values (`*FromEnv`), or undefined when it does not exist; absent without a cluster. */
+  readConfigMap?(namespace: string, name: string): Promise<Map<string, string> | undefined>;
   /**
    * The version of a dependency (see dependencyKey) as known now: it changes whenever the object
    * may have changed, and is undefined while it does not exist. Scalers built from an older
    * version are rebuilt.
    */
   dependencyVersion(key: string): string | undefined;
-  /** Called with the dependencyKey of a TriggerAuthentication, ClusterTriggerAuthentication or Secret that appeared, changed or went. */
+  /** Called with the dependencyKey of a TriggerAuthentication, ClusterTriggerAuthentication, Secret or ConfigMap that appeared, changed or went. */
   onDependencyChange(listener: (key: string) => void): void;
   /** Called after every successful (re)load. */
   onChange(listener: () => void): void;
@@ -171,7 +175,7 @@ export interface ScaledObjectStore {
 }
 
 /** What a scaler is built from besides its ScaledObject. */
-export type DependencyKind = 'Secret' | 'TriggerAuthentication' | 'ClusterTriggerAuthentication';
+export type DependencyKind = 'Secret' | 'ConfigMap' | 'TriggerAuthentication' | 'ClusterTriggerAuthentication';
 
 /** `Kind/namespace/name` (namespace empty for a ClusterTriggerAuthentication). */
 export function dependencyKey(kind: DependencyKind, namespace: string, name: string): string {

@@ -2,7 +2,7 @@
 import { CRON_PARAMETERS, createCronScaler } from './cron.js';
 import { KUBERNETES_WORKLOAD_PARAMETERS, createKubernetesWorkloadScaler } from './kubernetes-workload.js';
 import { METRICS_API_PARAMETERS, createMetricsApiScaler } from './metrics-api.js';
-import type { ParamSpec } from './parameters.js';
+import { readsEnvironment, type ParamSpec } from './parameters.js';
 import { MYSQL_PARAMETERS, createMysqlScaler } from './mysql.js';
 import { NATS_JETSTREAM_PARAMETERS, createNatsJetstreamScaler } from './nats-jetstream.js';
 import { POSTGRESQL_PARAMETERS, createPostgresqlScaler } from './postgresql.js';
@@ -11,6 +11,7 @@ import { RABBITMQ_PARAMETERS, createRabbitmqScaler } from './rabbitmq.js';
 import { REDIS_PARAMETERS, createRedisScaler } from './redis.js';
 import { REDIS_STREAMS_PARAMETERS, createRedisStreamsScaler } from './redis-streams.js';
 import { ScalerConfigError, type Scaler, type ScalerContext, type ScalerFactory } from './scaler.js';
+import type { Trigger } from '../scaledobjects/types.js';
 
 export const scalerFactories: Record<string, ScalerFactory> = {
   cron: createCronScaler,
@@ -38,6 +39,12 @@ export const scalerParameters: Record<string, readonly ParamSpec[]> = {
   redis: REDIS_PARAMETERS,
   'redis-streams': REDIS_STREAMS_PARAMETERS,
 };
+
+/** Does the trigger read a parameter from the workload's environment (`<parameter>FromEnv`, for a parameter that may come from there)? */
+export function usesEnvironment(trigger: Trigger): boolean {
+  const specs = Object.hasOwn(scalerParameters, trigger.type) ? scalerParameters[trigger.type]! : [];
+  return specs.some((s) => readsEnvironment(s) && (trigger.metadata?.[`${s.name}FromEnv`] ?? '').trim() !== '');
+}
 
 /** The scaler for one trigger; a ScalerConfigError for a type we do not implement or bad metadata. */
 export function createScaler(ctx: ScalerContext): Scaler {

@@ -44,16 +44,13 @@ const LIST_NAMES = 10;
 /** host, IPv4 or [IPv6], with an optional port: what natsServerMonitoringEndpoint may be. */
 const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?)(?::(\d{1,5}))?$/;
 
-/** Given in metadata, or by a TriggerAuthentication (which a validate-only build cannot read). */
-const requiredUnlessAuthMayGiveIt = (ctx: ScalerContext): boolean => !(ctx.validateOnly === true && ctx.trigger.authenticationRef !== undefined);
-
 /** What the nats-jetstream scaler reads (the README's table is generated from this). */
 export const NATS_JETSTREAM_PARAMETERS: readonly ParamSpec[] = [
   {
     name: 'natsServerMonitoringEndpoint',
     type: 'string',
     from: 'auth, then metadata',
-    required: requiredUnlessAuthMayGiveIt,
+    required: true,
     doc: 'Required. The monitoring endpoint as `host:port`, no scheme (e.g. `nats.nats.svc.cluster.local:8222`); in a cluster, any server\'s: the consumer\'s leader is found from it.',
   },
   { name: 'account', type: 'string', from: 'auth, then metadata', doc: 'The account\'s name: `$G` when the server has no accounts. This or accountID is required.' },
@@ -131,7 +128,7 @@ class NatsJetStreamScaler implements Scaler {
 
     const account = p.string('account')?.trim();
     const accountId = p.string('accountID')?.trim();
-    if (account === undefined && accountId === undefined && requiredUnlessAuthMayGiveIt(ctx)) {
+    if (account === undefined && accountId === undefined && !p.unseen('account') && !p.unseen('accountID')) {
       throw configError(TYPE, 'no account or accountID given in the trigger authentication or metadata (`$G` is the account of a server without accounts)');
     }
     this.account = account;

@@ -1,5 +1,6 @@
 // What a scaler reads, declared once: for each parameter its name, where it may come from (the
-// trigger's metadata, its authentication's parameters, in which order), its type, default,
+// trigger's metadata, its authentication's parameters, the workload's environment, in which
+// order), its type, default,
 // whether it is required (always, or while another parameter has some value), whether it is a
 // secret or deprecated, and what it is for. The scalers read their values through
 // readParameters (so every type is checked, and every message worded, one way), the admission
@@ -7,15 +8,37 @@
 // generated from the same declarations (scripts/scaler-docs.mjs; a test keeps them in sync).
 //
 // Values are read as KEDA (Go) reads them: a blank value is not given, numbers are Go's
-// ParseFloat without NaN/Inf/hex, booleans are Go's ParseBool.
-// Cut: KEDA's third source, the workload's environment (`*FromEnv`), is not read (see README).
+// ParseFloat without NaN/Inf/hex, booleans are Go's ParseBool. The third source, `env`, is KEDA's
+// "resolved environment": metadata `<name>FromEnv` names a variable of the workload's container,
+// whose value is read (see src/operator/scaledobjects/resolve-env.ts).
 import type { ScalerContext } from './scaler.js';
 import { configError, nonEmpty, parseBool, parseKedaDuration, parseNumber, truncate } from './upstream.js';
 
 export type ParamType = 'string' | 'number' | 'bool' | 'milliseconds' | 'duration' | 'enum' | 'list' | 'map' | 'url';
 
-/** Where a value is looked for, in order; the first non-blank one wins. */
-export type ParamSource = 'metadata' | 'auth' | 'metadata, then auth' | 'auth, then metadata';
+/** Where a value is looked for, in order (KEDA's order for the parameter); the first non-blank one wins. */
+export type ParamSource =
+  | 'metadata'
+  | 'auth'
+  | 'metadata, then auth'
+  | 'auth, then metadata'
+  | 'auth, then env'
+  | 'metadata, then auth, then env'
+  | 'metadata, then env, then auth';
+
+type Source = 'metadata' | 'auth' | 'env';
+const sourcesOf = (from: ParamSource) => from.split(', then ') as Source[];
+
+/** Where a parameter may come from, in words: "metadata, the trigger authentication or hostFromEnv". */
+function where(spec: ParamSpec): string {
+  const words = sourcesOf(spec.from).map((s) => (s === 'metadata' ? 'metadata' : s === 'auth' ? 'the trigger authentication' : `${spec.name}FromEnv`));
+  return words.length === 1 ? words[0]! : `${words.slice(0, -1).join(', ')} or ${words.at(-1)!}`;
+}
+
+/** Does a parameter read from the workload's environment (`<name>FromEnv`)? */
+export function readsEnvironment(spec: ParamSpec): boolean {
+  return sourcesOf(spec.from).includes('env');
+}
 
 export interface ParamSpec {
   name: string;
@@ -37,7 +60,10 @@ export interface ParamSpec {
 
 /** The checked values of one trigger, by parameter name. */
 export class Parameters {
-  constructor(private readonly values: ReadonlyMap<string, unknown>) {}
+  constructor(
+    private readonly values: ReadonlyMap<string, unknown>,
+    private readonly unseenNames: ReadonlySet<string> = new Set(),
+  ) {}
 
   string(name: string): string | undefined {
     return this.values.get(name) as string | undefined;
@@ -63,42 +89,56 @@ export class Parameters {
     const u = this.values.get(name) as URL | undefined;
     return u ? new URL(u.href) : undefined;
   }
-}
 
-const WHERE: Record<ParamSource, string> = {
-  metadata: 'metadata',
-  auth: 'the trigger authentication',
-  'metadata, then auth': 'metadata or the trigger authentication',
-  'auth, then metadata': 'the trigger authentication or metadata',
-};
+  /**
+   * Validate-only builds: not given here, but it may be where the build cannot look (the trigger
+   * authentication's Secrets, the workload's environment), so its absence proves nothing.
+   */
+  unseen(name: string): boolean {
+    return this.unseenNames.has(name);
+  }
+}
 
 /** Reads and checks every declared parameter of a trigger; throws ScalerConfigError naming the first problem. */
 export function readParameters(type: string, specs: readonly ParamSpec[], ctx: ScalerContext): Parameters {
   const md = ctx.trigger.metadata ?? {};
   const auth = ctx.auth ?? {};
-  const raw = (spec: ParamSpec): string | undefined => {
-    const m = nonEmpty(md[spec.name]);
-    const a = nonEmpty(auth[spec.name]);
-    switch (spec.from) {
-      case 'metadata':
-        return m;
-      case 'auth':
-        return a;
-      case 'metadata, then auth':
-        return m ?? a;
-      case 'auth, then metadata':
-        return a ?? m;
-    }
-  };
-  const values = new Map<string, unknown>();
   const fail = (message: string): never => {
     throw configError(type, message);
   };
+  const fromEnv = (name: string): string | undefined => {
+    const variable = nonEmpty(md[`${name}FromEnv`])?.trim();
+    if (variable === undefined || ctx.validateOnly === true) return undefined;
+    if (!ctx.env) return fail(`${name}FromEnv: there is no workload environment to read ${variable} from`);
+    let value: string | undefined;
+    try {
+      value = ctx.env.get(variable);
+    } catch (err) {
+      return fail(`${name}FromEnv: ${(err as Error).message}`);
+    }
+    if (value === undefined) fail(`${name}FromEnv: ${ctx.env.where} has no variable ${variable}`);
+    // As KEDA: a blank variable is not given, and the next source is looked at.
+    return nonEmpty(value);
+  };
+  const raw = (spec: ParamSpec): string | undefined => {
+    for (const source of sourcesOf(spec.from)) {
+      const v = source === 'metadata' ? nonEmpty(md[spec.name]) : source === 'auth' ? nonEmpty(auth[spec.name]) : fromEnv(spec.name);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  };
+  /** Validate-only: could the value be where this build cannot look? */
+  const mayBeElsewhere = (spec: ParamSpec): boolean =>
+    ctx.validateOnly === true &&
+    sourcesOf(spec.from).some((s) => (s === 'auth' && ctx.trigger.authenticationRef !== undefined) || (s === 'env' && nonEmpty(md[`${spec.name}FromEnv`]) !== undefined));
+  const values = new Map<string, unknown>();
+  const unseen = new Set<string>();
   for (const spec of specs) {
     const text = raw(spec);
     if (text === undefined) {
+      if (mayBeElsewhere(spec)) unseen.add(spec.name);
       const required = typeof spec.required === 'function' ? spec.required(ctx) : spec.required === true;
-      if (required) fail(`no ${spec.name} given in ${WHERE[spec.from]}`);
+      if (required && !unseen.has(spec.name)) fail(`no ${spec.name} given in ${where(spec)}`);
       if (spec.default !== undefined) values.set(spec.name, spec.type === 'list' ? String(spec.default).split(',') : spec.default);
       continue;
     }
@@ -109,10 +149,10 @@ export function readParameters(type: string, specs: readonly ParamSpec[], ctx: S
       const w = spec.requiredWith;
       if (!w || values.has(spec.name)) continue;
       const v = values.get(w.param);
-      if (v === w.value || (Array.isArray(v) && v.includes(w.value))) fail(`${w.param} ${w.value}: no ${spec.name} given in ${WHERE[spec.from]}`);
+      if (v === w.value || (Array.isArray(v) && v.includes(w.value))) fail(`${w.param} ${w.value}: no ${spec.name} given in ${where(spec)}`);
     }
   }
-  return new Parameters(values);
+  return new Parameters(values, unseen);
 }
 
 function parseValue(type: string, spec: ParamSpec, text: string, fail: (message: string) => never): unknown {

@@ -3,9 +3,8 @@
 //
 // Metadata (as KEDA): query, targetQueryValue, activationTargetQueryValue. Where to connect, as
 // KEDA reads it: either `connection` (a libpq connection string, from the trigger's
-// authentication), or host, port, userName, dbName, sslmode (authentication, then metadata) and
-// password (authentication). KEDA's `connectionFromEnv`/`passwordFromEnv` are the cut `*FromEnv`
-// source. Not in KEDA: the auth parameters cert/key/keyPassword (a client certificate) and ca (a
+// authentication or `connectionFromEnv`), or host, port, userName, dbName, sslmode
+// (authentication, then metadata) and password (authentication, or `passwordFromEnv`). Not in KEDA: the auth parameters cert/key/keyPassword (a client certificate) and ca (a
 // CA for this server); KEDA's pgx would read sslcert/sslkey/sslrootcert from files on the
 // operator's disk, which a connection string may not name here.
 //
@@ -58,13 +57,13 @@ export const POSTGRESQL_PARAMETERS: readonly ParamSpec[] = [
   { name: 'query', type: 'string', from: 'metadata', required: true, doc: 'One SQL statement whose first row has a single numeric column (integer, numeric, real, double precision); later rows are ignored. Use `COALESCE(..., 0)` where it can be NULL.' },
   { name: 'targetQueryValue', type: 'number', from: 'metadata', required: true, doc: 'The HPA target; not 0 (as in KEDA).' },
   { name: 'activationTargetQueryValue', type: 'number', from: 'metadata', default: 0, doc: 'Active (scaled from zero) strictly above this value.' },
-  { name: 'connection', type: 'string', from: 'auth', secret: true, doc: 'A libpq connection string: `host=... port=5432 user=... password=... dbname=... sslmode=verify-full`, or `postgresql://user:password@host:5432/dbname?sslmode=verify-full`. When given, host, port, userName, dbName, sslmode and password are not read (as in KEDA). sslmode defaults to `prefer`, as in libpq. Names of files (sslcert, sslkey, sslrootcert) are refused: use cert, key and ca.' },
+  { name: 'connection', type: 'string', from: 'auth, then env', secret: true, doc: 'A libpq connection string: `host=... port=5432 user=... password=... dbname=... sslmode=verify-full`, or `postgresql://user:password@host:5432/dbname?sslmode=verify-full`. When given, host, port, userName, dbName, sslmode and password are not read (as in KEDA). sslmode defaults to `prefer`, as in libpq. Names of files (sslcert, sslkey, sslrootcert) are refused: use cert, key and ca.' },
   { name: 'host', type: 'string', from: 'auth, then metadata', doc: 'Without connection (required then): the server\'s host name or IP address.' },
   { name: 'port', type: 'string', from: 'auth, then metadata', doc: 'Without connection (required then): the server\'s port.' },
   { name: 'userName', type: 'string', from: 'auth, then metadata', doc: 'Without connection (required then): the user to connect as.' },
   { name: 'dbName', type: 'string', from: 'auth, then metadata', doc: 'Without connection (required then): the database.' },
   { name: 'sslmode', type: 'enum', values: SSL_MODES, from: 'auth, then metadata', doc: 'Without connection (required then, as in KEDA): libpq\'s. `require` encrypts without verifying the certificate (unless ca is given); `verify-ca` verifies its chain; `verify-full` its chain and host name.' },
-  { name: 'password', type: 'string', from: 'auth', secret: true, doc: 'Without connection: the user\'s password.' },
+  { name: 'password', type: 'string', from: 'auth, then env', secret: true, doc: 'Without connection: the user\'s password.' },
   { name: 'cert', type: 'string', from: 'auth', doc: 'A client certificate (PEM), sent whenever TLS is used (not in KEDA). With key.' },
   { name: 'key', type: 'string', from: 'auth', secret: true, doc: 'Its private key (PEM; encrypted with keyPassword, or not).' },
   { name: 'keyPassword', type: 'string', from: 'auth', secret: true, doc: 'The key\'s passphrase.' },

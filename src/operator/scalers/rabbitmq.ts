@@ -30,9 +30,8 @@ export const RABBITMQ_PARAMETERS: readonly ParamSpec[] = [
   {
     name: 'host',
     type: 'string',
-    from: 'metadata, then auth',
-    // Validate-only builds cannot read the trigger authentication, where host usually is.
-    required: (ctx) => ctx.validateOnly !== true,
+    from: 'metadata, then auth, then env',
+    required: true,
     secret: true,
     doc: 'The broker, `amqp://` or `amqps://[user:password@]host[:port]/[vhost]`, or its management API, `http://` or `https://[user:password@]host:15672/[path/][vhost]`. Required, in metadata or the trigger authentication (where it belongs when it holds a password).',
   },
@@ -49,8 +48,8 @@ export const RABBITMQ_PARAMETERS: readonly ParamSpec[] = [
   { name: 'excludeUnacknowledged', type: 'bool', from: 'metadata', default: false, doc: 'http only: count ready messages only, not those delivered and not yet acknowledged. (AMQP counts ready messages only.)' },
   { name: 'timeout', type: 'string', from: 'metadata', doc: 'http only: per-request timeout, in milliseconds (`2500`) or Go\'s duration form (`2.5s`), as KEDA reads it; `0` or none: `--scaler-timeout` (which bounds AMQP checks).' },
   { name: 'unsafeSsl', type: 'bool', from: 'metadata', default: false, doc: 'Skips verifying the broker\'s certificate (warned about once). Put its CA in `--ca-dir` instead.' },
-  { name: 'username', type: 'string', from: 'auth', doc: 'With password: replaces the credentials in host.' },
-  { name: 'password', type: 'string', from: 'auth', secret: true, doc: 'With username.' },
+  { name: 'username', type: 'string', from: 'auth, then env', doc: 'With password: replaces the credentials in host.' },
+  { name: 'password', type: 'string', from: 'auth, then env', secret: true, doc: 'With username.' },
   { name: 'tls', type: 'enum', values: ['enable', 'disable'], from: 'auth', default: 'disable', doc: '`enable`: use ca, cert, key and keyPassword (host must be amqps:// or https://).' },
   { name: 'ca', type: 'string', from: 'auth', doc: 'tls enable: a CA (PEM) trusted for this broker, besides the system roots and `--ca-dir`.' },
   { name: 'cert', type: 'string', from: 'auth', doc: 'tls enable: client certificate (PEM), with key.' },

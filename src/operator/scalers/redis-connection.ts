@@ -39,11 +39,11 @@ import {
 
 /** Where the server is and who logs in: first in each scaler's table. */
 export const REDIS_SERVER_PARAMETERS: readonly ParamSpec[] = [
-  { name: 'address', type: 'string', from: 'metadata, then auth', doc: 'The server, `host:port` (`[::1]:6379` for IPv6). Required unless host and port are given; wins over them.' },
-  { name: 'host', type: 'string', from: 'metadata, then auth', doc: 'The server\'s host name or IP address, with port, instead of address.' },
-  { name: 'port', type: 'number', from: 'metadata, then auth', doc: 'The server\'s port, with host.' },
-  { name: 'username', type: 'string', from: 'metadata, then auth', doc: 'An ACL user (Redis 6+); without it, the `default` user.' },
-  { name: 'password', type: 'string', from: 'metadata, then auth', secret: true, doc: 'The password (`requirepass`, or the ACL user\'s). KEDA reads the metadata first, as here.' },
+  { name: 'address', type: 'string', from: 'metadata, then auth, then env', doc: 'The server, `host:port` (`[::1]:6379` for IPv6). Required unless host and port are given; wins over them.' },
+  { name: 'host', type: 'string', from: 'metadata, then env, then auth', doc: 'The server\'s host name or IP address, with port, instead of address.' },
+  { name: 'port', type: 'number', from: 'metadata, then env, then auth', doc: 'The server\'s port, with host.' },
+  { name: 'username', type: 'string', from: 'metadata, then env, then auth', doc: 'An ACL user (Redis 6+); without it, the `default` user.' },
+  { name: 'password', type: 'string', from: 'metadata, then env, then auth', secret: true, doc: 'The password (`requirepass`, or the ACL user\'s). KEDA reads the metadata first, as here.' },
 ];
 
 /** The database and TLS: last in each scaler's table. */
@@ -114,12 +114,14 @@ function endpointFrom(type: string, p: Parameters, ctx: ScalerContext): Endpoint
   } else {
     const h = p.string('host')?.trim();
     const rawPort = p.number('port');
-    if (h === undefined && rawPort === undefined) throw configError(type, 'no address given (host:port), nor host and port');
-    if (h === undefined) throw configError(type, 'port given without host (or give address, host:port)');
-    if (rawPort === undefined) throw configError(type, 'host given without port (or give address, host:port)');
-    if (/[\s/@,]/.test(h) || (h.includes(':') && isIP(h.replace(/^\[|\]$/g, '')) !== 6)) throw configError(type, `host "${truncate(h, 100)}" is not a host name or IP address`);
-    host = h.replace(/^\[|\]$/g, '');
-    port = checkPort(type, 'port', rawPort);
+    // A validate-only build may not see them (a trigger authentication, the environment).
+    const missing = (name: string) => !p.unseen(name) && !p.unseen('address');
+    if (h === undefined && rawPort === undefined && missing('host')) throw configError(type, 'no address given (host:port), nor host and port');
+    if (h === undefined && rawPort !== undefined && missing('host')) throw configError(type, 'port given without host (or give address, host:port)');
+    if (h !== undefined && rawPort === undefined && missing('port')) throw configError(type, 'host given without port (or give address, host:port)');
+    if (h !== undefined && (/[\s/@,]/.test(h) || (h.includes(':') && isIP(h.replace(/^\[|\]$/g, '')) !== 6))) throw configError(type, `host "${truncate(h, 100)}" is not a host name or IP address`);
+    host = h?.replace(/^\[|\]$/g, '') ?? '';
+    port = rawPort === undefined ? 0 : checkPort(type, 'port', rawPort);
   }
 
   // --- who -------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { CustomCaTrust } from '../../tls/custom-ca.js';
 import type { AuthParams, Trigger } from '../scaledobjects/types.js';
+import type { ContainerEnvironment } from '../scaledobjects/resolve-env.js';
 import type { PodCounter } from './pod-index.js';
 
 export interface Scaler {
@@ -49,6 +50,8 @@ export interface ScalerContext {
   namespace?: string;
   /** The cluster's Pods, counted from a watch; absent without a cluster. */
   pods?: PodCounter;
+  /** The workload container's variables, for `<parameter>FromEnv`; given when the trigger has such a parameter. */
+  env?: ContainerEnvironment;
 }
 
 export type ScalerFactory = (ctx: ScalerContext) => Scaler;

@@ -79,9 +79,11 @@ export class ScaledObjectController {
   constructor(private readonly o: ControllerOptions) {
     this.targets = o.targets;
     o.store.onRecordChange((key) => this.enqueue(key));
-    o.store.onDependencyChange((dep) => {
+    const dependencyChanged = (dep: string) => {
       for (const key of o.engine.dependentsOf(dep)) this.enqueue(key);
-    });
+    };
+    o.store.onDependencyChange(dependencyChanged);
+    o.targets.onTemplateChange(dependencyChanged);
     this.targets.onTargetChange((key) => this.enqueue(key));
     o.engine.onPoll((report) => void this.onPoll(report));
   }

@@ -5,12 +5,19 @@
 // Each ScaledObject's workload is followed: one metadata-only watch per kind in use, so that a
 // workload created after its ScaledObject (or deleted, or replaced) re-queues the ScaledObjects
 // that scale it at once, whatever order things were applied in.
+//
+// The workloads' pod templates are read from here too (`*FromEnv`), versioned by the same watches
+// (uid and template digest, or generation for kinds watched by metadata only), so that a changed
+// template reaches the scalers built from it.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KubeClient } from '../../k8s/client.js';
 import type { APIResourceList } from '../../k8s/types.js';
 import { informer, type Informer } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
 import type { Workloads } from '../metrics-engine.js';
+import { EnvironmentError, type PodTemplates } from '../scaledobjects/resolve-env.js';
+import type { ScaledObject } from '../scaledobjects/types.js';
 import { scaleTarget } from './hpa.js';
 
 const DISCOVERY_TTL_MS = 5 * 60_000;
@@ -41,8 +48,10 @@ export interface ScaleTargetsOptions {
 
 /** `plural.group/namespace/name` */
 const targetKey = (r: Resolved, namespace: string, name: string) => `${r.plural}.${r.group}/${namespace}/${name}`;
+/** The dependency key of a workload's pod template (see PodTemplates). */
+const TEMPLATE = 'Workload/';
 
-export class ScaleTargets {
+export class ScaleTargets implements PodTemplates {
   private readonly discovery = new Map<string, { at: number; list: APIResourceList }>();
   /** One watch per group/version/resource in use. */
   private readonly watches = new Map<string, Informer<{ metadata?: { namespace?: string; name?: string; uid?: string } }>>();
@@ -53,6 +62,11 @@ export class ScaleTargets {
   /** spec.replicas and status.readyReplicas by targetKey, for the kinds watched whole (see watch()). */
   private readonly cachedReplicas = new Map<string, { replicas: number; ready: number }>();
   private readonly replicasSynced = new Set<string>();
+  /** Pod template versions by targetKey, for every workload of a kind watched: `uid/digest` (apps kinds) or `uid/generation`. */
+  private readonly templates = new Map<string, string>();
+  /** Kinds (`plural.group`) whose watch failed: their workloads' versions are unknown. */
+  private readonly unwatched = new Set<string>();
+  private readonly templateListeners: ((key: string) => void)[] = [];
   private closed = false;
 
   constructor(
@@ -63,6 +77,38 @@ export class ScaleTargets {
   /** Called with a ScaledObject's `namespace/name` when its workload appears, goes or is replaced. */
   onTargetChange(listener: (scaledObject: string) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called with a pod template's dependency key when its workload appears, changes its spec or goes. */
+  onTemplateChange(listener: (key: string) => void): void {
+    this.templateListeners.push(listener);
+  }
+
+  async read(so: ScaledObject, use: (key: string) => void): Promise<{ spec: unknown; containerName?: string; workload: string }> {
+    const ref = scaleTarget(so);
+    const workload = `${ref.kind} ${so.namespace}/${ref.name}`;
+    const r = await this.resolve(ref);
+    if ('reason' in r) throw new EnvironmentError(r.message);
+    this.watch(r);
+    use(TEMPLATE + targetKey(r, so.namespace, ref.name));
+    let obj: { spec?: { template?: { spec?: unknown } } };
+    try {
+      obj = await this.client.get(`/apis/${r.group}/${r.version}/namespaces/${so.namespace}/${r.plural}/${ref.name}`);
+    } catch (err) {
+      const code = statusCodeOf(err);
+      if (code === 404) throw new EnvironmentError(`${workload} not found`);
+      if (code === 403) throw new EnvironmentError(`${workload}: the operator may not read it (RBAC: get on ${r.plural}.${r.group})`);
+      throw new EnvironmentError(`${workload} cannot be read: ${describeApiError(err)}`);
+    }
+    const spec = obj.spec?.template?.spec;
+    if (typeof spec !== 'object' || spec === null) throw new EnvironmentError(`${workload} has no pod template (spec.template.spec) to read *FromEnv values from`);
+    const containerName = so.spec.scaleTargetRef.envSourceContainerName;
+    return { spec, workload, ...(containerName ? { containerName } : {}) };
+  }
+
+  version(key: string): string | undefined {
+    const target = key.slice(TEMPLATE.length);
+    return this.unwatched.has(target.slice(0, target.indexOf('/'))) ? 'unwatched' : this.templates.get(target);
   }
 
   /** Watches the workload of a ScaledObject (replacing what it followed before). */
@@ -101,7 +147,7 @@ export class ScaleTargets {
     // that alone, so that scaling to and from zero reads a cache instead of the scale subresource
     // on every poll. Other kinds (their replicas path is their CRD's): metadata only.
     const replicasInSpec = r.group === 'apps' && (r.plural === 'deployments' || r.plural === 'statefulsets');
-    const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string }; spec?: { replicas?: number }; status?: { readyReplicas?: number } }>({
+    const w = informer<{ metadata?: { namespace?: string; name?: string; uid?: string; generation?: number }; spec?: { replicas?: number; template?: string }; status?: { readyReplicas?: number } }>({
       client: this.client,
       path: `/apis/${r.group}/${r.version}/${ns ? `namespaces/${ns}/` : ''}${r.plural}`,
       metadataOnly: !replicasInSpec,
@@ -118,6 +164,12 @@ export class ScaleTargets {
         if (event === 'delete') this.cachedReplicas.delete(key);
         else this.cachedReplicas.set(key, { replicas: obj.spec?.replicas ?? 1, ready: obj.status?.readyReplicas ?? 0 });
       }
+      const template = event === 'delete' ? undefined : `${obj.metadata?.uid}/${obj.spec?.template ?? obj.metadata?.generation}`;
+      if (this.templates.get(key) !== template) {
+        if (template === undefined) this.templates.delete(key);
+        else this.templates.set(key, template);
+        for (const l of this.templateListeners) l(TEMPLATE + key);
+      }
       // Only existence is news for the ScaledObjects (status updates are frequent and say nothing new).
       const uid = event === 'delete' ? undefined : obj.metadata?.uid;
       if (uids.get(key) === uid) return;
@@ -128,11 +180,13 @@ export class ScaleTargets {
     this.watches.set(gvr, w);
     w.start().then(
       () => void (replicasInSpec && this.replicasSynced.add(gvr)),
-      (err: unknown) =>
-      this.opts.log.warn(
-        { kind: gvr, reason: (err as Error).message },
-        'cannot watch this kind of scale target (RBAC: list and watch): ScaledObjects waiting for one are retried with backoff instead of re-queued when it appears',
-        ),
+      (err: unknown) => {
+        this.unwatched.add(`${r.plural}.${r.group}`);
+        this.opts.log.warn(
+          { kind: gvr, reason: (err as Error).message },
+          'cannot watch this kind of scale target (RBAC: list and watch): ScaledObjects waiting for one are retried with backoff instead of re-queued when it appears',
+        );
+      },
     );
   }
 
@@ -208,12 +262,16 @@ export class ScaleTargets {
   }
 }
 
-/** What the replicas cache needs of a Deployment or StatefulSet. */
-function keepReplicas(obj: { metadata?: { namespace?: string; name?: string; uid?: string; resourceVersion?: string }; spec?: unknown; status?: unknown }) {
+/**
+ * What the replicas cache needs of a Deployment or StatefulSet, and a digest of its pod template:
+ * its generation also moves with every change of replicas, which says nothing about the template.
+ */
+function keepReplicas(obj: { metadata?: { namespace?: string; name?: string; uid?: string; generation?: number; resourceVersion?: string }; spec?: unknown; status?: unknown }) {
   const m = obj.metadata ?? {};
+  const spec = obj.spec as { replicas?: number; template?: unknown } | undefined;
   return {
     metadata: { namespace: m.namespace, name: m.name, uid: m.uid, resourceVersion: m.resourceVersion },
-    spec: { replicas: (obj.spec as { replicas?: number } | undefined)?.replicas },
+    spec: { replicas: spec?.replicas, template: createHash('sha256').update(JSON.stringify(spec?.template ?? null)).digest('base64') },
     status: { readyReplicas: (obj.status as { readyReplicas?: number } | undefined)?.readyReplicas },
   };
 }

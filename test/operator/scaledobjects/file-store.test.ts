@@ -229,7 +229,7 @@ t.test('defaults, optional fields, and every field carried over', async (t) => {
     namespace: 'shop',
     name: 'full',
     spec: {
-      scaleTargetRef: { name: 'cart', kind: 'StatefulSet', apiVersion: 'apps/v1' },
+      scaleTargetRef: { name: 'cart', kind: 'StatefulSet', apiVersion: 'apps/v1', envSourceContainerName: 'x' },
       pollingInterval: 5,
       cooldownPeriod: 0,
       initialCooldownPeriod: 20,
@@ -242,9 +242,7 @@ t.test('defaults, optional fields, and every field carried over', async (t) => {
       idleReplicaCount: 0,
       advanced: { restoreToOriginalReplicaCount: true },
     },
-    unsupported: [
-      "spec.scaleTargetRef.envSourceContainerName is not supported: trigger parameters are not read from the workload's environment (no *FromEnv)",
-    ],
+    unsupported: [],
   });
   t.strictSame([...parsed.scaledObjects.keys()], ['default/bare', 'shop/full'], 'file order');
 });

@@ -9,6 +9,7 @@ import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { scalerParameters } from '../../../src/operator/scalers/index.js';
 import { readParameters, withParameterTables, type ParamSpec } from '../../../src/operator/scalers/parameters.js';
 import { ScalerConfigError, type ScalerContext } from '../../../src/operator/scalers/scaler.js';
+import { ContainerEnvironment } from '../../../src/operator/scaledobjects/resolve-env.js';
 import { repoRoot } from '../../helpers/repo.js';
 
 const trust = new CustomCaTrust([], pino({ level: 'silent' }));
@@ -98,4 +99,31 @@ t.test('the README\'s parameter tables are the declarations\' (npm run docs rewr
   t.throws(() => withParameterTables('<!-- parameters: kafka -->\n<!-- /parameters -->', scalerParameters), /no scaler "kafka" declares parameters/);
   const stale = readme.replace('| `threshold` | metadata | number |  | yes |', '| `threshold` | metadata | number |  | no |');
   t.not(withParameterTables(stale, scalerParameters), stale, 'an edited table is rewritten');
+});
+
+t.test('*FromEnv: the workload container\'s variable, at its place in the parameter\'s order', async (t) => {
+  const specs: ParamSpec[] = [
+    { name: 'host', type: 'string', from: 'metadata, then env, then auth', doc: '' },
+    { name: 'port', type: 'number', from: 'metadata, then auth, then env', required: true, doc: '' },
+  ];
+  const vars = new Map<string, string | { problem: string }>([['HOST', 'from-env'], ['PORT', '6380'], ['BLANK', ' '], ['BROKEN', { problem: 'variable BROKEN: secret shop/gone not found' }]]);
+  const env = new ContainerEnvironment('Deployment shop/web container "app"', vars);
+  const readEnv = (metadata: Record<string, string>, auth: Record<string, string> = {}, extra: Partial<ScalerContext> = {}) => readParameters('x', specs, ctx(metadata, auth, { env, ...extra }));
+  t.equal(readEnv({ host: 'md', hostFromEnv: 'HOST', port: '1' }, { host: 'auth' }).string('host'), 'md', 'metadata first');
+  t.equal(readEnv({ hostFromEnv: 'HOST', port: '1' }, { host: 'auth' }).string('host'), 'from-env', 'then the environment');
+  t.equal(readEnv({ hostFromEnv: ' HOST ', port: '1' }, { host: 'auth' }).string('host'), 'from-env', 'the variable\'s name trimmed');
+  t.equal(readEnv({ hostFromEnv: 'BLANK', port: '1' }, { host: 'auth' }).string('host'), 'auth', 'a blank variable is not given (KEDA)');
+  t.equal(readEnv({ portFromEnv: 'PORT' }, { port: '2' }).number('port'), 2, 'port: the authentication before the environment');
+  t.equal(readEnv({ portFromEnv: 'PORT' }).number('port'), 6380, 'typed as the parameter is');
+  t.equal(refusal(() => readEnv({ portFromEnv: 'NOPE' })), 'x: portFromEnv: Deployment shop/web container "app" has no variable NOPE');
+  t.equal(refusal(() => readEnv({ portFromEnv: 'BROKEN' })), 'x: portFromEnv: Deployment shop/web container "app": variable BROKEN: secret shop/gone not found');
+  t.equal(refusal(() => readEnv({ portFromEnv: 'HOST' })), 'x: port "from-env" is not a number');
+  t.equal(refusal(() => readEnv({})), 'x: no port given in metadata, the trigger authentication or portFromEnv');
+  t.equal(refusal(() => readParameters('x', specs, ctx({ portFromEnv: 'PORT' }))), 'x: portFromEnv: there is no workload environment to read PORT from');
+
+  const validateOnly = (metadata: Record<string, string>, extra: Partial<ScalerContext> = {}) => readParameters('x', specs, ctx(metadata, {}, { validateOnly: true, ...extra }));
+  t.ok(validateOnly({ portFromEnv: 'PORT' }).unseen('port'), 'validate-only: a value in the environment cannot be seen, so its absence proves nothing');
+  t.ok(validateOnly({}, { trigger: { type: 'x', metadata: {}, authenticationRef: { name: 'a' } } }).unseen('port'), 'nor one in a trigger authentication');
+  t.equal(refusal(() => validateOnly({})), 'x: no port given in metadata, the trigger authentication or portFromEnv', 'with neither, it is missing');
+  t.notOk(validateOnly({ portFromEnv: 'PORT' }).unseen('host'), 'only the parameters that may come from there');
 });

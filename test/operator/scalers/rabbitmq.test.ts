@@ -401,12 +401,13 @@ t.test('admission: bad metadata refused with KEDA\'s parameter names', async (t)
 });
 
 t.test('validateOnly: the metadata is checked, absent auth parameters are not an error, nothing is read', async (t) => {
-  const vo = (md: Record<string, string>, auth: AuthParams = {}) => makeScaler(md, { validateOnly: true, auth });
+  const vo = (md: Record<string, string>, auth: AuthParams = {}) => makeScaler(md, { validateOnly: 'with an authenticationRef', auth });
   const s = vo({ queueName: 'orders', mode: 'QueueLength', value: '3' });
   t.equal(s.metricName, 's0-rabbitmq-orders');
   t.equal(s.targetValue, 3);
   t.match(await failure(value(s)), /^rabbitmq: this scaler was built to validate the trigger only/);
   t.doesNotThrow(() => vo({ host: amqps, queueName: 'orders' }), 'tls, username and password are in the authentication');
+  t.match(configFailure(() => makeScaler({ queueName: 'orders' }, { validateOnly: true })), /^rabbitmq: no host given in metadata, the trigger authentication or hostFromEnv$/, 'without an authenticationRef or hostFromEnv, host can come from nowhere');
   const before = (await rabbit.connections()).length;
   vo({ host: withCreds(amqp), queueName: 'orders' });
   await sleep(700);
@@ -422,7 +423,7 @@ t.test('validateOnly: the metadata is checked, absent auth parameters are not an
 t.test('configuration errors', async (t) => {
   const ok = { host: 'amqp://rabbitmq.test:5672/', queueName: 'orders' };
   const cases: [Record<string, string>, AuthParams, RegExp][] = [
-    [{ queueName: 'orders' }, {}, /^rabbitmq: no host given in metadata or the trigger authentication$/],
+    [{ queueName: 'orders' }, {}, /^rabbitmq: no host given in metadata, the trigger authentication or hostFromEnv$/],
     [{ ...ok, host: 'not a url' }, {}, /^rabbitmq: host is not a valid URL \(amqp:\/\/, amqps:\/\/, http:\/\/ or https:\/\/\)$/],
     [{ ...ok, host: `amqp://u:${SECRETS.password}@ bad host` }, {}, /^rabbitmq: host is not a valid URL/],
     [{ ...ok, queueName: ' ' }, {}, /^rabbitmq: no queueName given in metadata$/],

@@ -65,6 +65,22 @@ t.test('credentials behind an authenticationRef are not the webhook\'s to check'
   t.match(bad.message, /spec\.triggers\[0\] \(metrics-api\): authMode "kerberos" is not supported/, 'invalid metadata still is');
 });
 
+t.test('nor values in the workload\'s environment (*FromEnv); a value that can come from nowhere is missing', async (t) => {
+  const check = (...triggers: Obj[]) => validateScaledObject(so('a', 'default', { triggers }), view(), scalers);
+  const redis = (metadata: Record<string, string>, extra: Obj = {}) => ({ type: 'redis', metadata: { listName: 'jobs', ...metadata }, ...extra });
+  t.same(check(redis({ addressFromEnv: 'REDIS_ADDRESS', passwordFromEnv: 'REDIS_PASSWORD' })), { allowed: true, warnings: [] }, 'address from the environment');
+  t.same(check(redis({}, { authenticationRef: { name: 'redis-auth' } })), { allowed: true, warnings: [] }, 'address from the trigger authentication');
+  t.same(check(redis({ hostFromEnv: 'REDIS_HOST', port: '6379' })), { allowed: true, warnings: [] }, 'host from the environment, port given');
+  t.match(check(redis({})).message, /spec\.triggers\[0\] \(redis\): no address given \(host:port\), nor host and port/);
+  t.match(check(redis({ host: 'cache' })).message, /host given without port/, 'a port that can come from nowhere');
+  t.match(check(redis({ addressFromEnv: 'A', listLength: 'many' })).message, /listLength "many" is not a number/, 'the rest is still checked');
+  const rabbitmq = (metadata: Record<string, string>, extra: Obj = {}) => ({ type: 'rabbitmq', metadata: { queueName: 'q', ...metadata }, ...extra });
+  t.same(check(rabbitmq({ hostFromEnv: 'RABBITMQ_URL' })), { allowed: true, warnings: [] });
+  t.match(check(rabbitmq({})).message, /\(rabbitmq\): no host given in metadata, the trigger authentication or hostFromEnv/);
+  t.same(check({ type: 'postgresql', metadata: { query: 'select 1', targetQueryValue: '1', connectionFromEnv: 'PG_URL' } }), { allowed: true, warnings: [] });
+  t.same(check({ type: 'mysql', metadata: { query: 'select 1', queryValue: '1', connectionStringFromEnv: 'MYSQL_DSN' } }), { allowed: true, warnings: [] });
+});
+
 t.test('one workload, one ScaledObject per namespace', async (t) => {
   const other = so('first', 'default');
   t.match(validateScaledObject(so('second', 'default'), view(other), scalers), {
@@ -86,10 +102,10 @@ t.test('one workload, one ScaledObject per namespace', async (t) => {
 });
 
 t.test('unsupported fields are accepted with a warning each', async (t) => {
-  const v = validateScaledObject(so('a', 'default', { scaleTargetRef: { name: 'web', envSourceContainerName: 'app' }, somethingNew: 1 }), view(), scalers);
+  const v = validateScaledObject(so('a', 'default', { scaleTargetRef: { name: 'web', envSourceContainerName: 'app' }, triggers: [metricsApi({ urlFromEnv: 'API_URL' })], somethingNew: 1 }), view(), scalers);
   t.equal(v.allowed, true);
-  t.equal(v.warnings.length, 2);
-  t.ok(v.warnings.some((w) => /^spec\.scaleTargetRef\.envSourceContainerName is not supported/.test(w)), 'envSourceContainerName');
+  t.equal(v.warnings.length, 2, 'envSourceContainerName is acted on');
+  t.ok(v.warnings.some((w) => w === "spec.triggers[0].metadata.urlFromEnv is not supported: metrics-api does not read url from the workload's environment (as in KEDA); give the value itself"), 'a *FromEnv the scaler does not read');
   t.ok(v.warnings.some((w) => /^spec\.somethingNew is not supported: this field is unknown/.test(w)), 'an unknown field');
   const denied = validateScaledObject(so('a', 'default', { somethingNew: 1, minReplicaCount: 5, maxReplicaCount: 2 }), view(), scalers);
   t.equal(denied.allowed, false);
@@ -154,7 +170,8 @@ t.test('ScaledJobs: KEDA\'s fields and rules, triggers built in validate-only mo
   });
   const review = (object: Obj) => validateRequest('scaledjobs', request('CREATE', object, { kind: { group: 'keda.sh', version: 'v1alpha1', kind: 'ScaledJob' }, resource: { group: 'keda.sh', version: 'v1alpha1', resource: 'scaledjobs' } }), deps());
   t.strictSame(review(sj({ scalingStrategy: { strategy: 'custom', customScalingQueueLengthDeduction: 1, customScalingRunningJobPercentage: '0.5' }, rollout: { strategy: 'gradual' } })), { allowed: true, warnings: [] });
-  t.match(review(sj({ envSourceContainerName: 'c' })), { allowed: true, warnings: [/^spec\.envSourceContainerName is not supported/] });
+  t.strictSame(review(sj({ envSourceContainerName: 'c' })), { allowed: true, warnings: [] }, 'envSourceContainerName is acted on');
+  t.match(review(sj({ triggers: [metricsApi({ valueLocationFromEnv: 'V' })] })), { allowed: true, warnings: [/^spec\.triggers\[0\]\.metadata\.valueLocationFromEnv is not supported: metrics-api does not read valueLocation/] });
   const refused: [Obj, RegExp][] = [
     [sj({ jobTargetRef: {} }), /spec\.jobTargetRef\.template is required/],
     [sj({ minReplicaCount: 5, maxReplicaCount: 2 }), /spec\.minReplicaCount \(5\) must not be greater than spec\.maxReplicaCount \(2\)/],
