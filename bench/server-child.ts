@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { getHeapSpaceStatistics } from 'node:v8';
 import type { ChildMessage, ChildSpec, ParentMessage } from './servers.js';
 
 /** The baseline: Fastify, TLS 1.3, verified client certificates, one route with fixed bytes. Nothing else. */
@@ -126,7 +127,9 @@ async function main() {
   process.on('message', (m: ParentMessage) => {
     if (m.type === 'stats') {
       const mem = process.memoryUsage();
-      send({ type: 'stats', id: m.id, cpu: process.cpuUsage(), rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers, maxRss: process.resourceUsage().maxRSS * 1024 });
+      // Where the RSS is: V8's heap spaces as reserved (space_size) besides what is live in them.
+      const heapSpaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
+      send({ type: 'stats', id: m.id, cpu: process.cpuUsage(), rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, heapSpaces, external: mem.external, arrayBuffers: mem.arrayBuffers, maxRss: process.resourceUsage().maxRSS * 1024 });
     } else if (m.type === 'profile') {
       void cpuProfile(m.durationMs, m.file).then(() => send({ type: 'profiled', id: m.id }));
     } else if (m.type === 'stop') {

@@ -1,5 +1,6 @@
 // Parent side of the server children: fork, learn the port, read CPU/memory, stop.
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,7 +32,7 @@ export type ChildSpec =
 export type ParentMessage = { type: 'stats'; id: number } | { type: 'stop' } | { type: 'profile'; id: number; durationMs: number; file: string };
 export type ChildMessage =
   | { type: 'listening'; port: number }
-  | { type: 'stats'; id: number; cpu: NodeJS.CpuUsage; rss: number; heapUsed: number; external: number; arrayBuffers: number; maxRss: number }
+  | { type: 'stats'; id: number; cpu: NodeJS.CpuUsage; rss: number; heapUsed: number; heapTotal: number; heapSpaces: Record<string, { size: number; used: number }>; external: number; arrayBuffers: number; maxRss: number }
   | { type: 'profiled'; id: number };
 
 export type ServerStats = Omit<Extract<ChildMessage, { type: 'stats' }>, 'type' | 'id'>;
@@ -55,14 +56,21 @@ const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 /**
- * The servers run with the environment the container image gives them, less what a dev box adds:
- * NODE_EXTRA_CA_CERTS (set on some sandboxes to the whole system store) doubles the trust bundle
- * the operator's scalers build a TLS context from, and with it their start-up cost and memory.
+ * The servers run with the environment the container image gives them (the Dockerfile's `ENV`
+ * lines, read from it, NODE_OPTIONS among them), less what a dev box adds: NODE_EXTRA_CA_CERTS
+ * (set on some sandboxes to the whole system store) doubles the trust bundle the operator's
+ * scalers build a TLS context from, and with it their start-up cost and memory.
  */
 function childEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+  const env = { ...process.env, ...imageEnv() };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;
+}
+
+/** `ENV NAME=value` (value optionally double-quoted) lines of the repository's Dockerfile. */
+export function imageEnv(): Record<string, string> {
+  const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+  return Object.fromEntries([...dockerfile.matchAll(/^ENV (\w+)=(?:"([^"]*)"|(\S*))\s*$/gm)].map((m) => [m[1]!, m[2] ?? m[3] ?? '']));
 }
 
 export async function forkServer(name: string, spec: ChildSpec, opts: { execArgv?: string[] } = {}): Promise<ServerChild> {

@@ -474,8 +474,11 @@ export class MetricsEngine implements MetricsHandler {
     if (!this.opts.poll || this.closed) return;
     if (state.timer) clearTimeout(state.timer);
     const intervalMs = state.so.spec.pollingInterval * 1000;
-    // Spread the first polls over one interval, so a restart with a thousand objects is not a burst.
+    // The first poll within 5 s (a value soon after a start), the second anywhere within one
+    // interval, then one per interval: objects started together (a thousand after a restart) poll
+    // spread over the interval instead of together in one 5 s window every interval.
     const first = state.report ? intervalMs : Math.floor(Math.random() * Math.min(intervalMs, 5000));
+    let spread = state.report === undefined;
     const tick = (delay: number) => {
       state.timer = setTimeout(() => {
         const so = this.store.get(state.so.namespace, state.so.name);
@@ -483,7 +486,9 @@ export class MetricsEngine implements MetricsHandler {
         this.pollObject(so)
           .catch((err: unknown) => this.log.error({ scaledObject: state.key, err: (err as Error).message }, 'poll failed'))
           .finally(() => {
-            if (this.objects.get(state.key) === state) tick(so.spec.pollingInterval * 1000);
+            const next = so.spec.pollingInterval * 1000;
+            if (this.objects.get(state.key) === state) tick(spread ? Math.ceil(Math.random() * next) : next);
+            spread = false;
           });
       }, delay);
       state.timer.unref();

@@ -185,3 +185,14 @@ t.test('without a cluster, a trigger reading the workload\'s environment says it
   t.match(described, [{ index: 0, metricName: 's0-metric-api-v' }, { index: 1, buildError: "trigger 1 (redis): *FromEnv reads the workload's environment, which is read only in a cluster: give the value itself" }]);
   t.equal(await s.query('env', 's0-metric-api-v'), String(value), 'a *FromEnv the scaler does not read costs nothing');
 });
+
+t.test('objects started together poll spread over the interval after their first poll, never later than an interval', async (t) => {
+  const names = Array.from({ length: 12 }, (_, i) => `spread-${i}`);
+  const s = await setup(docs(...names.map((n) => so(n, [trigger()], 2))), { poll: true });
+  t.teardown(() => s.close());
+  const polls = (name: string) => s.reports.filter((r) => r.name === name).map((r) => r.at.getTime());
+  await eventually('two polls of each', async () => (names.every((n) => polls(n).length >= 2) ? true : undefined), 15_000);
+  const gaps = names.map((n) => polls(n)[1]! - polls(n)[0]!);
+  t.ok(gaps.every((g) => g <= 2000 + 500), `each second poll within one interval (${gaps.join(', ')} ms)`);
+  t.ok(gaps.some((g) => g < 1600), 'and not all a whole interval after the first: their phases spread');
+});
