@@ -2,4 +2,4 @@
 import { cpSync } from 'node:fs';
 
 const outDir = process.argv[2] ?? 'dist';
-for (const file of ['channel/metrics.proto', 'channel/mirror.proto']) cpSync(`src/${file}`, `${outDir}/${file}`);
+for (const file of ['channel/metrics.proto', 'channel/mirror.proto', 'channel/batch.proto']) cpSync(`src/${file}`, `${outDir}/${file}`);

@@ -1,11 +1,26 @@
 // The operator's end of the channel over mutual TLS 1.3: KEDA's api.MetricsService/GetMetrics,
-// and our kedats.v1.MetricsMirror/Watch stream when the operator has a mirror to serve.
+// our kedats.v1.MetricsBatch/GetMetrics (several of them in one call), and our
+// kedats.v1.MetricsMirror/Watch stream when the operator has a mirror to serve.
 import { Server, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { GrpcMetrics } from '../observability/metrics.js';
 import type { LiveTls } from '../tls/live-tls.js';
 import { LiveServerCredentials } from './credentials.js';
-import { GET_METRICS_PATH, metricsMirrorDefinition, metricsServiceDefinition, type ExternalMetricValueList, type MirrorEntry, type MirrorEvent, type MirrorKey, type MirrorSource, type ScaledObjectRef } from './service.js';
+import {
+  BATCH_GET_METRICS_PATH,
+  GET_METRICS_PATH,
+  metricsBatchDefinition,
+  metricsMirrorDefinition,
+  metricsServiceDefinition,
+  type ExternalMetricValueList,
+  type GetMetricsBatch,
+  type GetMetricsResult,
+  type MirrorEntry,
+  type MirrorEvent,
+  type MirrorKey,
+  type MirrorSource,
+  type ScaledObjectRef,
+} from './service.js';
 
 /** A failure with the gRPC status the adapter should see (NOT_FOUND, UNAVAILABLE, ...). */
 export class ChannelError extends Error {
@@ -28,6 +43,8 @@ export interface ChannelServerOptions {
   handler: MetricsHandler;
   /** The values to mirror to adapters (none: no MetricsMirror service, as a KEDA operator). */
   mirror?: MirrorSource;
+  /** Serve MetricsBatch (default true; false: only KEDA's GetMetrics, as a KEDA operator). */
+  batch?: boolean;
   metrics: GrpcMetrics;
   log: Logger;
   /** Connections are closed after this age so rotated certificates take effect on all of them. */
@@ -50,34 +67,59 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
     // Per-call bookkeeping for a debugging interface we do not expose.
     'grpc.enable_channelz': 0,
   });
+  /** One GetMetrics, answered with the status the adapter should see. */
+  const answer = async (ref: ScaledObjectRef, signal: AbortSignal): Promise<{ code: status; list?: ExternalMetricValueList; message: string }> => {
+    try {
+      return { code: status.OK, list: await opts.handler.getMetrics(ref, signal), message: '' };
+    } catch (err) {
+      const code = err instanceof ChannelError ? err.code : status.INTERNAL;
+      if (code === status.INTERNAL) opts.log.error({ err, ref }, 'GetMetrics failed');
+      return { code, message: (err as Error)?.message ?? String(err) };
+    }
+  };
+  /** An AbortSignal for a call: grpc-js emits 'cancelled' after every call, answered or not, so only one before the end aborts. */
+  const callSignal = (call: { on(event: 'cancelled', listener: () => void): unknown }) => {
+    const abort = new AbortController();
+    let ended = false;
+    call.on('cancelled', () => {
+      if (!ended) abort.abort();
+    });
+    return { signal: abort.signal, end: () => void (ended = true) };
+  };
   server.addService(metricsServiceDefinition, {
     GetMetrics: (call: ServerUnaryCall<ScaledObjectRef, ExternalMetricValueList>, callback: sendUnaryData<ExternalMetricValueList>) => {
       const started = performance.now();
-      const abort = new AbortController();
-      let answered = false;
-      // grpc-js emits 'cancelled' after every call, answered or not: only a real cancellation aborts.
-      call.on('cancelled', () => {
-        if (!answered) abort.abort();
-      });
-      const done = (code: status) => {
-        answered = true;
+      const { signal, end } = callSignal(call);
+      void answer(call.request, signal).then(({ code, list, message }) => {
+        end();
         opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
-      };
-      opts.handler.getMetrics(call.request, abort.signal).then(
-        (list) => {
-          done(status.OK);
-          callback(null, list);
-        },
-        (err: unknown) => {
-          const code = err instanceof ChannelError ? err.code : status.INTERNAL;
-          const message = (err as Error)?.message ?? String(err);
-          if (code === status.INTERNAL) opts.log.error({ err, ref: call.request }, 'GetMetrics failed');
-          done(code);
-          callback({ code, details: message });
-        },
-      );
+        if (code === status.OK) callback(null, list);
+        else callback({ code, details: message });
+      });
     },
   });
+  if (opts.batch !== false) {
+    server.addService(metricsBatchDefinition, {
+      GetMetrics: (call: ServerWritableStream<GetMetricsBatch, GetMetricsResult>) => {
+        const started = performance.now();
+        const { signal, end } = callSignal(call);
+        const refs = call.request.refs ?? [];
+        let left = refs.length;
+        const finish = () => {
+          end();
+          opts.metrics.observe(BATCH_GET_METRICS_PATH, 'OK', (performance.now() - started) / 1000);
+          call.end();
+        };
+        if (left === 0) return finish();
+        refs.forEach((ref, index) => {
+          void answer(ref, signal).then(({ code, list, message }) => {
+            if (!call.cancelled) call.write({ index, list: list ?? null, code, message });
+            if (--left === 0) finish();
+          });
+        });
+      },
+    });
+  }
   // Open Watch streams never end by themselves: shutdown ends them, or it would wait its whole grace.
   const watches = new Set<ServerWritableStream<object, MirrorEvent>>();
   if (opts.mirror) {

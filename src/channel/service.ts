@@ -73,6 +73,7 @@ const load = (file: string) =>
       enums: String,
       defaults: true,
       oneofs: true,
+      includeDirs: [fileURLToPath(new URL('.', import.meta.url))],
     }),
   ) as GrpcObject;
 
@@ -83,6 +84,24 @@ export const metricsServiceDefinition: ServiceDefinition = MetricsServiceClient.
 const mirror = (load('./mirror.proto').kedats as GrpcObject).v1 as GrpcObject;
 export const MetricsMirrorClient = mirror.MetricsMirror as ServiceClientConstructor;
 export const metricsMirrorDefinition: ServiceDefinition = MetricsMirrorClient.service;
+
+export const BATCH_GET_METRICS_PATH = '/kedats.v1.MetricsBatch/GetMetrics';
+
+export interface GetMetricsBatch {
+  refs: ScaledObjectRef[];
+}
+
+/** One query's answer: `list` when code is OK (0), else GetMetrics' status. */
+export interface GetMetricsResult {
+  index: number;
+  list: ExternalMetricValueList | null;
+  code: number;
+  message: string;
+}
+
+const batch = (load('./batch.proto').kedats as GrpcObject).v1 as GrpcObject;
+export const MetricsBatchClient = batch.MetricsBatch as ServiceClientConstructor;
+export const metricsBatchDefinition: ServiceDefinition = MetricsBatchClient.service;
 
 export function toWireTime(d: Date): WireTime {
   const ms = d.getTime();
