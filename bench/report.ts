@@ -102,6 +102,14 @@ export interface BenchReport {
     freshClientOk: boolean;
     meetsTarget: boolean;
   };
+  /** f. start-up and the adapter's memory, each against its target. */
+  startupAndMemory: {
+    help: { runsMs: number[]; medianMs: number; targetMs: number; meetsTarget: boolean };
+    fileSourceReady: { ms: number; targetMs: number; meetsTarget: boolean };
+    adapterIdleRss: { bytes: number; targetBytes: number; meetsTarget: boolean };
+    /** The adapter's max RSS over the closed-loop runs and the distinct-metrics bursts. */
+    adapterLoadRss: { bytes: number; targetBytes: number; meetsTarget: boolean };
+  };
   valid: boolean;
   problems: string[];
   runTimeMs: number;
@@ -157,7 +165,7 @@ export function formatReport(r: BenchReport): string {
     ),
   );
   const cmp = (c: Comparison, what: string) =>
-    `${what} = ${f(c.rps, 0)} / ${f(c.baselineRps, 0)} = ${pct(c.ratio)}  (target >= ${c.goal * 100}%: ${c.meetsTarget ? 'MET' : 'MISSED'}); server CPU per request baseline/${c.target} = ${pct(c.cpuRatio)}`;
+    `${what} = ${f(c.rps, 0)} / ${f(c.baselineRps, 0)} = ${pct(c.ratio)}  (target >= ${Math.round(c.goal * 100)}%: ${c.meetsTarget ? 'MET' : 'MISSED'}); server CPU per request baseline/${c.target} = ${pct(c.cpuRatio)}`;
   out.push(cmp(t.fullPath, 'FULL PATH / baseline'));
   out.push(cmp(t.fullPathCached, 'FULL PATH, useCachedMetrics / baseline'));
   out.push(cmp(t.fileSource, 'secondary: adapter with file source / baseline (the adapter\'s own cost, no gRPC, no operator)'));
@@ -222,6 +230,15 @@ export function formatReport(r: BenchReport): string {
       `${e.probes} probe handshakes, ${e.probeErrors} failed; fresh client after the last rotation: ${e.freshClientOk ? 'ok' : 'FAILED'}; other cores ${f(e.otherCpuCores)}`,
   );
   out.push('');
+
+  const sm = r.startupAndMemory;
+  const verdict = (ok: boolean) => (ok ? 'MET' : 'MISSED');
+  out.push('f. start-up and the adapter\'s memory');
+  out.push(`keda-ts --help, a new process each time: median ${f(sm.help.medianMs, 0)} ms of ${sm.help.runsMs.map((x) => f(x, 0)).join(', ')}  (target < ${sm.help.targetMs} ms: ${verdict(sm.help.meetsTarget)})`);
+  out.push(`adapter on the file source, fork -> /readyz 200: ${f(sm.fileSourceReady.ms, 0)} ms  (target < ${sm.fileSourceReady.targetMs} ms: ${verdict(sm.fileSourceReady.meetsTarget)})`);
+  out.push(`adapter RSS idle ${mib(sm.adapterIdleRss.bytes)}  (target < ${mib(sm.adapterIdleRss.targetBytes)}: ${verdict(sm.adapterIdleRss.meetsTarget)}); under load (max over a. and c.) ${mib(sm.adapterLoadRss.bytes)}  (target < ${mib(sm.adapterLoadRss.targetBytes)}: ${verdict(sm.adapterLoadRss.meetsTarget)})`);
+  out.push('');
+
   out.push(`run time ${f(r.runTimeMs / 1e3, 1)} s; ${r.valid ? 'all requests answered as expected' : `INVALID: ${r.problems.join('; ')}`}`);
   return out.join('\n');
 }

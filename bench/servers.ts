@@ -61,7 +61,7 @@ const STOP_TIMEOUT_MS = 10_000;
  * (set on some sandboxes to the whole system store) doubles the trust bundle the operator's
  * scalers build a TLS context from, and with it their start-up cost and memory.
  */
-function childEnv(): NodeJS.ProcessEnv {
+export function childEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env, ...imageEnv() };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;
