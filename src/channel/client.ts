@@ -108,8 +108,13 @@ export class ChannelClient {
       else queries.push(q);
     }
     this.queue = [];
-    if (queries.length === 1 || Date.now() < this.batchUnsupportedUntil) for (const q of queries) this.unary(q);
-    else if (queries.length > 1) this.batch(queries);
+    try {
+      if (queries.length === 1 || Date.now() < this.batchUnsupportedUntil) for (const q of queries) this.unary(q);
+      else if (queries.length > 1) this.batch(queries);
+    } catch (err) {
+      // grpc-js throws, instead of failing the call, on a channel closed meanwhile (the adapter stopping).
+      for (const q of queries) this.settle(q, GET_METRICS_PATH, this.client, serviceError(status.UNAVAILABLE, (err as Error).message));
+    }
   }
 
   private unary(q: Pending): void {

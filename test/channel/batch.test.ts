@@ -136,3 +136,14 @@ t.test('an operator without MetricsBatch (as KEDA\'s): each query as GetMetrics;
   }, 10_000);
   t.pass('an upgraded operator gets batches');
 });
+
+t.test('queries still queued when the client closes fail as UNAVAILABLE, and nothing throws', async (t) => {
+  const closed = async (metricNames: string[]) => {
+    const c = new ChannelClient({ address: `localhost:${port}`, tls: await liveTls(), trust: ['ca'], timeoutMs: 5_000, readinessGraceMs: 1_000, metrics: new GrpcMetrics(new Registry(), 'client'), log });
+    const asked = metricNames.map((metricName) => c.getMetrics({ name: 'web', namespace: 'shop', metricName }, new AbortController().signal));
+    c.close();
+    return Promise.all(asked.map(codeOf));
+  };
+  t.strictSame(await closed(['a']), [status.UNAVAILABLE], 'a lone query (GetMetrics)');
+  t.strictSame(await closed(['a', 'bb']), [status.UNAVAILABLE, status.UNAVAILABLE], 'a batch');
+});
