@@ -159,6 +159,7 @@ export class ChannelClient {
         for (const q of left) this.unary(q);
         return;
       }
+      if (left.length === 0) return;
       const err = s.code === status.OK ? serviceError(status.INTERNAL, 'the operator ended the batch without answering this query') : serviceError(s.code, s.details);
       for (const q of left) this.settle(q, BATCH_GET_METRICS_PATH, current, err);
     });

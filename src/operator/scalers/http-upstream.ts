@@ -127,12 +127,18 @@ export class UpstreamClient {
     if (this.closed) throw fail('the scaler is closed');
     if (signal.aborted) throw fail('request aborted');
     // A cleared timer, not AbortSignal.timeout: that one would fire (and build an exception)
-    // after every call, long after the answer arrived.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), timeoutMs);
-    const both = AbortSignal.any([signal, deadline.signal]);
+    // after every call, long after the answer arrived. One controller for both, not
+    // AbortSignal.any: a composite signal per call costs weak references and GC work.
+    const both = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      both.abort();
+    }, timeoutMs);
+    const follow = () => both.abort();
+    signal.addEventListener('abort', follow, { once: true });
     try {
-      const res = await request(url, { method: 'GET', headers, dispatcher: this.currentDispatcher(), signal: both });
+      const res = await request(url, { method: 'GET', headers, dispatcher: this.currentDispatcher(), signal: both.signal });
       const ok = res.statusCode >= 200 && res.statusCode <= 299;
       if (!ok) {
         const { text } = await readBody(res.body, ERROR_BODY_BYTES);
@@ -144,11 +150,12 @@ export class UpstreamClient {
     } catch (err) {
       if (err instanceof ScalerError) throw err;
       if (signal.aborted) throw fail('request aborted');
-      if (deadline.signal.aborted) throw fail(`no answer within ${timeoutMs} ms`);
+      if (timedOut) throw fail(`no answer within ${timeoutMs} ms`);
       const https = this.o.https;
       throw fail(describeNetworkError(err, https && !this.o.tls.cert ? this.o.clientCertHint : undefined, https ? this.o.clientCertRefusedHint : undefined));
     } finally {
       clearTimeout(timer);
+      signal.removeEventListener('abort', follow);
     }
   }
 
