@@ -18,7 +18,6 @@ import { dialedServiceNames } from '../k8s/service-names.js';
 import type { OperatorConfig } from './config.js';
 import { MetricsEngine } from './metrics-engine.js';
 import { MetricsMirror } from './metrics-mirror.js';
-import { FileScaledObjectStore } from './scaledobjects/file-store.js';
 import { setUpCertificateLifecycle } from './certificates/lifecycle.js';
 import { loadKubeClient } from '../k8s/kubeconfig.js';
 import { EventRecorder } from '../k8s/events.js';
@@ -68,7 +67,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   const trust = new CustomCaTrust(config.caDirs, log);
   await trust.start();
   const clusterStore = kc && !config.scaledObjectsFile ? new ClusterScaledObjectStore({ client: kc, log, watchNamespace: config.watchNamespace, clusterObjectNamespace: config.namespace }) : undefined;
-  const store: ScaledObjectStore = clusterStore ?? new FileScaledObjectStore(config.scaledObjectsFile, log, { clusterObjectNamespace: config.namespace });
+  // The file store, and with it the YAML parser, is loaded only when it is used.
+  const store: ScaledObjectStore = clusterStore ?? new (await import('./scaledobjects/file-store.js')).FileScaledObjectStore(config.scaledObjectsFile, log, { clusterObjectNamespace: config.namespace });
   if (config.serviceAccountTokens && !kc) log.warn({ reason: 'no cluster' }, '--enable-service-account-token-requests has no effect without a cluster');
   const scalingMetrics = new ScalingMetrics(registry);
   const tokens =

@@ -1,7 +1,7 @@
 // KEDA's custom resources read and validated one object at a time, from YAML documents or from
 // the API server's JSON: the same rules for the file store, the cluster watch and the admission
 // webhook. Every error names the object and the field, never a secret value.
-import { isScalar, type Document } from 'yaml';
+import type { Document } from 'yaml';
 import { isDns1123Label, isDns1123Subdomain } from '../../k8s/names.js';
 import { scalerParameters } from '../scalers/index.js';
 import { readsEnvironment } from '../scalers/parameters.js';
@@ -117,8 +117,9 @@ export class ObjectReader {
       if (typeof val === 'string') out[k] = val;
       else if (typeof val === 'number' || typeof val === 'boolean' || typeof val === 'bigint') {
         // The text as written (`0.50` stays `0.50`), so the coercion is what the user meant.
-        const node = this.source?.doc.getIn([...this.source.path, ...fieldPath, k], true);
-        out[k] = isScalar(node) && typeof node.source === 'string' ? node.source : String(val);
+        // A YAML scalar node keeps its source text; read without importing yaml (JSON has no source).
+        const node = this.source?.doc.getIn([...this.source.path, ...fieldPath, k], true) as { source?: unknown } | undefined;
+        out[k] = typeof node?.source === 'string' ? node.source : String(val);
         this.warn(`${field}.${k} is a ${typeof val}, but Kubernetes requires a string here (quote it); used as a string`);
       } else this.fail(`${field}.${k}`, 'must be a string');
     }
