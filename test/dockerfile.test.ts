@@ -1,7 +1,8 @@
 // No Docker engine runs here, so the image's facts that can be checked without building are
 // checked from the Dockerfile itself.
 import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -41,4 +42,21 @@ t.test('the build stage has what npm run build runs', async (t) => {
   t.match(build, /^COPY scripts \.\/scripts$/m);
   t.match(build, /^COPY src \.\/src$/m);
   t.match(build, /^COPY tsconfig\.json tsconfig\.build\.json \.\/$/m);
+});
+
+t.test('every run-time asset of src/ is copied into dist', async (t) => {
+  const protos = readdirSync(join(ROOT, 'src', 'channel')).filter((f) => f.endsWith('.proto'));
+  t.ok(protos.length >= 3, 'metrics, mirror and batch');
+  for (const f of protos) t.ok(existsSync(join(ROOT, 'dist', 'channel', f)), `dist/channel/${f}`);
+});
+
+t.test('the image\'s NODE_OPTIONS is accepted by node and caps the young generation', async (t) => {
+  const options = /^ENV NODE_OPTIONS="([^"]*)"$/m.exec(dockerfile)?.[1];
+  t.match(options, /--max-semi-space-size=\d+/);
+  const capMb = Number(/--max-semi-space-size=(\d+)/.exec(options ?? '')?.[1]);
+  // Enough short-lived garbage to grow an uncapped young generation to its largest.
+  const script = "let k=[];for(let i=0;i<3e6;i++){k.push({i,s:'x'+i});if(k.length>5e4)k=[]}console.log(require('v8').getHeapSpaceStatistics().find((s)=>s.space_name==='new_space').space_size)";
+  const run = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, NODE_OPTIONS: options }, encoding: 'utf8' });
+  t.equal(run.status, 0, run.stderr);
+  t.ok(Number(run.stdout) <= 2 * capMb * 2 ** 20, `new space ${Number(run.stdout) >> 20} MB, at most two ${capMb} MB semi-spaces`);
 });
