@@ -9,20 +9,14 @@ import { Registry } from 'prom-client';
 import { ChannelClient } from '../../src/channel/client.js';
 import { ChannelError, startChannelServer, type MetricsHandler, type RunningChannelServer } from '../../src/channel/server.js';
 import { BATCH_GET_METRICS_PATH, toWireTime, type ScaledObjectRef } from '../../src/channel/service.js';
-import { CertificateMetrics, GrpcMetrics } from '../../src/observability/metrics.js';
-import { LiveTls } from '../../src/tls/live-tls.js';
-import { tlsPolicy } from '../../src/tls/policy.js';
-import { createTestPki } from '../helpers/pki.js';
+import { GrpcMetrics } from '../../src/observability/metrics.js';
+import { channelTls, createTestPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/adapter.js';
 import { eventually } from '../helpers/loop.js';
 
 const pki = await createTestPki(t.testdir());
 const log = pino({ level: 'silent' });
-const liveTls = async () => {
-  const tls = new LiveTls({ certFile: pki.tls.certFile, keyFile: pki.tls.keyFile, caFiles: { ca: pki.ca.certFile } }, tlsPolicy('VersionTLS13', []), log, new CertificateMetrics(new Registry()));
-  await tls.start();
-  return tls;
-};
+const liveTls = () => channelTls(pki.tls, pki.ca.certFile);
 
 /** Held queries wait for release(); every query the handler sees is recorded, with its signal. */
 let gate: { promise: Promise<void>; release(): void } = open();

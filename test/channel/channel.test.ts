@@ -7,10 +7,8 @@ import { Registry } from 'prom-client';
 import { ChannelClient } from '../../src/channel/client.js';
 import { ChannelError, startChannelServer, type MetricsHandler, type RunningChannelServer } from '../../src/channel/server.js';
 import { toWireTime, type ScaledObjectRef } from '../../src/channel/service.js';
-import { CertificateMetrics, GrpcMetrics } from '../../src/observability/metrics.js';
-import { LiveTls } from '../../src/tls/live-tls.js';
-import { tlsPolicy } from '../../src/tls/policy.js';
-import { createTestPki, type Pair } from '../helpers/pki.js';
+import { GrpcMetrics } from '../../src/observability/metrics.js';
+import { channelTls, createTestPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/adapter.js';
 import { eventually } from '../helpers/loop.js';
 import { sClient } from '../helpers/tools.js';
@@ -18,10 +16,6 @@ import { sClient } from '../helpers/tools.js';
 const pki = await createTestPki(t.testdir());
 const log = pino({ level: 'silent' });
 
-function liveTls(identity: Pair, caFile: string): Promise<LiveTls> {
-  const tls = new LiveTls({ certFile: identity.certFile, keyFile: identity.keyFile, caFiles: { ca: caFile } }, tlsPolicy('VersionTLS13', []), log, new CertificateMetrics(new Registry()));
-  return tls.start().then(() => tls);
-}
 
 /** A handler the tests steer: values, delays and errors by metric name. */
 const handler: MetricsHandler & { calls: ScaledObjectRef[] } = {
@@ -35,7 +29,7 @@ const handler: MetricsHandler & { calls: ScaledObjectRef[] } = {
   },
 };
 
-const serverTls = await liveTls(pki.tls, pki.ca.certFile);
+const serverTls = await channelTls(pki.tls, pki.ca.certFile);
 const port = await freePort();
 const startServer = () =>
   startChannelServer({ bindAddress: `127.0.0.1:${port}`, tls: serverTls, trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 5_000 });
@@ -43,7 +37,7 @@ let server: RunningChannelServer = await startServer();
 t.teardown(() => server.shutdown(0));
 
 const clientRegistry = new Registry();
-const client = new ChannelClient({ address: `127.0.0.1:${port}`, tls: await liveTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs: 800, readinessGraceMs: 300, metrics: new GrpcMetrics(clientRegistry, 'client'), log });
+const client = new ChannelClient({ address: `127.0.0.1:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs: 800, readinessGraceMs: 300, metrics: new GrpcMetrics(clientRegistry, 'client'), log });
 t.teardown(() => client.close());
 const call = (metricName: string) => client.getMetrics({ name: 'web', namespace: 'shop', metricName }, new AbortController().signal);
 
@@ -79,7 +73,7 @@ t.test('operator stops: UNAVAILABLE, readiness flips after the grace; it returns
 });
 
 t.test('the operator refuses a client certificate from another CA', async (t) => {
-  const foreign = new ChannelClient({ address: `127.0.0.1:${port}`, tls: await liveTls(pki.foreignAdmin, pki.ca.certFile), trust: ['ca'], timeoutMs: 1_000, readinessGraceMs: 0, metrics: new GrpcMetrics(new Registry(), 'client'), log });
+  const foreign = new ChannelClient({ address: `127.0.0.1:${port}`, tls: await channelTls(pki.foreignAdmin, pki.ca.certFile), trust: ['ca'], timeoutMs: 1_000, readinessGraceMs: 0, metrics: new GrpcMetrics(new Registry(), 'client'), log });
   t.teardown(() => foreign.close());
   const before = handler.calls.length;
   await t.rejects(foreign.getMetrics({ name: 'a', namespace: 'b', metricName: 'c' }, new AbortController().signal), { code: status.UNAVAILABLE });
@@ -87,7 +81,7 @@ t.test('the operator refuses a client certificate from another CA', async (t) =>
 });
 
 t.test('the client refuses an operator whose certificate is from another CA', async (t) => {
-  const wrongTrust = new ChannelClient({ address: `127.0.0.1:${port}`, tls: await liveTls(pki.admin, pki.otherCa.certFile), trust: ['ca'], timeoutMs: 1_000, readinessGraceMs: 0, metrics: new GrpcMetrics(new Registry(), 'client'), log });
+  const wrongTrust = new ChannelClient({ address: `127.0.0.1:${port}`, tls: await channelTls(pki.admin, pki.otherCa.certFile), trust: ['ca'], timeoutMs: 1_000, readinessGraceMs: 0, metrics: new GrpcMetrics(new Registry(), 'client'), log });
   t.teardown(() => wrongTrust.close());
   await t.rejects(wrongTrust.getMetrics({ name: 'a', namespace: 'b', metricName: 'c' }, new AbortController().signal), { code: status.UNAVAILABLE });
 });
@@ -103,10 +97,10 @@ t.test('--metrics-service-grpc-authority: an operator dialled by IP is verified 
   // The operator's certificate names only its Service, as the certificate lifecycle issues it.
   const serviceOnly = await pki.issue('ca', 'operator-service-only', { commonName: 'keda-operator', dnsNames: ['keda-operator.keda.svc'], extendedUsages: ['serverAuth', 'clientAuth'] });
   const otherPort = await freePort();
-  const named = await startChannelServer({ bindAddress: `127.0.0.1:${otherPort}`, tls: await liveTls(serviceOnly, pki.ca.certFile), trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 5_000 });
+  const named = await startChannelServer({ bindAddress: `127.0.0.1:${otherPort}`, tls: await channelTls(serviceOnly, pki.ca.certFile), trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 60_000, maxConnectionAgeGraceMs: 5_000 });
   t.teardown(() => named.shutdown(0));
   const dial = async (authority?: string) => {
-    const c = new ChannelClient({ address: `127.0.0.1:${otherPort}`, ...(authority ? { authority } : {}), tls: await liveTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs: 1_000, readinessGraceMs: 0, metrics: new GrpcMetrics(new Registry(), 'client'), log });
+    const c = new ChannelClient({ address: `127.0.0.1:${otherPort}`, ...(authority ? { authority } : {}), tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs: 1_000, readinessGraceMs: 0, metrics: new GrpcMetrics(new Registry(), 'client'), log });
     t.teardown(() => c.close());
     return c.getMetrics({ name: 'web', namespace: 'shop', metricName: 's0-x' }, new AbortController().signal);
   };

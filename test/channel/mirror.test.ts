@@ -12,22 +12,16 @@ import { startChannelServer, type MetricsHandler, type RunningChannelServer } fr
 import { MIRROR_WATCH_PATH, metricsMirrorDefinition, toWireTime, type ScaledObjectRef } from '../../src/channel/service.js';
 import { OperatorSource } from '../../src/adapter/sources/operator.js';
 import { parseSelector } from '../../src/k8s/labels.js';
-import { CertificateMetrics, GrpcMetrics, MirrorMetrics } from '../../src/observability/metrics.js';
+import { GrpcMetrics, MirrorMetrics } from '../../src/observability/metrics.js';
 import { MetricsMirror } from '../../src/operator/metrics-mirror.js';
 import type { PollReport } from '../../src/operator/metrics-engine.js';
-import { LiveTls } from '../../src/tls/live-tls.js';
-import { tlsPolicy } from '../../src/tls/policy.js';
 import { freePort } from '../helpers/adapter.js';
 import { eventually } from '../helpers/loop.js';
-import { createTestPki, type Pair } from '../helpers/pki.js';
+import { channelTls, createTestPki, type Pair } from '../helpers/pki.js';
 
 const pki = await createTestPki(t.testdir());
 const log = pino({ level: 'silent' });
-const liveTls = async (identity: Pair) => {
-  const tls = new LiveTls({ certFile: identity.certFile, keyFile: identity.keyFile, caFiles: { ca: pki.ca.certFile } }, tlsPolicy('VersionTLS13', []), log, new CertificateMetrics(new Registry()));
-  await tls.start();
-  return tls;
-};
+const liveTls = (identity: Pair) => channelTls(identity, pki.ca.certFile);
 
 /** GetMetrics, counted: what the adapter asks when it does not answer from the mirror. */
 const unary: ScaledObjectRef[] = [];

@@ -4,6 +4,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateDevPki } from '../../src/certs/dev-pki.js';
 import { createCA, issueCertificate, type CertificateBundle, type Issuer } from '../../src/certs/x509.js';
+import { CertificateMetrics } from '../../src/observability/metrics.js';
+import { LiveTls } from '../../src/tls/live-tls.js';
+import { tlsPolicy } from '../../src/tls/policy.js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 
 export interface Pair {
   cert: string;
@@ -78,4 +83,11 @@ export async function createTestPki(dir: string): Promise<TestPki> {
     frontProxyIntruder: await issue('frontProxyCa', 'front-proxy-intruder', { commonName: 'intruder', extendedUsages: ['clientAuth'] }),
     issue,
   };
+}
+
+/** Live TLS material for a channel end: this pair, trusting `caFile` as the bundle named `ca`, TLS 1.3 only; started. */
+export async function channelTls(identity: Pair, caFile: string): Promise<LiveTls> {
+  const tls = new LiveTls({ certFile: identity.certFile, keyFile: identity.keyFile, caFiles: { ca: caFile } }, tlsPolicy('VersionTLS13', []), pino({ level: 'silent' }), new CertificateMetrics(new Registry()));
+  await tls.start();
+  return tls;
 }

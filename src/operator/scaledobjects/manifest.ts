@@ -3,8 +3,7 @@
 // webhook. Every error names the object and the field, never a secret value.
 import type { Document } from 'yaml';
 import { isDns1123Label, isDns1123Subdomain } from '../../k8s/names.js';
-import { scalerParameters } from '../scalers/index.js';
-import { readsEnvironment } from '../scalers/parameters.js';
+import { environmentParameters } from '../scalers/index.js';
 import { compileFormula, FormulaError } from './formula.js';
 import { FALLBACK_BEHAVIORS, type ScalingModifiers, type AuthSpec, type AuthenticationRef, type BoundServiceAccountTokenRef, type Fallback, type Pause, type ScaleTargetRef, type ScaledObject, type SecretTargetRef, type Trigger } from './types.js';
 
@@ -314,10 +313,10 @@ function readTrigger(r: ObjectReader, raw: unknown, i: number, names: Map<string
   const type = r.string(t.type, `${at}.type`, true);
   const metadata = r.stringMap(r.mapping(t.metadata, `${at}.metadata`, true) as Obj, `${at}.metadata`, ['spec', 'triggers', i, 'metadata']);
   const trigger: Trigger = { type, metadata };
+  const fromEnv = environmentParameters(type);
   for (const k of Object.keys(metadata)) {
-    const specs = Object.hasOwn(scalerParameters, type) ? scalerParameters[type]! : undefined;
     const parameter = k.slice(0, -'FromEnv'.length);
-    if (specs && k.endsWith('FromEnv') && !specs.some((s) => s.name === parameter && readsEnvironment(s))) {
+    if (fromEnv && k.endsWith('FromEnv') && !fromEnv.includes(parameter)) {
       r.notActedOn(`${at}.metadata.${k}`, `${type} does not read ${parameter} from the workload's environment (as in KEDA); give the value itself`);
     }
   }

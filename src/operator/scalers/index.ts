@@ -40,10 +40,14 @@ export const scalerParameters: Record<string, readonly ParamSpec[]> = {
   'redis-streams': REDIS_STREAMS_PARAMETERS,
 };
 
-/** Does the trigger read a parameter from the workload's environment (`<parameter>FromEnv`, for a parameter that may come from there)? */
+/** The parameters a trigger type may read from the workload's environment (`<parameter>FromEnv`); undefined for a type we do not implement. */
+export function environmentParameters(type: string): string[] | undefined {
+  return Object.hasOwn(scalerParameters, type) ? scalerParameters[type]!.filter(readsEnvironment).map((s) => s.name) : undefined;
+}
+
+/** Does the trigger read a parameter from the workload's environment? */
 export function usesEnvironment(trigger: Trigger): boolean {
-  const specs = Object.hasOwn(scalerParameters, trigger.type) ? scalerParameters[trigger.type]! : [];
-  return specs.some((s) => readsEnvironment(s) && (trigger.metadata?.[`${s.name}FromEnv`] ?? '').trim() !== '');
+  return (environmentParameters(trigger.type) ?? []).some((name) => (trigger.metadata?.[`${name}FromEnv`] ?? '').trim() !== '');
 }
 
 /** The scaler for one trigger; a ScalerConfigError for a type we do not implement or bad metadata. */

@@ -93,7 +93,7 @@ export class ScaleTargets implements PodTemplates {
     use(TEMPLATE + targetKey(r, so.namespace, ref.name));
     let obj: { spec?: { template?: { spec?: unknown } } };
     try {
-      obj = await this.client.get(`/apis/${r.group}/${r.version}/namespaces/${so.namespace}/${r.plural}/${ref.name}`);
+      obj = await this.client.get(objectPath(r, so.namespace, ref.name));
     } catch (err) {
       const code = statusCodeOf(err);
       if (code === 404) throw new EnvironmentError(`${workload} not found`);
@@ -220,7 +220,7 @@ export class ScaleTargets implements PodTemplates {
     const resolved = await this.resolve(ref);
     if ('reason' in resolved) return undefined;
     if (this.replicasSynced.has(`${resolved.plural}.${resolved.version}.${resolved.group}`)) return this.cachedReplicas.get(targetKey(resolved, namespace, ref.name))?.ready;
-    const obj = await this.client.get<{ status?: { readyReplicas?: unknown } }>(`/apis/${resolved.group}/${resolved.version}/namespaces/${namespace}/${resolved.plural}/${ref.name}`);
+    const obj = await this.client.get<{ status?: { readyReplicas?: unknown } }>(objectPath(resolved, namespace, ref.name));
     return typeof obj.status?.readyReplicas === 'number' ? obj.status.readyReplicas : undefined;
   }
 
@@ -284,7 +284,8 @@ export function workloadsOf(targets: ScaleTargets): Workloads {
   };
 }
 
-const scalePath = (r: Resolved, namespace: string, name: string) => `/apis/${r.group}/${r.version}/namespaces/${namespace}/${r.plural}/${name}/scale`;
+const objectPath = (r: Resolved, namespace: string, name: string) => `/apis/${r.group}/${r.version}/namespaces/${namespace}/${r.plural}/${name}`;
+const scalePath = (r: Resolved, namespace: string, name: string) => `${objectPath(r, namespace, name)}/scale`;
 
 function describe(ref: ScaleTargetRef): string {
   return `${ref.apiVersion} ${ref.kind}`;
