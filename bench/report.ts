@@ -50,6 +50,9 @@ export interface Comparison {
 export interface ColdStart {
   forkToListeningMs: number;
   forkToReadyMs: number;
+  /** Half a second after its first answer, before any quiet interval. */
+  afterStartUp?: ServerStats;
+  /** After its first idle heap trim. */
   idle: ServerStats;
   afterThroughput: ServerStats;
   afterDistinct: ServerStats;

@@ -37,7 +37,7 @@ import { busyCores, machineCpu, waitForQuiet, type CpuSnapshot } from './machine
 import { formatProfile, summarizeProfile } from './profile.js';
 import { formatReport, writeReport, type BenchReport, type BurstRun, type Comparison, type Target, type ThroughputRun } from './report.js';
 import { waitForSerial, type ProbeTls } from './rotation.js';
-import { childEnv, forkServer, freePort, waitForReady, type ChildSpec, type ServerChild, type ServerStats } from './servers.js';
+import { childEnv, forkServer, freePort, waitForIdleTrim, waitForReady, type ChildSpec, type ServerChild, type ServerStats } from './servers.js';
 
 const SETTINGS = {
   connections: 32,
@@ -197,11 +197,12 @@ async function main(): Promise<number> {
       metricsPort: await freePort(),
     });
     const operator = operatorStart.child;
+    const adapterMetricsPort = await freePort();
     const adapterStart = await coldStart('adapter', {
       role: 'adapter',
       pkiDir: fx.pkiDir,
       certDir: fx.adapterCerts.dir,
-      metricsPort: await freePort(),
+      metricsPort: adapterMetricsPort,
       source: { kind: 'operator', address: `localhost:${operator.port}` },
     });
     const adapter = adapterStart.child;
@@ -220,7 +221,11 @@ async function main(): Promise<number> {
     if (reference?.status !== 200) throw new Error(`the full path answered ${reference?.status} for ${path}: ${reference?.body}`);
     if (!reference.body.includes(`"value":"${METRIC_VALUE}"`)) throw new Error(`the full path answered an unexpected value: ${reference.body}`);
     await sleep(500);
+    const [adapterStartedUp] = await statsOf(fullPath);
+    // Idle: once the adapter has had a quiet interval and given back what start-up left behind.
+    if (!(await waitForIdleTrim(adapterMetricsPort))) problems.push('the adapter did not trim its heap within 30 s of quiet: its idle RSS is measured before any trim');
     const [adapterIdle, operatorIdle] = await statsOf(fullPath);
+    say(`adapter RSS: ${(adapterStartedUp!.rss / 2 ** 20).toFixed(1)} MiB right after start-up, ${(adapterIdle!.rss / 2 ** 20).toFixed(1)} MiB idle`);
 
     const baseline = await fork('baseline', { role: 'baseline', pkiDir: fx.pkiDir, route: METRIC_ROUTE, body: reference.body, contentType: reference.contentType });
     // The same request bytes for every target: the identity headers are simply ignored by the baseline.
@@ -427,6 +432,7 @@ async function main(): Promise<number> {
           forkToListeningMs: adapterStart.forkToListeningMs,
           forkToReadyMs: adapterStart.forkToReadyMs,
           forkToFirstMetricMs,
+          afterStartUp: adapterStartedUp!,
           idle: adapterIdle!,
           afterThroughput: adapterAfterA!,
           afterDistinct: adapterAfterC!,

@@ -24,7 +24,7 @@ import { createClient } from './client.js';
 import { createFixtures } from './fixtures.js';
 import { burst, type RunResult } from './load.js';
 import { formatProfile, summarizeProfile } from './profile.js';
-import { forkServer, freePort, type ServerChild, type ServerStats } from './servers.js';
+import { counterOf, forkServer, freePort, waitForIdleTrim, type ServerChild, type ServerStats } from './servers.js';
 
 const TARGETS = { hpasWithinMs: 30_000, operatorIdleCores: 0.05, burstMs: 1_000, adapterIdleRssBytes: 80 * 2 ** 20, operatorRssBytes: 150 * 2 ** 20 };
 const NS = 'scale';
@@ -53,14 +53,6 @@ export interface ScaleRun {
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`;
 const cpuOf = (s: ServerStats) => s.cpu.user + s.cpu.system;
 
-async function writesOf(metricsPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('keda_kube_api_writes_total{'))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
-
 async function runSize(objects: number, steadySeconds: number, say: (s: string) => void, profile: boolean): Promise<ScaleRun> {
   const teardown: (() => unknown)[] = [];
   const fx = await createFixtures();
@@ -85,11 +77,12 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
       kubeconfig: cp.adminKubeconfig,
     });
     teardown.push(() => operator.stop());
+    const adapterMetricsPort = await freePort();
     const adapter = await forkServer('adapter', {
       role: 'adapter',
       pkiDir: fx.pkiDir,
       certDir: fx.pkiDir,
-      metricsPort: await freePort(),
+      metricsPort: adapterMetricsPort,
       source: { kind: 'operator', address: `localhost:${operator.port}` },
     });
     teardown.push(() => adapter.stop());
@@ -121,7 +114,11 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
     // Every object polled at least once (the first polls are spread over 5 s, then every 30 s),
     // statuses written: from here on nothing changes.
     await sleep(40_000);
-    const [before, writesBefore, t0] = [await operator.stats(), await writesOf(operatorMetricsPort), performance.now()];
+    // Both have had quiet check intervals by now; say so if either has not trimmed its heap yet.
+    for (const [name, port] of [['operator', operatorMetricsPort], ['adapter', adapterMetricsPort]] as const) {
+      if (!(await waitForIdleTrim(port))) say(`${objects}: the ${name} did not trim its heap within 30 s of quiet (its figures below are before any trim)`);
+    }
+    const [before, writesBefore, t0] = [await operator.stats(), await counterOf(operatorMetricsPort, 'keda_kube_api_writes_total'), performance.now()];
     const adapterIdle = await adapter.stats();
     if (profile) {
       const file = fileURLToPath(new URL(`operator-idle-${objects}.cpuprofile`, RESULTS));
@@ -132,7 +129,7 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
     } else {
       await sleep(steadySeconds * 1000);
     }
-    const [after, writesAfter, t1] = [await operator.stats(), await writesOf(operatorMetricsPort), performance.now()];
+    const [after, writesAfter, t1] = [await operator.stats(), await counterOf(operatorMetricsPort, 'keda_kube_api_writes_total'), performance.now()];
     const operatorIdleCores = (cpuOf(after) - cpuOf(before)) / 1e3 / (t1 - t0);
     say(`${objects}: operator idle ${(operatorIdleCores * 100).toFixed(1)}% of a core, ${mb(after.rss)} RSS (heap ${mb(after.heapUsed)}, external ${mb(after.external)}), ${writesAfter - writesBefore} writes in ${steadySeconds} s; adapter idle ${mb(adapterIdle.rss)}`);
 

@@ -162,3 +162,25 @@ export async function waitForReady(port: number, timeoutMs = START_TIMEOUT_MS): 
   }
   throw new Error(`/readyz on port ${port} did not answer 200 within ${timeoutMs} ms`);
 }
+
+/** The sum of a Prometheus counter's series on a child's plain-HTTP /metrics. */
+export async function counterOf(metricsPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/**
+ * Idle, as a server is idle: after the quiet check interval in which it gave back what start-up
+ * left behind (its first idle heap trim). Resolves false when none came within timeoutMs.
+ */
+export async function waitForIdleTrim(metricsPort: number, timeoutMs = 30_000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if ((await counterOf(metricsPort, 'idle_heap_trims_total')) > 0) return true;
+    await sleep(250);
+  }
+  return false;
+}

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
+import { startIdleTrim } from '../observability/idle-trim.js';
 import { CertificateMetrics, GrpcMetrics, MirrorMetrics, createRegistry } from '../observability/metrics.js';
 import type { Registry } from 'prom-client';
 import { LiveTls } from '../tls/live-tls.js';
@@ -93,12 +94,14 @@ export async function startAdapter(
   });
   await app.listen({ port: config.securePort, host: config.bindAddress });
   const metricsServer = config.metricsPort > 0 ? await startMetricsServer(config.metricsPort, config.metricsBindAddress, registry, health) : undefined;
+  const idleTrim = startIdleTrim({ log, registry });
   log.info({ securePort: config.securePort, metricsPort: config.metricsPort, source: provider.name }, 'adapter serving');
 
   let closing: Promise<void> | undefined;
   const shutdown = () =>
     (closing ??= (async () => {
       shuttingDown = true;
+      idleTrim.stop();
       const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownGracePeriodMs);
       force.unref();
       await app.close();

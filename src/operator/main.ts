@@ -9,6 +9,7 @@ import { startChannelServer, type RunningChannelServer } from '../channel/server
 import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
+import { startIdleTrim } from '../observability/idle-trim.js';
 import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, LeaderElectionMetrics, ScalingMetrics, createRegistry } from '../observability/metrics.js';
 import { startWebhookServer } from './webhook/server.js';
 import { CustomCaTrust } from '../tls/custom-ca.js';
@@ -152,12 +153,14 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   health.add('scaled-objects', ['readyz'], () => ({ ok: true, reason: `${store.list().length} loaded` }));
   health.add('shutdown', ['readyz'], () => (shuttingDown ? { ok: false, reason: 'process is shutting down' } : { ok: true }));
   const metricsServer = config.metricsPort > 0 ? await startMetricsServer(config.metricsPort, config.metricsBindAddress, registry, health) : undefined;
+  const idleTrim = startIdleTrim({ log, registry });
   log.info({ grpcPort: channel.port, webhookPort: webhooks?.port, metricsPort: config.metricsPort, scaledObjects: store.list().length }, 'operator serving');
 
   let closing: Promise<void> | undefined;
   const shutdown = () =>
     (closing ??= (async () => {
       shuttingDown = true;
+      idleTrim.stop();
       await Promise.all([channel.shutdown(config.shutdownGracePeriodMs), webhooks?.close(config.shutdownGracePeriodMs)]);
       await stopMetricsServer(metricsServer);
       await leadership?.stop();
