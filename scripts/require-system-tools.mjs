@@ -1,6 +1,7 @@
 // The test suite drives real system programs: the scalers' upstreams (Prometheus, Redis,
-// PostgreSQL, MariaDB, RabbitMQ, NATS), openssl and kubectl (real clients of our servers), and a real Kubernetes control plane
-// (envtest: etcd from Debian, kube-apiserver and kube-controller-manager from KUBEBUILDER_ASSETS or
+// PostgreSQL, MariaDB, RabbitMQ, NATS), openssl and kubectl (real clients of our servers), gRPC's
+// C core for Python (an independent gRPC implementation on the other end of the channel), and a
+// real Kubernetes control plane (envtest: etcd from Debian, kube-apiserver and kube-controller-manager from KUBEBUILDER_ASSETS or
 // ../shared/envtest/setup-envtest). Each program is looked for on PATH; what is missing is
 // installed from Debian's packages when that is possible here (root, apt-get), one line announcing
 // each package, and otherwise the script stops with a message naming what to install.
@@ -22,6 +23,8 @@ const TOOLS = {
   openssl: { pkg: 'openssl', for: 'a real TLS client of our servers' },
   kubectl: { pkg: 'kubectl', for: 'a real client of kube-apiserver and of the adapter' },
   etcd: { pkg: 'etcd-server', for: 'the envtest control plane' },
+  // A Python module, not a program: present when Debian's python3 imports it.
+  'python3-grpcio': { pkg: 'python3-grpcio', for: 'gRPC\'s C core on the other end of the channel', present: () => ['/usr/bin/python3', 'python3'].some((python) => spawnSync(python, ['-c', 'import grpc'], { stdio: 'ignore' }).status === 0) },
 };
 const ENVTEST_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
 const SETUP_ENVTEST = resolve(dirname(fileURLToPath(import.meta.url)), '../../shared/envtest/setup-envtest');
@@ -49,7 +52,7 @@ function onPath(program) {
   return undefined;
 }
 
-const missingTools = () => Object.keys(TOOLS).filter((program) => onPath(program) === undefined);
+const missingTools = () => Object.keys(TOOLS).filter((program) => (TOOLS[program].present ? !TOOLS[program].present() : onPath(program) === undefined));
 
 function apt(args) {
   console.log(`require-system-tools: apt-get ${args.join(' ')}`);
@@ -83,7 +86,7 @@ if (missing.length > 0 && isRoot && onPath('apt-get')) {
 }
 if (missing.length > 0) {
   console.error(
-    `error: the test suite needs ${missing.join(', ')} on PATH, and ${isRoot && onPath('apt-get') ? 'installing them failed' : 'they cannot be installed from here (not root, or no apt-get)'}. ` +
+    `error: the test suite needs ${missing.join(', ')} (programs on PATH; python3-grpcio importable by python3), and ${isRoot && onPath('apt-get') ? 'installing them failed' : 'they cannot be installed from here (not root, or no apt-get)'}. ` +
       `Install the Debian package(s) ${[...new Set(missing.map((p) => TOOLS[p].pkg))].join(', ')} (apt-get install --no-install-recommends ...), or put the programs on PATH.`,
   );
   process.exit(1);

@@ -1,0 +1,127 @@
+// The channel against gRPC's C core (Debian's python3-grpcio, test/helpers/grpcio-peer.py), an
+// implementation that shares no code with grpc-js, over mutual TLS 1.3, in both directions:
+// the C core calling our operator (as KEDA's adapter would), and our adapter calling the C core
+// standing in for KEDA's operator (which has no MetricsBatch: every query falls back to GetMetrics).
+import t from 'tap';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { ChannelClient } from '../../src/channel/client.js';
+import { ChannelError, startChannelServer, type MetricsHandler } from '../../src/channel/server.js';
+import { GET_METRICS_PATH, metricsServiceDefinition, toWireTime, type ExternalMetricValueList, type ScaledObjectRef } from '../../src/channel/service.js';
+import { GrpcMetrics } from '../../src/observability/metrics.js';
+import { freePort } from '../helpers/adapter.js';
+import { grpcioPython } from '../helpers/grpcio.js';
+import { eventually } from '../helpers/loop.js';
+import { channelTls, createTestPki, type Pair } from '../helpers/pki.js';
+
+const PEER = fileURLToPath(new URL('../helpers/grpcio-peer.py', import.meta.url));
+const python = grpcioPython();
+const pki = await createTestPki(t.testdir());
+const log = pino({ level: 'silent' });
+const codec = metricsServiceDefinition.GetMetrics!;
+const encode = (ref: ScaledObjectRef) => Buffer.from(codec.requestSerialize(ref)).toString('hex');
+const decode = (hex: string) => codec.responseDeserialize(Buffer.from(hex, 'hex')) as ExternalMetricValueList;
+const listOf = (metricName: string, value: string): ExternalMetricValueList => ({ metadata: {}, items: [{ metricName, metricLabels: { queue: 'a' }, timestamp: toWireTime(new Date('2026-01-02T03:04:05Z')), value: { string: value } }] });
+
+function spawnPeer(args: string[]): { child: ChildProcessWithoutNullStreams; lines: AsyncIterator<string> } {
+  const child = spawn(python, [PEER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && signal === null) t.comment(`grpcio peer exited with ${code}: ${stderr}`);
+  });
+  t.teardown(() => void child.kill());
+  return { child, lines: createInterface({ input: child.stdout })[Symbol.asyncIterator]() };
+}
+
+async function nextLine(lines: AsyncIterator<string>): Promise<string> {
+  const next = await lines.next();
+  if (next.done) throw new Error('the grpcio peer ended');
+  return next.value;
+}
+
+/** The C core as a client of ours: one call at a time. */
+function cCoreClient(port: number, identity: Pair) {
+  const { child, lines } = spawnPeer(['client', `127.0.0.1:${port}`, pki.ca.certFile, identity.certFile, identity.keyFile, 'localhost']);
+  return async (method: string, request: string, timeoutSeconds = 5) => {
+    child.stdin.write(`${JSON.stringify({ method, request, timeout: timeoutSeconds })}\n`);
+    return JSON.parse(await nextLine(lines)) as { code: string; details: string; response: string };
+  };
+}
+
+t.test('gRPC\'s C core calls our operator: a value, a status, a deadline the handler is told of, an unknown method', async (t) => {
+  const held: AbortSignal[] = [];
+  const handler: MetricsHandler = {
+    async getMetrics(ref, signal) {
+      if (ref.metricName === 'missing') throw new ChannelError(status.NOT_FOUND, `scaledobject ${ref.namespace}/${ref.name} has no metric "missing"`);
+      if (ref.metricName === 'held') {
+        held.push(signal);
+        await new Promise((resolve) => signal.addEventListener('abort', resolve));
+      }
+      return listOf(ref.metricName, '1500m');
+    },
+  };
+  const port = await freePort();
+  const server = await startChannelServer({ bindAddress: `127.0.0.1:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 600_000, maxConnectionAgeGraceMs: 1_000 });
+  t.teardown(() => server.shutdown(0));
+  const call = cCoreClient(port, pki.tls);
+
+  const ok = await call(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 's0-queue' }));
+  t.equal(ok.code, 'OK', ok.details);
+  t.match(decode(ok.response), listOf('s0-queue', '1500m'), 'the answer decodes to what the operator sent');
+
+  const missing = await call(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 'missing' }));
+  t.strictSame([missing.code, missing.details], ['NOT_FOUND', 'scaledobject shop/web has no metric "missing"']);
+
+  const late = await call(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 'held' }), 0.3);
+  t.equal(late.code, 'DEADLINE_EXCEEDED');
+  await eventually('the handler told', async () => (held[0]?.aborted ? true : undefined));
+  t.pass('the handler\'s signal aborted at the deadline');
+
+  t.equal((await call('/api.MetricsService/Nope', '')).code, 'UNIMPLEMENTED', 'an unknown method');
+  t.equal((await call(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 'again' }))).code, 'OK', 'and the connection serves on');
+});
+
+t.test('the C core with a client certificate from another CA is refused', async (t) => {
+  const port = await freePort();
+  const handler: MetricsHandler = { getMetrics: async (ref) => listOf(ref.metricName, '1') };
+  const server = await startChannelServer({ bindAddress: `127.0.0.1:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 600_000, maxConnectionAgeGraceMs: 1_000 });
+  t.teardown(() => server.shutdown(0));
+  const refused = await cCoreClient(port, pki.foreignAdmin)(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 'x' }), 3);
+  t.equal(refused.code, 'UNAVAILABLE', refused.details);
+  const accepted = await cCoreClient(port, pki.tls)(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 'x' }));
+  t.equal(accepted.code, 'OK', 'a client from the right CA, same server');
+});
+
+t.test('our adapter calls the C core as KEDA\'s operator: values, statuses, and no MetricsBatch (each query as GetMetrics)', async (t) => {
+  const answer = listOf('s0-queue', '42');
+  const { lines } = spawnPeer(['server', pki.ca.certFile, pki.tls.certFile, pki.tls.keyFile, Buffer.from(codec.responseSerialize(answer)).toString('hex')]);
+  const port = Number(/^listening (\d+)$/.exec(await nextLine(lines))?.[1]);
+  t.ok(port > 0, `the C core listens on ${port}`);
+  const received: ScaledObjectRef[] = [];
+  void (async () => {
+    for (;;) {
+      const line = await lines.next();
+      if (line.done) return;
+      const { method, request } = JSON.parse(line.value) as { method: string; request: string };
+      if (method === GET_METRICS_PATH) received.push(codec.requestDeserialize(Buffer.from(request, 'hex')) as ScaledObjectRef);
+    }
+  })();
+
+  const client = new ChannelClient({ address: `localhost:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs: 5_000, readinessGraceMs: 1_000, metrics: new GrpcMetrics(new Registry(), 'client'), log, batchRetryMs: 60_000 });
+  t.teardown(() => client.close());
+  const ask = (metricName: string) => client.getMetrics({ name: 'web', namespace: 'shop', metricName }, new AbortController().signal);
+
+  t.match(await ask('s0-queue'), answer, 'a lone query');
+  const together = await Promise.all(['a', 'bb', 'ccc'].map(ask));
+  t.match(together, [answer, answer, answer], 'queries asked together: the batch is UNIMPLEMENTED there, each goes as GetMetrics');
+  const err = await ask('missing').catch((e: ServiceError) => e);
+  t.match(err, { code: status.NOT_FOUND, details: 'no such metric' }, 'the C core\'s status reaches us');
+  await eventually('every query seen by the C core', async () => (received.length >= 5 ? true : undefined));
+  t.strictSame(received.map((r) => r.metricName).sort(), ['a', 'bb', 'ccc', 'missing', 's0-queue'], 'each query arrived as its own GetMetrics, fields intact');
+  t.strictSame(received[0], { name: 'web', namespace: 'shop', metricName: 's0-queue' });
+});
