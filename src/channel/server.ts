@@ -1,14 +1,15 @@
 // The operator's end of the channel over mutual TLS 1.3: KEDA's api.MetricsService/GetMetrics,
 // our kedats.v1.MetricsBatch/GetMetrics (several of them in one call), and our
 // kedats.v1.MetricsMirror/Watch stream when the operator has a mirror to serve.
-import { Server, status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
+import { status, type ServiceDefinition } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { GrpcMetrics } from '../observability/metrics.js';
 import type { LiveTls } from '../tls/live-tls.js';
-import { LiveServerCredentials } from './credentials.js';
+import { startGrpcServer, type GrpcMethod, type ServerCall } from './grpc-server.js';
 import {
   BATCH_GET_METRICS_PATH,
   GET_METRICS_PATH,
+  MIRROR_WATCH_PATH,
   metricsBatchDefinition,
   metricsMirrorDefinition,
   metricsServiceDefinition,
@@ -58,15 +59,6 @@ export interface RunningChannelServer {
 }
 
 export async function startChannelServer(opts: ChannelServerOptions): Promise<RunningChannelServer> {
-  const server = new Server({
-    'grpc.max_connection_age_ms': opts.maxConnectionAgeMs,
-    'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs,
-    // Adapters keep the connection warm with pings; allow them without calls in flight.
-    'grpc.keepalive_permit_without_calls': 1,
-    'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-    // Per-call bookkeeping for a debugging interface we do not expose.
-    'grpc.enable_channelz': 0,
-  });
   /** One GetMetrics, answered with the status the adapter should see. */
   const answer = async (ref: ScaledObjectRef, signal: AbortSignal): Promise<{ code: status; list?: ExternalMetricValueList; message: string }> => {
     try {
@@ -77,91 +69,87 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
       return { code, message: (err as Error)?.message ?? String(err) };
     }
   };
-  /** An AbortSignal for a call: grpc-js emits 'cancelled' after every call, answered or not, so only one before the end aborts. */
-  const callSignal = (call: { on(event: 'cancelled', listener: () => void): unknown }) => {
-    const abort = new AbortController();
-    let ended = false;
-    call.on('cancelled', () => {
-      if (!ended) abort.abort();
-    });
-    return { signal: abort.signal, end: () => void (ended = true) };
-  };
-  server.addService(metricsServiceDefinition, {
-    GetMetrics: (call: ServerUnaryCall<ScaledObjectRef, ExternalMetricValueList>, callback: sendUnaryData<ExternalMetricValueList>) => {
+  const methods = new Map<string, GrpcMethod>();
+  methods.set(
+    GET_METRICS_PATH,
+    method<ScaledObjectRef, ExternalMetricValueList>(metricsServiceDefinition, 'GetMetrics', (call) => {
       const started = performance.now();
-      const { signal, end } = callSignal(call);
-      void answer(call.request, signal).then(({ code, list, message }) => {
-        end();
+      void answer(call.request, call.signal).then(({ code, list, message }) => {
         opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
-        if (code === status.OK) callback(null, list);
-        else callback({ code, details: message });
+        if (code === status.OK && list) call.write(list);
+        call.end(code, message);
       });
-    },
-  });
+    }),
+  );
   if (opts.batch !== false) {
-    server.addService(metricsBatchDefinition, {
-      GetMetrics: (call: ServerWritableStream<GetMetricsBatch, GetMetricsResult>) => {
+    methods.set(
+      BATCH_GET_METRICS_PATH,
+      method<GetMetricsBatch, GetMetricsResult>(metricsBatchDefinition, 'GetMetrics', (call) => {
         const started = performance.now();
-        const { signal, end } = callSignal(call);
         const refs = call.request.refs ?? [];
         let left = refs.length;
         const finish = () => {
-          end();
           opts.metrics.observe(BATCH_GET_METRICS_PATH, 'OK', (performance.now() - started) / 1000);
           call.end();
         };
         if (left === 0) return finish();
         refs.forEach((ref, index) => {
-          void answer(ref, signal).then(({ code, list, message }) => {
-            if (!call.cancelled) call.write({ index, list: list ?? null, code, message });
+          void answer(ref, call.signal).then(({ code, list, message }) => {
+            call.write({ index, list: list ?? null, code, message });
             if (--left === 0) finish();
           });
         });
-      },
-    });
+      }),
+    );
   }
   // Open Watch streams never end by themselves: shutdown ends them, or it would wait its whole grace.
-  const watches = new Set<ServerWritableStream<object, MirrorEvent>>();
+  const watches = new Set<ServerCall<object, MirrorEvent>>();
   if (opts.mirror) {
     const mirror = opts.mirror;
-    server.addService(metricsMirrorDefinition, {
-      Watch: (call: ServerWritableStream<object, MirrorEvent>) => {
+    methods.set(
+      MIRROR_WATCH_PATH,
+      method<object, MirrorEvent>(metricsMirrorDefinition, 'Watch', (call) => {
         watches.add(call);
-        call.on('close', () => watches.delete(call));
+        call.signal.addEventListener('abort', () => watches.delete(call));
         streamMirror(call, mirror);
-      },
-    });
+      }),
+    );
   }
-  const address = opts.bindAddress.startsWith(':') ? `0.0.0.0${opts.bindAddress}` : opts.bindAddress;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, new LiveServerCredentials(opts.tls, opts.trust), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  const [host, portText] = splitHostPort(opts.bindAddress.startsWith(':') ? `0.0.0.0${opts.bindAddress}` : opts.bindAddress);
+  const server = await startGrpcServer(host, Number(portText), { tls: opts.tls, trust: opts.trust, methods, log: opts.log, maxConnectionAgeMs: opts.maxConnectionAgeMs, maxConnectionAgeGraceMs: opts.maxConnectionAgeGraceMs });
   opts.metrics.state.set(1);
-  opts.log.info({ address, port }, 'metrics service listening (gRPC, mutual TLS 1.3)');
+  opts.log.info({ address: `${host}:${server.port}`, port: server.port }, 'metrics service listening (gRPC, mutual TLS 1.3)');
   return {
-    port,
+    port: server.port,
     async shutdown(graceMs) {
       opts.metrics.state.set(0);
       for (const w of watches) w.end();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await server.shutdown(graceMs);
     },
   };
+}
+
+/** A method of a proto-loader service definition, served by `handle`. */
+function method<Req, Res>(service: ServiceDefinition, name: string, handle: (call: ServerCall<Req, Res>) => void): GrpcMethod {
+  const def = service[name]!;
+  return {
+    decode: (bytes) => def.requestDeserialize(bytes) as Req,
+    encode: (message) => def.responseSerialize(message),
+    handle: handle as (call: ServerCall<unknown, unknown>) => void,
+  };
+}
+
+/** `host:port`, `[v6]:port`. */
+function splitHostPort(address: string): [string, string] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), address.slice(i + 1)];
 }
 
 /**
  * One adapter's Watch: the snapshot, then the changes, coalesced per turn of the event loop (and
  * for as long as the connection is not ready for more: the latest value of a key wins).
  */
-function streamMirror(call: ServerWritableStream<object, MirrorEvent>, mirror: MirrorSource): void {
+function streamMirror(call: ServerCall<object, MirrorEvent>, mirror: MirrorSource): void {
   const upserts = new Map<string, MirrorEntry>();
   const removals = new Map<string, MirrorKey>();
   let scheduled = false;
@@ -169,13 +157,13 @@ function streamMirror(call: ServerWritableStream<object, MirrorEvent>, mirror: M
   const keyOf = (k: MirrorKey) => `${k.namespace}/${k.name}/${k.metricName}`;
   const flush = () => {
     scheduled = false;
-    if (blocked || call.cancelled || (upserts.size === 0 && removals.size === 0)) return;
+    if (blocked || call.ended || (upserts.size === 0 && removals.size === 0)) return;
     const event: MirrorEvent = { snapshot: false, upserts: [...upserts.values()], removals: [...removals.values()] };
     upserts.clear();
     removals.clear();
     if (!call.write(event)) {
       blocked = true;
-      call.once('drain', () => {
+      call.onDrain(() => {
         blocked = false;
         flush();
       });
@@ -197,8 +185,6 @@ function streamMirror(call: ServerWritableStream<object, MirrorEvent>, mirror: M
       setImmediate(flush);
     }
   });
-  call.on('cancelled', unsubscribe);
-  call.on('close', unsubscribe);
-  call.on('error', unsubscribe);
+  call.signal.addEventListener('abort', unsubscribe);
   call.write({ snapshot: true, upserts: mirror.snapshot(), removals: [] });
 }
