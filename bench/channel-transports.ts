@@ -5,14 +5,18 @@
 //                  node:http2), a maintained alternative, with @bufbuild/protobuf messages built
 //                  from the same metrics.proto (the descriptor protoc-gen-es would embed);
 //   bare http2     gRPC framing written by hand on node:http2, nothing else: the floor any
-//                  node:http2-based implementation could reach, not a candidate.
+//                  node:http2-based implementation could reach;
+//   ours           the operator's own server (src/channel/server.ts on grpc-server.ts), with its
+//                  deadlines, cancellation, metrics and live certificates (server side only).
 // Each client against each server (the server in a child process of its own), with the bench's
 // own load generator: 1,000 calls/s open loop (CPU per call on each side, p50/p99), then a closed
 // loop of 32 concurrent calls (calls/s). Prints a table and writes
 // bench/results/channel-transports.json. About 80 s.
 import { fork } from 'node:child_process';
 import { createSecureServer, connect as http2Connect, type ClientHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import { writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Metadata, Server, ServerCredentials, credentials, loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
@@ -22,7 +26,13 @@ import descriptor from 'protobufjs/ext/descriptor/index.js';
 import { fileDesc, serviceDesc } from '@bufbuild/protobuf/codegenv2';
 import { createClient as createConnectClient } from '@connectrpc/connect';
 import { connectNodeAdapter, createGrpcTransport } from '@connectrpc/connect-node';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { createCA, issueCertificate } from '../src/certs/x509.js';
+import { startChannelServer } from '../src/channel/server.js';
+import { CertificateMetrics, GrpcMetrics } from '../src/observability/metrics.js';
+import { LiveTls } from '../src/tls/live-tls.js';
+import { tlsPolicy } from '../src/tls/policy.js';
 import type { Client, Reply } from './client.js';
 import { closedLoop, openLoop, type RunResult } from './load.js';
 
@@ -33,7 +43,7 @@ const REQUEST = { name: 'so-1', namespace: 'bench', metricName: 's0-metric-api-t
 const VALUE = '1500m';
 const ANSWER = { metadata: {}, items: [{ metricName: REQUEST.metricName, metricLabels: {}, timestamp: { seconds: '1700000000', nanos: 0 }, value: { string: VALUE } }] };
 
-type Side = 'grpc-js' | 'connect' | 'bare http2';
+type Side = 'grpc-js' | 'connect' | 'bare http2' | 'ours';
 interface Pki {
   ca: string;
   serverCert: string;
@@ -87,6 +97,22 @@ async function serve(kind: Side, pki: Pki): Promise<number> {
     if (m.type === 'cpu') process.send!({ type: 'cpu', usage: process.cpuUsage(), calls });
   });
   const tls = { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' as const };
+  if (kind === 'ours') {
+    const dir = await mkdtemp(join(tmpdir(), 'channel-bench-'));
+    const files = { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key'), caFile: join(dir, 'ca.crt') };
+    await Promise.all([writeFile(files.certFile, pki.serverCert), writeFile(files.keyFile, pki.serverKey), writeFile(files.caFile, pki.ca)]);
+    const silent = pino({ level: 'silent' });
+    const live = new LiveTls({ certFile: files.certFile, keyFile: files.keyFile, caFiles: { ca: files.caFile } }, tlsPolicy('VersionTLS13', []), silent, new CertificateMetrics(new Registry()));
+    await live.start();
+    const handler = {
+      getMetrics: async () => {
+        calls++;
+        return ANSWER;
+      },
+    };
+    const server = await startChannelServer({ bindAddress: '127.0.0.1:0', tls: live, trust: ['ca'], handler, batch: false, metrics: new GrpcMetrics(new Registry(), 'server'), log: silent, maxConnectionAgeMs: 3_600_000, maxConnectionAgeGraceMs: 10_000 });
+    return server.port;
+  }
   if (kind === 'grpc-js') {
     // Configured as src/channel/server.ts configures it: no channelz, Nagle off.
     const server = new Server({ 'grpc.enable_channelz': 0 });
@@ -280,6 +306,8 @@ async function main(): Promise<void> {
     ['bare http2', 'grpc-js'],
     ['grpc-js', 'bare http2'],
     ['bare http2', 'bare http2'],
+    ['grpc-js', 'ours'],
+    ['bare http2', 'ours'],
   ];
   console.log(`gRPC GetMetrics over mTLS 1.3: open loop ${SETTINGS.openRate} calls/s for ${SETTINGS.openMs} ms, then ${SETTINGS.concurrency} concurrent calls for ${SETTINGS.closedMs} ms`);
   for (const [c, s] of combos) {
@@ -307,6 +335,11 @@ async function main(): Promise<void> {
   const cost = (p: Pair) => p.open.clientCpuUsPerCall + p.open.serverCpuUsPerCall;
   const keep = cost(alternative) < cost(today) && alternative.open.errors + alternative.closed.errors === 0 ? 'connect' : 'grpc-js';
   console.log(`\nCPU per call, both sides at ${SETTINGS.openRate}/s: grpc-js ${cost(today).toFixed(0)} µs, connect ${cost(alternative).toFixed(0)} µs (${alternative.open.errors + alternative.closed.errors} failed calls); the numbers favour ${keep}`);
+  const adopted = of('grpc-js', 'ours');
+  console.log(
+    `the channel as it is (grpc-js client, our server on node:http2): ${cost(adopted).toFixed(0)} µs per call, p99 ${adopted.open.latency.p99Ms} ms, ${adopted.closed.rps.toFixed(0)} calls/s; ` +
+      `grpc-js at both ends: ${cost(today).toFixed(0)} µs, p99 ${today.open.latency.p99Ms} ms, ${today.closed.rps.toFixed(0)} calls/s`,
+  );
   await mkdir(RESULTS, { recursive: true });
   await writeFile(new URL('channel-transports.json', RESULTS), JSON.stringify({ timestamp: new Date().toISOString(), settings: SETTINGS, pairs, favoured: keep }, null, 2));
   console.log('written to bench/results/channel-transports.json');

@@ -53,7 +53,8 @@ export interface RunningGrpcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-export async function startGrpcServer(host: string, port: number, opts: GrpcServerOptions): Promise<RunningGrpcServer> {
+/** `host` undefined: every interface. */
+export async function startGrpcServer(host: string | undefined, port: number, opts: GrpcServerOptions): Promise<RunningGrpcServer> {
   const contextOptions = () => ({ ...opts.tls.secureContextOptions(opts.trust), requestCert: true, rejectUnauthorized: true });
   const server: Http2SecureServer = createSecureServer({
     ...contextOptions(),
@@ -78,7 +79,7 @@ export async function startGrpcServer(host: string, port: number, opts: GrpcServ
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, ...(host !== undefined ? { host } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });

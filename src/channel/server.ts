@@ -115,10 +115,11 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
       }),
     );
   }
-  const [host, portText] = splitHostPort(opts.bindAddress.startsWith(':') ? `0.0.0.0${opts.bindAddress}` : opts.bindAddress);
+  // KEDA's `:port` is every interface, IPv6 included where there is IPv6 (Node's default, as Go's).
+  const [host, portText] = opts.bindAddress.startsWith(':') ? [undefined, opts.bindAddress.slice(1)] : splitHostPort(opts.bindAddress);
   const server = await startGrpcServer(host, Number(portText), { tls: opts.tls, trust: opts.trust, methods, log: opts.log, maxConnectionAgeMs: opts.maxConnectionAgeMs, maxConnectionAgeGraceMs: opts.maxConnectionAgeGraceMs });
   opts.metrics.state.set(1);
-  opts.log.info({ address: `${host}:${server.port}`, port: server.port }, 'metrics service listening (gRPC, mutual TLS 1.3)');
+  opts.log.info({ address: opts.bindAddress, port: server.port }, 'metrics service listening (gRPC, mutual TLS 1.3)');
   return {
     port: server.port,
     async shutdown(graceMs) {
