@@ -131,6 +131,8 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
     }
     const [after, writesAfter, t1] = [await operator.stats(), await counterOf(operatorMetricsPort, 'keda_kube_api_writes_total'), performance.now()];
     const operatorIdleCores = (cpuOf(after) - cpuOf(before)) / 1e3 / (t1 - t0);
+    const trims = { count: await counterOf(operatorMetricsPort, 'idle_heap_trims_total'), pauseMs: 1e3 * (await counterOf(operatorMetricsPort, 'idle_heap_trim_pause_seconds_total')) };
+    say(`${objects}: operator heap trims so far: ${trims.count}, ${trims.pauseMs.toFixed(0)} ms of pauses in all`);
     say(`${objects}: operator idle ${(operatorIdleCores * 100).toFixed(1)}% of a core, ${mb(after.rss)} RSS (heap ${mb(after.heapUsed)}, external ${mb(after.external)}), ${writesAfter - writesBefore} writes in ${steadySeconds} s; adapter idle ${mb(adapterIdle.rss)}`);
 
     // Every distinct metric at once, over 32 keep-alive connections, as the HPAs would ask.

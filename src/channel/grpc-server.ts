@@ -59,8 +59,10 @@ export async function startGrpcServer(host: string | undefined, port: number, op
   const server: Http2SecureServer = createSecureServer({
     ...contextOptions(),
     settings: { enablePush: false },
-    // The default (100) would make long-lived Watch streams and a batch burst compete.
-    peerMaxConcurrentStreams: 1000,
+    // As grpc-js's server: node:http2 refuses new streams (ENHANCE_YOUR_CALM) once a session's
+    // buffered data passes maxSessionMemory (10 MB by default), as a slow reader of many answers could.
+    maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
   });
   opts.tls.onChange(() => server.setSecureContext(contextOptions()));
   const sessions = new Set<ServerHttp2Session>();

@@ -21,7 +21,7 @@ export interface IdleTrimOptions {
   quietUtilization?: number;
   /** Growth of the committed heap since the last trim that makes another worth its pause (default 4 MiB). */
   minGrowthBytes?: number;
-  /** The shortest time between two trims (default 60 s). */
+  /** The shortest time between two trims (default 5 min): a process that keeps allocating regrows its young generation, and trimming it again and again would only cost pauses. */
   minIntervalMs?: number;
   log?: Logger;
   registry?: Registry;
@@ -38,7 +38,7 @@ export function startIdleTrim(options: IdleTrimOptions = {}): IdleTrim {
   const checkEveryMs = options.checkEveryMs ?? 10_000;
   const quietUtilization = options.quietUtilization ?? 0.05;
   const minGrowthBytes = options.minGrowthBytes ?? 4 * 1024 * 1024;
-  const minIntervalMs = options.minIntervalMs ?? 60_000;
+  const minIntervalMs = options.minIntervalMs ?? 300_000;
   const gc = memoryReducingGc();
   if (!gc) {
     options.log?.info('idle memory trim is off: this runtime gives no gc() to call');

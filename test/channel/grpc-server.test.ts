@@ -116,6 +116,13 @@ t.test('what a gRPC client never sends gets HTTP or gRPC errors, and the connect
   t.equal((await send(session, request('x'))).grpcStatus, '0', 'and a good call after all of them, on the same connection');
 });
 
+t.test('a burst on one connection, as an adapter without MetricsBatch (KEDA\'s) sends one: every call answered', async (t) => {
+  const server = await start();
+  const session = dial(server.port);
+  const answers = await Promise.all(Array.from({ length: 2_000 }, (_, i) => send(session, request(`m${i}`))));
+  t.equal(answers.filter((a) => a.grpcStatus === '0').length, 2_000);
+});
+
 t.test('grpc-timeout: each unit; the handler is told when it passes', async (t) => {
   t.strictSame(['1H', '2M', '3S', '4m', '5000u', '6000000n', '123456789S', '1s', ''].map((v) => parseTimeout(v)), [3_600_000, 120_000, 3_000, 4, 5, 6, null, null, null]);
   const server = await start();
