@@ -29,6 +29,7 @@ import { connectNodeAdapter, createGrpcTransport } from '@connectrpc/connect-nod
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createCA, issueCertificate } from '../src/certs/x509.js';
+import { frame } from '../src/channel/grpc-server.js';
 import { startChannelServer } from '../src/channel/server.js';
 import { CertificateMetrics, GrpcMetrics } from '../src/observability/metrics.js';
 import { LiveTls } from '../src/tls/live-tls.js';
@@ -165,14 +166,6 @@ class NoDelayCredentials extends ServerCredentials {
   _equals(other: ServerCredentials): boolean {
     return other === this;
   }
-}
-
-function frame(body: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0;
-  out.writeUInt32BE(body.length, 1);
-  out.set(body, 5);
-  return out;
 }
 
 // --- clients (here, behind the load generator's Client interface) --------------------------------

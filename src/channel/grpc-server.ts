@@ -222,11 +222,12 @@ class Http2Call implements ServerCall<unknown, unknown> {
   }
 }
 
-function frame(message: Buffer): Buffer {
+/** One gRPC message on the wire: flag 0 (not compressed), its length, the bytes. */
+export function frame(message: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(5 + message.length);
   out[0] = 0;
   out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
+  out.set(message, 5);
   return out;
 }
 
