@@ -175,6 +175,18 @@ export async function startClusterOperator(t: { teardown(fn: () => unknown): voi
   return operator;
 }
 
+/**
+ * Our two components against the control plane, as a cluster runs them: the operator (patching
+ * the APIService's caBundle) and the aggregated adapter registered behind the APIService. Both
+ * stopped with the test.
+ */
+export async function startOperatorAndAdapter(t: { teardown(fn: () => unknown): void }, cp: ControlPlane, kube: Kube, certDir: string): Promise<{ operator: TestOperator; adapter: TestAdapter }> {
+  const operator = await startClusterOperator(t, cp, certDir, { apiServicePatching: true });
+  const { adapter } = await startAggregatedAdapter(kube, { certDir, operatorPort: operator.grpcPort, adapterKubeconfig: (await componentKubeconfigs(cp)).adapter });
+  t.teardown(() => adapter.shutdown());
+  return { operator, adapter };
+}
+
 /** An external metric read through kube-apiserver's aggregator, as the HPA controller reads it: the first item's value, or the failure. */
 export async function externalMetric(cp: ControlPlane, namespace: string, metric: string, scaledObject: string): Promise<{ code: number | null; value?: string; stderr: string }> {
   const path = `/apis/external.metrics.k8s.io/v1beta1/namespaces/${namespace}/${metric}?labelSelector=${encodeURIComponent(`scaledobject.keda.sh/name=${scaledObject}`)}`;

@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startControlPlane } from '../helpers/envtest.js';
-import { componentKubeconfigs, installDeploy, kubectlApply, startAggregatedAdapter, startClusterOperator } from '../helpers/keda-cluster.js';
+import { installDeploy, kubectlApply, startOperatorAndAdapter } from '../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, replicasOf, scaledObject, secret, type Obj } from '../helpers/kube.js';
 import { createTestPki } from '../helpers/pki.js';
 import { eventually } from '../helpers/loop.js';
@@ -40,10 +40,7 @@ const cp = await startControlPlane(t);
 t.comment(`control plane up in ${Math.round(cp.startup.totalMs)} ms`);
 const kube = new Kube(cp.adminKubeconfig);
 await installDeploy(cp, root, ['crds', 'rbac', 'apiservice']);
-const kc = await componentKubeconfigs(cp);
-const operator = await startClusterOperator(t, cp, pki.dir, { apiServicePatching: true });
-const { adapter } = await startAggregatedAdapter(kube, { certDir: pki.dir, operatorPort: operator.grpcPort, adapterKubeconfig: kc.adapter });
-t.teardown(() => adapter.shutdown());
+const { operator } = await startOperatorAndAdapter(t, cp, kube, pki.dir);
 
 // --- the four objects of one install ------------------------------------------------------------
 type Part = 'ScaledObject' | 'Deployment' | 'TriggerAuthentication' | 'Secret';

@@ -9,7 +9,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { startControlPlane } from '../helpers/envtest.js';
-import { componentKubeconfigs, externalMetric, installDeploy, jsonUpstream, mustApply, startAggregatedAdapter, startClusterOperator } from '../helpers/keda-cluster.js';
+import { externalMetric, installDeploy, jsonUpstream, mustApply, startOperatorAndAdapter } from '../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, replicasOf, scaledObject, type Obj } from '../helpers/kube.js';
 import { createTestPki } from '../helpers/pki.js';
 import { eventually } from '../helpers/loop.js';
@@ -60,9 +60,7 @@ const WIDGET_RBAC: Obj[] = [
 await mustApply(cp.adminKubeconfig, root, WIDGETS, ...WIDGET_RBAC);
 await eventually('the Widget kind served', () => kube.request('GET', '/apis/example.com/v1'));
 
-const operator = await startClusterOperator(t, cp, pki.dir, { apiServicePatching: true });
-const { adapter } = await startAggregatedAdapter(kube, { certDir: pki.dir, operatorPort: operator.grpcPort, adapterKubeconfig: (await componentKubeconfigs(cp)).adapter });
-t.teardown(() => adapter.shutdown());
+const { operator } = await startOperatorAndAdapter(t, cp, kube, pki.dir);
 
 const METRIC = 's0-metric-api-queue-depth';
 const trigger = (name: string, extra: Record<string, unknown> = {}) => ({ type: 'metrics-api', metadata: { url: `${base}/${name}`, valueLocation: 'queue.depth', targetValue: '10' }, ...extra });

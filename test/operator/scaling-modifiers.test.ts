@@ -7,7 +7,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { startControlPlane } from '../helpers/envtest.js';
-import { componentKubeconfigs, externalMetric, installDeploy, jsonUpstream, mustApply, startAggregatedAdapter, startClusterOperator } from '../helpers/keda-cluster.js';
+import { externalMetric, installDeploy, jsonUpstream, mustApply, startOperatorAndAdapter } from '../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, replicasOf, scaledObject } from '../helpers/kube.js';
 import { createTestPki } from '../helpers/pki.js';
 import { eventually } from '../helpers/loop.js';
@@ -24,9 +24,7 @@ t.comment(`control plane up in ${Math.round(cp.startup.totalMs)} ms`);
 const kube = new Kube(cp.adminKubeconfig);
 await installDeploy(cp, root, ['crds', 'rbac', 'apiservice']);
 await kube.create(namespace('shop'));
-const operator = await startClusterOperator(t, cp, pki.dir, { apiServicePatching: true });
-const { adapter } = await startAggregatedAdapter(kube, { certDir: pki.dir, operatorPort: operator.grpcPort, adapterKubeconfig: (await componentKubeconfigs(cp)).adapter });
-t.teardown(() => adapter.shutdown());
+await startOperatorAndAdapter(t, cp, kube, pki.dir);
 
 const named = (name: string, path: string, extra: Record<string, unknown> = {}) => ({ type: 'metrics-api', name, metadata: { url: `${base}${path}`, valueLocation: 'v', targetValue: '1' }, ...extra });
 const condition = (name: string, type: string) => kube.condition('keda.sh/v1alpha1', 'ScaledObject', 'shop', name, type);

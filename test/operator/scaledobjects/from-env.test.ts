@@ -6,7 +6,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { startControlPlane } from '../../helpers/envtest.js';
-import { componentKubeconfigs, externalMetric, installDeploy, mustApply, startAggregatedAdapter, startClusterOperator } from '../../helpers/keda-cluster.js';
+import { externalMetric, installDeploy, mustApply, startOperatorAndAdapter } from '../../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, scaledObject, secret, type Obj } from '../../helpers/kube.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { eventually } from '../../helpers/loop.js';
@@ -20,9 +20,7 @@ const cp = await startControlPlane(t);
 const kube = new Kube(cp.adminKubeconfig);
 await installDeploy(cp, root, ['crds', 'rbac', 'apiservice']);
 await kube.create(namespace('shop'));
-const operator = await startClusterOperator(t, cp, pki.dir, { apiServicePatching: true });
-const { adapter } = await startAggregatedAdapter(kube, { certDir: pki.dir, operatorPort: operator.grpcPort, adapterKubeconfig: (await componentKubeconfigs(cp)).adapter });
-t.teardown(() => adapter.shutdown());
+await startOperatorAndAdapter(t, cp, kube, pki.dir);
 
 const served = (so: string) => externalMetric(cp, 'shop', 's0-redis-orders', so);
 const ready = (name: string) => kube.condition('keda.sh/v1alpha1', 'ScaledObject', 'shop', name, 'Ready');

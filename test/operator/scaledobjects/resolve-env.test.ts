@@ -4,6 +4,7 @@
 // from a map here; the cluster's reads are shown in from-env.test.ts.
 import t from 'tap';
 import { EnvironmentError, expand, resolveEnvironment, type EnvironmentReader } from '../../../src/operator/scaledobjects/resolve-env.js';
+import { thrownMessage } from '../../helpers/errors.js';
 
 type Objects = Record<string, Record<string, string> | Error>;
 /** Objects by `Kind/name`; each read is counted. */
@@ -18,15 +19,7 @@ function reader(objects: Objects): EnvironmentReader & { reads: string[] } {
   return { reads, readSecret: get('Secret'), readConfigMap: get('ConfigMap') };
 }
 const env = (container: Record<string, unknown>, objects: Objects = {}, containerName?: string) => resolveEnvironment(reader(objects), 'shop', { containers: [{ name: 'first', env: [{ name: 'WHO', value: 'first' }] }, { name: 'app', ...container }] }, containerName ?? 'app', 'Deployment shop/web');
-const problem = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof EnvironmentError) return err.message;
-    throw err;
-  }
-  return 'no problem';
-};
+const problem = (f: () => unknown): string => thrownMessage(f, EnvironmentError, 'no problem');
 
 t.test('$(VAR) is expanded as Kubernetes expands it', async (t) => {
   const vars = new Map([['A', 'x'], ['B', 'y']]);

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { startControlPlane } from '../../helpers/envtest.js';
-import { componentKubeconfigs, externalMetric, installDeploy, mustApply, startAggregatedAdapter, startClusterOperator } from '../../helpers/keda-cluster.js';
+import { externalMetric, installDeploy, mustApply, startOperatorAndAdapter } from '../../helpers/keda-cluster.js';
 import { Kube, deployment, namespace, replicasOf, scaledObject, type Obj } from '../../helpers/kube.js';
 import { createTestPki } from '../../helpers/pki.js';
 import { eventually } from '../../helpers/loop.js';
@@ -16,9 +16,7 @@ const cp = await startControlPlane(t);
 const kube = new Kube(cp.adminKubeconfig);
 await installDeploy(cp, root, ['crds', 'rbac', 'apiservice']);
 for (const ns of ['shop', 'batch']) await kube.create(namespace(ns));
-const operator = await startClusterOperator(t, cp, pki.dir, { apiServicePatching: true });
-const { adapter } = await startAggregatedAdapter(kube, { certDir: pki.dir, operatorPort: operator.grpcPort, adapterKubeconfig: (await componentKubeconfigs(cp)).adapter });
-t.teardown(() => adapter.shutdown());
+await startOperatorAndAdapter(t, cp, kube, pki.dir);
 
 const workload = (name: string, metadata: Record<string, string>) => ({ type: 'kubernetes-workload', name, metadata });
 const pod = (ns: string, name: string, labels: Record<string, string>): Obj => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, labels }, spec: { containers: [{ name: 'c', image: 'registry.invalid/none:1' }] } });

@@ -11,6 +11,7 @@ import { readParameters, withParameterTables, type ParamSpec } from '../../../sr
 import { ScalerConfigError, type ScalerContext } from '../../../src/operator/scalers/scaler.js';
 import { ContainerEnvironment } from '../../../src/operator/scaledobjects/resolve-env.js';
 import { repoRoot } from '../../helpers/repo.js';
+import { thrownMessage } from '../../helpers/errors.js';
 
 const trust = new CustomCaTrust([], pino({ level: 'silent' }));
 const ctx = (metadata: Record<string, string>, auth: Record<string, string> = {}, extra: Partial<ScalerContext> = {}): ScalerContext => ({ triggerIndex: 0, trigger: { type: 'x', metadata }, auth, trust, timeoutMs: 1000, ...extra });
@@ -27,15 +28,7 @@ const SPECS: ParamSpec[] = [
   { name: 'pin', type: 'enum', values: ['1'], from: 'auth', secret: true, doc: '' },
 ];
 const read = (metadata: Record<string, string>, auth: Record<string, string> = {}, extra: Partial<ScalerContext> = {}) => readParameters('x', SPECS, ctx(metadata, auth, extra));
-const refusal = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (err) {
-    if (err instanceof ScalerConfigError) return err.message;
-    throw err;
-  }
-  return 'not refused';
-};
+const refusal = (f: () => unknown): string => thrownMessage(f, ScalerConfigError, 'not refused');
 const address = 'https://u:p@example.test/x';
 
 t.test('types, defaults and sources', async (t) => {
