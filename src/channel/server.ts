@@ -3,6 +3,7 @@
 // kedats.v1.MetricsMirror/Watch stream when the operator has a mirror to serve.
 import { status, type ServiceDefinition } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { parseBindAddress } from '../config/bind-address.js';
 import type { GrpcMetrics } from '../observability/metrics.js';
 import type { LiveTls } from '../tls/live-tls.js';
 import { startGrpcServer, type GrpcMethod, type ServerCall } from './grpc-server.js';
@@ -116,8 +117,8 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
     );
   }
   // KEDA's `:port` is every interface, IPv6 included where there is IPv6 (Node's default, as Go's).
-  const [host, portText] = opts.bindAddress.startsWith(':') ? [undefined, opts.bindAddress.slice(1)] : splitHostPort(opts.bindAddress);
-  const server = await startGrpcServer(host, Number(portText), { tls: opts.tls, trust: opts.trust, methods, log: opts.log, maxConnectionAgeMs: opts.maxConnectionAgeMs, maxConnectionAgeGraceMs: opts.maxConnectionAgeGraceMs });
+  const { host, port } = parseBindAddress(opts.bindAddress, 'metrics service bind address');
+  const server = await startGrpcServer(host, port, { tls: opts.tls, trust: opts.trust, methods, log: opts.log, maxConnectionAgeMs: opts.maxConnectionAgeMs, maxConnectionAgeGraceMs: opts.maxConnectionAgeGraceMs });
   opts.metrics.state.set(1);
   opts.log.info({ address: opts.bindAddress, port: server.port }, 'metrics service listening (gRPC, mutual TLS 1.3)');
   return {
@@ -138,12 +139,6 @@ function method<Req, Res>(service: ServiceDefinition, name: string, handle: (cal
     encode: (message) => def.responseSerialize(message),
     handle: handle as (call: ServerCall<unknown, unknown>) => void,
   };
-}
-
-/** `host:port`, `[v6]:port`. */
-function splitHostPort(address: string): [string, string] {
-  const i = address.lastIndexOf(':');
-  return [address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), address.slice(i + 1)];
 }
 
 /**

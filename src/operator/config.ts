@@ -4,6 +4,7 @@ import { UsageError, boolFlag, durationFlag, enumFlag, intFlag, listFlag, parseF
 import { validateLifecycleConfig, type LifecycleConfig } from './certificates/plan.js';
 import { serviceDnsNames } from '../k8s/service-names.js';
 import { commonFlags, componentConfig, envName, type ComponentConfig } from '../config/common.js';
+import { parseBindAddress } from '../config/bind-address.js';
 
 const env = envName('OPERATOR');
 
@@ -91,7 +92,9 @@ export function parseOperatorConfig(argv: readonly string[], environment: NodeJS
   const f = parseFlags(operatorFlags, argv, environment);
   if (f.help) return 'help';
   const common = componentConfig(f);
-  if (!/^(\[[0-9a-fA-F:.]+\]|[^:]*):\d{1,5}$/.test(f.metricsServiceBindAddress)) {
+  try {
+    parseBindAddress(f.metricsServiceBindAddress, '--metrics-service-bind-address');
+  } catch {
     throw new UsageError(`--metrics-service-bind-address=${f.metricsServiceBindAddress}: expected host:port or :port`);
   }
   if (f.serviceAccountTokenExpiration < 600_000) throw new UsageError('--service-account-token-expiration must be at least 10m (the API server\'s minimum)');

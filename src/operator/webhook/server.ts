@@ -17,6 +17,7 @@ import { followLiveTls } from '../../tls/live-server.js';
 import type { LiveTls } from '../../tls/live-tls.js';
 import { AdmissionReviewError, admissionResponse, parseAdmissionReview, type AdmissionRequest, type Verdict } from './admission.js';
 import { WEBHOOK_KINDS, isKindOf, validateRequest, type ScaledObjectView, type ValidationDeps, type WebhookResource } from './validate.js';
+import { parseBindAddress } from '../../config/bind-address.js';
 
 /** KEDA's webhook paths (controller-runtime's `/validate-<group>-<version>-<kind>`), one per resource. */
 export const WEBHOOK_PATHS: Readonly<Record<WebhookResource, string>> = {
@@ -191,10 +192,8 @@ function toStatusError(err: FastifyError | StatusError, bodyLimit: number): Stat
   return new StatusError(500, 'InternalError', `Internal error occurred: ${err.message}`);
 }
 
-/** `host:port`, `[v6]:port` or `:port` (every IPv4 interface, as the gRPC service does). */
+/** `host:port`, `[v6]:port` or `:port` (here: every IPv4 interface). */
 export function hostPort(bindAddress: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(bindAddress);
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new Error(`webhook bind address ${JSON.stringify(bindAddress)}: expected host:port or :port`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+  const { host, port } = parseBindAddress(bindAddress, 'webhook bind address');
+  return { host: host ?? '0.0.0.0', port };
 }
