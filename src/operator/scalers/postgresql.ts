@@ -379,6 +379,9 @@ class PgUpstream {
     // An idle connection the server ends (a restart, a terminated backend) is dropped by the pool;
     // without a listener its error would be thrown.
     pool.on('error', (err) => this.onIdleError(err));
+    // A connection in use has no pool listener: the server's goodbye arriving with a result (a
+    // shutdown right after the answer) would be thrown. The pool drops such a connection at release.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     this.pools.set(transport, pool);
     return pool;
   }

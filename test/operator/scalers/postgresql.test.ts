@@ -6,7 +6,7 @@
 // triggers, every failure with its message, and never a secret in a message or a log line.
 import t from 'tap';
 import { createPrivateKey } from 'node:crypto';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import { createCA, issueCertificate } from '../../../src/certs/x509.js';
 import { scalerFactories } from '../../../src/operator/scalers/index.js';
 import { createPostgresqlScaler } from '../../../src/operator/scalers/postgresql.js';
@@ -353,6 +353,52 @@ t.test('the server goes away and comes back: the scaler recovers without being r
   const back = await polled.until((r) => r.failures === 0 && r.value === 3);
   t.equal(back.error, undefined, 'the trigger is healthy again');
   t.equal(await polled.query(), '3');
+});
+
+t.test('the server\'s goodbye in the same read as an answer: the value stands, the connection is dropped', async (t) => {
+  // A proxy that, once armed, delivers a shutdown's FATAL right behind the next ReadyForQuery, in
+  // one write: the client has no query running when it reads the goodbye. A real server shows this
+  // only by chance, when it stops at the moment an answer leaves.
+  const READY = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+  const fields = 'SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0';
+  const goodbye = Buffer.concat([Buffer.from([0x45]), Buffer.alloc(4), Buffer.from(fields, 'latin1')]);
+  goodbye.writeUInt32BE(goodbye.length - 1, 1);
+  let armed = false;
+  const open = new Set<Socket>();
+  let connections = 0;
+  const proxy = createServer((client) => {
+    connections++;
+    open.add(client);
+    client.on('close', () => open.delete(client));
+    const upstream = connectTcp(server.port, '127.0.0.1');
+    client.pipe(upstream);
+    upstream.on('data', (chunk: Buffer) => {
+      if (armed && chunk.subarray(-READY.length).equals(READY)) {
+        armed = false;
+        client.end(Buffer.concat([chunk, goodbye]));
+        upstream.destroy();
+        return;
+      }
+      client.write(chunk);
+    });
+    for (const s of [client, upstream]) s.on('error', () => undefined);
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => {
+    proxy.close(() => r());
+    for (const socket of open) socket.destroy();
+  }));
+  const proxyPort = String((proxy.address() as AddressInfo).port);
+
+  const s = makeScaler(params(WAITING, { port: proxyPort }), { auth: withPassword });
+  t.equal(await value(s), 3);
+  armed = true;
+  t.equal(await value(s), 3, 'the answer read with the goodbye is the value; the goodbye is not thrown');
+  t.equal(armed, false, 'the goodbye was delivered');
+  t.equal(await value(s), 3, 'the next query gets a new connection');
+  t.equal(connections, 2, 'the closed connection was not reused');
 });
 
 t.test('admission: the webhook refuses bad metadata with KEDA\'s parameter names', async (t) => {
