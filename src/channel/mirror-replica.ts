@@ -4,14 +4,16 @@
 // time to live the operator gave it; otherwise queries go to GetMetrics as before. The stream is
 // reopened with backoff (and starts with a full snapshot); an operator without the service (KEDA's)
 // answers UNIMPLEMENTED, and the replica asks again only now and then.
-import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { MirrorMetrics } from '../observability/metrics.js';
+import type { MirrorStream } from './client.js';
+import type { CallError } from './grpc-client.js';
 import type { MirrorEvent, MirrorKey } from './service.js';
 
 export interface MirrorReplicaOptions {
   /** Opens a Watch stream on the channel to the operator. */
-  open(): ClientReadableStream<MirrorEvent>;
+  open(): MirrorStream;
   log: Logger;
   metrics: MirrorMetrics;
   /** How long to wait before asking an operator that had no mirror again. */
@@ -24,7 +26,7 @@ const MAX_BACKOFF_MS = 5_000;
 
 export class MirrorReplica {
   private readonly entries = new Map<string, { value: string; expiresAt: number }>();
-  private stream: ClientReadableStream<MirrorEvent> | undefined;
+  private stream: MirrorStream | undefined;
   private live = false;
   private backoffMs = INITIAL_BACKOFF_MS;
   private retry: NodeJS.Timeout | undefined;
@@ -38,7 +40,7 @@ export class MirrorReplica {
     const stream = this.o.open();
     this.stream = stream;
     stream.on('data', (event: MirrorEvent) => this.apply(event));
-    stream.on('error', (err: ServiceError) => this.ended(stream, err));
+    stream.on('error', (err: CallError) => this.ended(stream, err));
     stream.on('end', () => this.ended(stream, undefined));
   }
 
@@ -74,7 +76,7 @@ export class MirrorReplica {
     this.o.metrics.entries.set(this.entries.size);
   }
 
-  private ended(stream: ClientReadableStream<MirrorEvent>, err: ServiceError | undefined): void {
+  private ended(stream: MirrorStream, err: CallError | undefined): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
     this.setLive(false);

@@ -12,11 +12,19 @@
 #       JSON line per call: {"method", "request" (hex)}.
 import json
 import sys
+import threading
 from concurrent import futures
 
 import grpc
 
 GET_METRICS = "/api.MetricsService/GetMetrics"
+# The server's handlers run on several threads; print writes a line and its newline separately.
+stdout_lock = threading.Lock()
+
+
+def say(value):
+    with stdout_lock:
+        print(json.dumps(value), flush=True)
 
 
 def read(path):
@@ -36,7 +44,7 @@ def client(target, ca, cert, key, authority):
                 out = {"code": "OK", "details": "", "response": response.hex()}
             except grpc.RpcError as err:
                 out = {"code": err.code().name, "details": err.details() or "", "response": ""}
-            print(json.dumps(out), flush=True)
+            say(out)
 
 
 class KedaOperator(grpc.GenericRpcHandler):
@@ -49,7 +57,7 @@ class KedaOperator(grpc.GenericRpcHandler):
         method = details.method
 
         def get_metrics(request, context):
-            print(json.dumps({"method": method, "request": request.hex()}), flush=True)
+            say({"method": method, "request": request.hex()})
             if b"missing" in request:
                 context.abort(grpc.StatusCode.NOT_FOUND, "no such metric")
             return self.response

@@ -2,10 +2,11 @@
 // object is named by the `scaledobject.keda.sh/name` selector, the operator computes the value.
 // Values the operator answers from its last poll (useCachedMetrics) are answered from the mirror
 // of them this adapter holds, while that is live (see src/channel/mirror-replica.ts).
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { getEquality } from '../../k8s/labels.js';
 import { canonicalQuantity } from '../../k8s/quantity.js';
 import type { ChannelClient } from '../../channel/client.js';
+import type { CallError } from '../../channel/grpc-client.js';
 import type { MirrorReplica } from '../../channel/mirror-replica.js';
 import { fromWireTime } from '../../channel/service.js';
 import {
@@ -40,7 +41,7 @@ export class OperatorSource implements ExternalMetricsProvider {
     try {
       list = await this.channel.getMetrics({ name: scaledObject, namespace: q.namespace, metricName: q.metricName }, signal);
     } catch (err) {
-      throw fromGrpcError(err as ServiceError);
+      throw fromGrpcError(err as CallError);
     }
     return list.items.map((item) => ({
       metricName: item.metricName,
@@ -61,7 +62,7 @@ export class OperatorSource implements ExternalMetricsProvider {
   }
 }
 
-function fromGrpcError(err: ServiceError): Error {
+function fromGrpcError(err: CallError): Error {
   const details = err.details || err.message;
   switch (err.code) {
     case status.UNAVAILABLE:
