@@ -1,6 +1,6 @@
 // The adapter <-> operator channel's transport, compared (issue: "a lean unary path"): KEDA's
 // GetMetrics over mutual TLS 1.3, the same request and answer bytes, through
-//   grpc-js        what the channel uses (client and server);
+//   grpc-js        the library the channel used at both ends before its own (devDependency, here only);
 //   connect        Connect's Node packages (@connectrpc/connect-node, gRPC protocol over
 //                  node:http2), a maintained alternative, with @bufbuild/protobuf messages built
 //                  from the same metrics.proto (the descriptor protoc-gen-es would embed);

@@ -5,7 +5,7 @@
 // each answered as GetMetrics would answer it; a lone query, or any against a KEDA operator, is
 // a GetMetrics call.
 import { EventEmitter } from 'node:events';
-import { status } from '@grpc/grpc-js';
+import { status } from './status.js';
 import type { Logger } from 'pino';
 import type { GrpcMetrics } from '../observability/metrics.js';
 import type { LiveTls } from '../tls/live-tls.js';

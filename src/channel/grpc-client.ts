@@ -16,7 +16,7 @@
 import { constants as h2, connect as http2Connect, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { isIP } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, createSecureContext, type PeerCertificate } from 'node:tls';
-import { status } from '@grpc/grpc-js';
+import { status } from './status.js';
 import { parseBindAddress } from '../config/bind-address.js';
 import type { LiveTls } from '../tls/live-tls.js';
 import { frame } from './grpc-server.js';

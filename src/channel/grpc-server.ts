@@ -10,7 +10,7 @@
 // than allowed.
 import { constants as h2, createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { status } from '@grpc/grpc-js';
+import { status } from './status.js';
 import type { Logger } from 'pino';
 import type { LiveTls } from '../tls/live-tls.js';
 

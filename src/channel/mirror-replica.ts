@@ -4,7 +4,7 @@
 // time to live the operator gave it; otherwise queries go to GetMetrics as before. The stream is
 // reopened with backoff (and starts with a full snapshot); an operator without the service (KEDA's)
 // answers UNIMPLEMENTED, and the replica asks again only now and then.
-import { status } from '@grpc/grpc-js';
+import { status } from './status.js';
 import type { Logger } from 'pino';
 import type { MirrorMetrics } from '../observability/metrics.js';
 import type { MirrorStream } from './client.js';

@@ -1,7 +1,8 @@
 // The operator's end of the channel over mutual TLS 1.3: KEDA's api.MetricsService/GetMetrics,
 // our kedats.v1.MetricsBatch/GetMetrics (several of them in one call), and our
 // kedats.v1.MetricsMirror/Watch stream when the operator has a mirror to serve.
-import { status, type ServiceDefinition } from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/proto-loader';
+import { status } from './status.js';
 import type { Logger } from 'pino';
 import { parseBindAddress } from '../config/bind-address.js';
 import type { GrpcMetrics } from '../observability/metrics.js';
@@ -136,7 +137,7 @@ function method<Req, Res>(service: ServiceDefinition, name: string, handle: (cal
   const def = service[name]!;
   return {
     decode: (bytes) => def.requestDeserialize(bytes) as Req,
-    encode: (message) => def.responseSerialize(message),
+    encode: (message) => def.responseSerialize(message as object),
     handle: handle as (call: ServerCall<unknown, unknown>) => void,
   };
 }

@@ -1,8 +1,7 @@
-// The channel's wire contract, loaded from metrics.proto: the service definition both ends use
-// and the message shapes as grpc-js hands them to us.
+// The channel's wire contract, loaded from the .proto files: each method's path and its message
+// codecs (protobufjs, through proto-loader), and the message shapes those codecs give.
 import { fileURLToPath } from 'node:url';
-import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { loadSync, type ServiceDefinition } from '@grpc/proto-loader';
 
 export const GET_METRICS_PATH = '/api.MetricsService/GetMetrics';
 
@@ -17,7 +16,7 @@ export interface WireQuantity {
 }
 
 export interface WireTime {
-  /** int64 as a decimal string: grpc-js is configured not to lose precision. */
+  /** int64 as a decimal string (longs: String), not to lose precision. */
   seconds: string;
   nanos: number;
 }
@@ -65,25 +64,19 @@ export interface MirrorEvent {
   removals: MirrorKey[];
 }
 
-const load = (file: string) =>
-  loadPackageDefinition(
-    loadSync(fileURLToPath(new URL(file, import.meta.url)), {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-      includeDirs: [fileURLToPath(new URL('.', import.meta.url))],
-    }),
-  ) as GrpcObject;
+/** One service of a .proto file, by its full name. */
+const load = (file: string, service: string) =>
+  loadSync(fileURLToPath(new URL(file, import.meta.url)), {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+    includeDirs: [fileURLToPath(new URL('.', import.meta.url))],
+  })[service] as ServiceDefinition;
 
-const api = load('./metrics.proto').api as GrpcObject;
-export const MetricsServiceClient = api.MetricsService as ServiceClientConstructor;
-export const metricsServiceDefinition: ServiceDefinition = MetricsServiceClient.service;
-
-const mirror = (load('./mirror.proto').kedats as GrpcObject).v1 as GrpcObject;
-export const MetricsMirrorClient = mirror.MetricsMirror as ServiceClientConstructor;
-export const metricsMirrorDefinition: ServiceDefinition = MetricsMirrorClient.service;
+export const metricsServiceDefinition = load('./metrics.proto', 'api.MetricsService');
+export const metricsMirrorDefinition = load('./mirror.proto', 'kedats.v1.MetricsMirror');
 
 export const BATCH_GET_METRICS_PATH = '/kedats.v1.MetricsBatch/GetMetrics';
 
@@ -99,9 +92,7 @@ export interface GetMetricsResult {
   message: string;
 }
 
-const batch = (load('./batch.proto').kedats as GrpcObject).v1 as GrpcObject;
-export const MetricsBatchClient = batch.MetricsBatch as ServiceClientConstructor;
-export const metricsBatchDefinition: ServiceDefinition = MetricsBatchClient.service;
+export const metricsBatchDefinition = load('./batch.proto', 'kedats.v1.MetricsBatch');
 
 export function toWireTime(d: Date): WireTime {
   const ms = d.getTime();

@@ -7,7 +7,7 @@
 // built from changes (its TriggerAuthentication, a Secret, appearing, changing or going), when a
 // token in it is due for renewal, or when the scaler failed (as KEDA does). Which objects were
 // built from what is indexed, so that a change reaches exactly the objects that use it.
-import { status } from '@grpc/grpc-js';
+import { status } from '../channel/status.js';
 import type { Logger } from 'pino';
 import { formatQuantity, quantityFromNumber } from '../k8s/quantity.js';
 import { ChannelError, type MetricsHandler } from '../channel/server.js';

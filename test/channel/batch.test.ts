@@ -3,7 +3,7 @@
 // holds back no other), a cancelled one alone is cancelled; an operator without the service (as
 // KEDA's) gets every query as GetMetrics, and the batch is tried again later.
 import t from 'tap';
-import { status } from '@grpc/grpc-js';
+import { status } from '../../src/channel/status.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { CallError } from '../../src/channel/grpc-client.js';

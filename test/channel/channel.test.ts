@@ -1,7 +1,7 @@
 // The gRPC channel over real mutual TLS 1.3: calls, status codes, deadlines, the operator going
 // away and coming back, and the rejections (foreign CA, no certificate, TLS 1.2).
 import t from 'tap';
-import { status } from '@grpc/grpc-js';
+import { status } from '../../src/channel/status.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { ChannelClient } from '../../src/channel/client.js';

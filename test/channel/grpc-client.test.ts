@@ -13,7 +13,7 @@ import { copyFile } from 'node:fs/promises';
 import { constants as h2, createSecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { status } from '@grpc/grpc-js';
+import { status } from '../../src/channel/status.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { GrpcConnection, type ConnectivityState } from '../../src/channel/grpc-client.js';
@@ -354,7 +354,7 @@ t.test('a server that accepts and never answers: calls wait while CONNECTING, un
 });
 
 t.test('the operator goes and comes back: TRANSIENT_FAILURE with backoff, then READY by itself', async (t) => {
-  let server = await operator();
+  const server = await operator();
   const port = server.port;
   const { connection, states } = connect(port);
   t.equal(await getMetrics(connection), '7');
@@ -367,7 +367,7 @@ t.test('the operator goes and comes back: TRANSIENT_FAILURE with backoff, then R
   await new Promise((r) => setTimeout(r, 1_000));
   const attemptsInASecond = states.filter((s) => s.state === 'CONNECTING').length - attemptsBefore;
   t.ok(attemptsInASecond >= 1 && attemptsInASecond <= 5, `backoff: ${attemptsInASecond} attempts in a second`);
-  server = await operator({ port });
+  await operator({ port });
   await eventually('READY again', async () => (connection.state === 'READY' ? true : undefined), 10_000);
   t.equal(await getMetrics(connection), '7');
 });

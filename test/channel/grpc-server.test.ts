@@ -8,7 +8,7 @@ import t from 'tap';
 import { connect, constants as h2, type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import { copyFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
-import { status } from '@grpc/grpc-js';
+import { status } from '../../src/channel/status.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { ChannelError, startChannelServer, type MetricsHandler, type RunningChannelServer } from '../../src/channel/server.js';

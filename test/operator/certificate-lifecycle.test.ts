@@ -12,7 +12,7 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { status } from '@grpc/grpc-js';
+import { status } from '../../src/channel/status.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { startControlPlane } from '../helpers/envtest.js';

@@ -2,7 +2,7 @@
 // object is named by the `scaledobject.keda.sh/name` selector, the operator computes the value.
 // Values the operator answers from its last poll (useCachedMetrics) are answered from the mirror
 // of them this adapter holds, while that is live (see src/channel/mirror-replica.ts).
-import { status } from '@grpc/grpc-js';
+import { status } from '../../channel/status.js';
 import { getEquality } from '../../k8s/labels.js';
 import { canonicalQuantity } from '../../k8s/quantity.js';
 import type { ChannelClient } from '../../channel/client.js';
