@@ -41,7 +41,8 @@ import { tlsPolicy } from '../src/tls/policy.js';
 import type { Client, Reply } from './client.js';
 import { closedLoop, openLoop, type RunResult } from './load.js';
 
-const PROTO = fileURLToPath(new URL('../src/channel/metrics.proto', import.meta.url));
+// The contract in the repository (dist-bench/bench -> src/channel).
+const PROTO = fileURLToPath(new URL('../../src/channel/metrics.proto', import.meta.url));
 const RESULTS = new URL('../../bench/results/', import.meta.url);
 const SETTINGS = { openRate: 1_000, openMs: 5_000, warmupMs: 1_000, closedMs: 4_000, concurrency: 32 };
 const REQUEST = { name: 'so-1', namespace: 'bench', metricName: 's0-metric-api-throughput' };

@@ -1,7 +1,6 @@
 // The operator's end of the channel over mutual TLS 1.3: KEDA's api.MetricsService/GetMetrics,
 // our kedats.v1.MetricsBatch/GetMetrics (several of them in one call), and our
 // kedats.v1.MetricsMirror/Watch stream when the operator has a mirror to serve.
-import type { ServiceDefinition } from '@grpc/proto-loader';
 import { status } from './status.js';
 import type { Logger } from 'pino';
 import { parseBindAddress } from '../config/bind-address.js';
@@ -16,8 +15,7 @@ import {
   metricsMirrorDefinition,
   metricsServiceDefinition,
   type ExternalMetricValueList,
-  type GetMetricsBatch,
-  type GetMetricsResult,
+  type MethodDefinition,
   type MirrorEntry,
   type MirrorEvent,
   type MirrorKey,
@@ -74,7 +72,7 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
   const methods = new Map<string, GrpcMethod>();
   methods.set(
     GET_METRICS_PATH,
-    method<ScaledObjectRef, ExternalMetricValueList>(metricsServiceDefinition, 'GetMetrics', (call) => {
+    method(metricsServiceDefinition.GetMetrics, (call) => {
       const started = performance.now();
       void answer(call.request, call.signal).then(({ code, list, message }) => {
         opts.metrics.observe(GET_METRICS_PATH, status[code] ?? String(code), (performance.now() - started) / 1000);
@@ -86,7 +84,7 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
   if (opts.batch !== false) {
     methods.set(
       BATCH_GET_METRICS_PATH,
-      method<GetMetricsBatch, GetMetricsResult>(metricsBatchDefinition, 'GetMetrics', (call) => {
+      method(metricsBatchDefinition.GetMetrics, (call) => {
         const started = performance.now();
         const refs = call.request.refs ?? [];
         let left = refs.length;
@@ -110,7 +108,7 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
     const mirror = opts.mirror;
     methods.set(
       MIRROR_WATCH_PATH,
-      method<object, MirrorEvent>(metricsMirrorDefinition, 'Watch', (call) => {
+      method(metricsMirrorDefinition.Watch, (call) => {
         watches.add(call);
         call.signal.addEventListener('abort', () => watches.delete(call));
         streamMirror(call, mirror);
@@ -132,12 +130,11 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
   };
 }
 
-/** A method of a proto-loader service definition, served by `handle`. */
-function method<Req, Res>(service: ServiceDefinition, name: string, handle: (call: ServerCall<Req, Res>) => void): GrpcMethod {
-  const def = service[name]!;
+/** A method of the channel's services, served by `handle`. */
+function method<Req, Res>(def: MethodDefinition<Req, Res>, handle: (call: ServerCall<Req, Res>) => void): GrpcMethod {
   return {
-    decode: (bytes) => def.requestDeserialize(bytes) as Req,
-    encode: (message) => def.responseSerialize(message as object),
+    decode: (bytes) => def.requestDeserialize(bytes),
+    encode: (message) => def.responseSerialize(message as Res),
     handle: handle as (call: ServerCall<unknown, unknown>) => void,
   };
 }

@@ -1,7 +1,6 @@
-// The channel's wire contract, loaded from the .proto files: each method's path and its message
-// codecs (protobufjs, through proto-loader), and the message shapes those codecs give.
-import { fileURLToPath } from 'node:url';
-import { loadSync, type ServiceDefinition } from '@grpc/proto-loader';
+// The channel's wire contract (metrics.proto, batch.proto, mirror.proto): each method's path, its
+// messages' shapes, and their codecs (codecs.ts).
+import { decode, encode, externalMetricValueList, getMetricsBatch, getMetricsResult, mirrorEvent, scaledObjectRef, watchRequest, type Codec } from './codecs.js';
 
 export const GET_METRICS_PATH = '/api.MetricsService/GetMetrics';
 
@@ -64,19 +63,30 @@ export interface MirrorEvent {
   removals: MirrorKey[];
 }
 
-/** One service of a .proto file, by its full name. */
-const load = (file: string, service: string) =>
-  loadSync(fileURLToPath(new URL(file, import.meta.url)), {
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [fileURLToPath(new URL('.', import.meta.url))],
-  })[service] as ServiceDefinition;
+/** A method: its path, and its request's and answer's codecs (named as grpc-js names them). */
+export interface MethodDefinition<Req, Res> {
+  path: string;
+  /** Answers are a stream (any number of messages before the status). */
+  responseStream: boolean;
+  requestSerialize(value: Req): Buffer;
+  requestDeserialize(bytes: Buffer): Req;
+  responseSerialize(value: Res): Buffer;
+  responseDeserialize(bytes: Buffer): Res;
+}
 
-export const metricsServiceDefinition = load('./metrics.proto', 'api.MetricsService');
-export const metricsMirrorDefinition = load('./mirror.proto', 'kedats.v1.MetricsMirror');
+function method<Req, Res>(path: string, request: Codec<Req>, response: Codec<Res>, responseStream = false): MethodDefinition<Req, Res> {
+  return {
+    path,
+    responseStream,
+    requestSerialize: (value) => encode(request, value),
+    requestDeserialize: (bytes) => decode(request, bytes),
+    responseSerialize: (value) => encode(response, value),
+    responseDeserialize: (bytes) => decode(response, bytes),
+  };
+}
+
+export const metricsServiceDefinition = { GetMetrics: method(GET_METRICS_PATH, scaledObjectRef, externalMetricValueList) };
+export const metricsMirrorDefinition = { Watch: method(MIRROR_WATCH_PATH, watchRequest, mirrorEvent, true) };
 
 export const BATCH_GET_METRICS_PATH = '/kedats.v1.MetricsBatch/GetMetrics';
 
@@ -92,7 +102,7 @@ export interface GetMetricsResult {
   message: string;
 }
 
-export const metricsBatchDefinition = load('./batch.proto', 'kedats.v1.MetricsBatch');
+export const metricsBatchDefinition = { GetMetrics: method(BATCH_GET_METRICS_PATH, getMetricsBatch, getMetricsResult, true) };
 
 export function toWireTime(d: Date): WireTime {
   const ms = d.getTime();

@@ -53,7 +53,7 @@ const itemObject = {
 };
 
 t.test('ExternalMetricValueList decodes from hand-built bytes', async (t) => {
-  const decoded = method.responseDeserialize(Buffer.from(list)) as Record<string, unknown>;
+  const decoded = method.responseDeserialize(Buffer.from(list));
   t.match(decoded, {
     metadata: { selfLink: '', resourceVersion: '42', continue: '' },
     items: [itemObject],
@@ -71,10 +71,10 @@ t.test('ExternalMetricValueList encodes to the hand-built bytes', async (t) => {
 
 t.test('optional window and remainingItemCount: absent stays absent, zero is kept', async (t) => {
   const noWindow = [...msg(2, [...str(1, 'm'), ...msg(5, str(1, '1'))])];
-  const decoded = method.responseDeserialize(Buffer.from(noWindow)) as { items: Record<string, unknown>[] };
+  const decoded = method.responseDeserialize(Buffer.from(noWindow));
   t.notOk(decoded.items[0]!.window, 'no window on the wire, none decoded');
   const zero = [...msg(2, [...str(1, 'm'), ...int(4, 0), ...msg(5, str(1, '1'))])];
-  t.equal((method.responseDeserialize(Buffer.from(zero)) as { items: { window: string }[] }).items[0]!.window, '0');
+  t.equal(method.responseDeserialize(Buffer.from(zero)).items[0]!.window, '0');
   const withCount = [...msg(1, int(4, 7))];
   t.match(method.responseDeserialize(Buffer.from(withCount)), { metadata: { remainingItemCount: '7' } });
 });
