@@ -112,8 +112,8 @@ export class GrpcConnection {
    * time (Infinity: none). `retry`: UNAVAILABLE before any answer is retried within the deadline.
    */
   call(path: string, request: Buffer, deadline: number, handlers: CallHandlers, retry = false): ClientCall {
-    if (!retry) return new Attempt(this, path, request, deadline, handlers).begin();
-    return new RetryingCall(this, path, request, deadline, handlers).begin();
+    const spec = { path, request, deadline, handlers };
+    return retry ? new RetryingCall(this, spec).begin() : new Attempt(this, spec).begin();
   }
 
   /** Stops: no new calls; calls in flight end with UNAVAILABLE. */
@@ -253,6 +253,14 @@ function drain(session: ClientHttp2Session): void {
   setTimeout(() => session.destroy(), DRAIN_MS).unref();
 }
 
+interface CallSpec {
+  path: string;
+  request: Buffer;
+  /** Date.now() time; Infinity: none. */
+  deadline: number;
+  handlers: CallHandlers;
+}
+
 /** One attempt of a call on one connection. @internal */
 class Attempt implements ClientCall {
   private stream: ClientHttp2Stream | undefined;
@@ -265,14 +273,16 @@ class Attempt implements ClientCall {
   private result: [status, string] | undefined;
   private streamError = '';
   received = false;
+  private readonly deadline: number;
+  private readonly handlers: CallHandlers;
 
   constructor(
     private readonly connection: GrpcConnection,
-    private readonly path: string,
-    private readonly request: Buffer,
-    private readonly deadline: number,
-    private readonly handlers: CallHandlers,
-  ) {}
+    private readonly spec: CallSpec,
+  ) {
+    this.deadline = spec.deadline;
+    this.handlers = spec.handlers;
+  }
 
   /** Separate from the constructor: the status may come at once (a failed connection, a past deadline). */
   begin(): this {
@@ -296,7 +306,7 @@ class Attempt implements ClientCall {
       ':method': 'POST',
       ':scheme': 'https',
       ':authority': this.connection.authority,
-      ':path': this.path,
+      ':path': this.spec.path,
       'content-type': 'application/grpc',
       te: 'trailers',
       'grpc-accept-encoding': 'identity',
@@ -319,7 +329,7 @@ class Attempt implements ClientCall {
     stream.on('trailers', (h: IncomingHttpHeaders) => this.trailers(h));
     stream.on('error', (err: Error) => (this.streamError ||= describe(err)));
     stream.on('close', () => this.closed(stream));
-    stream.end(frame(this.request));
+    stream.end(frame(this.spec.request));
   }
 
   end(code: status, details: string): void {
@@ -397,10 +407,7 @@ class RetryingCall implements ClientCall {
 
   constructor(
     private readonly connection: GrpcConnection,
-    private readonly path: string,
-    private readonly request: Buffer,
-    private readonly deadline: number,
-    private readonly handlers: CallHandlers,
+    private readonly spec: CallSpec,
   ) {}
 
   begin(): this {
@@ -415,24 +422,23 @@ class RetryingCall implements ClientCall {
   }
 
   private start(): void {
-    const attempt: Attempt = new Attempt(this.connection, this.path, this.request, this.deadline, {
-      onMessage: (m) => this.handlers.onMessage(m),
-      onStatus: (code, details) => {
-        if (code === status.UNAVAILABLE && !attempt.received && this.attempts < RETRY.maxAttempts) {
-          const delay = Math.random() * this.backoffMs;
-          if (Date.now() + delay < this.deadline) {
-            this.attempts++;
-            this.backoffMs = Math.min(this.backoffMs * RETRY.multiplier, RETRY.maxMs);
-            this.retryTimer = setTimeout(() => {
-              this.retryTimer = undefined;
-              this.start();
-            }, delay);
-            return;
-          }
+    const { deadline, handlers } = this.spec;
+    const onStatus = (code: status, details: string) => {
+      if (code === status.UNAVAILABLE && !attempt.received && this.attempts < RETRY.maxAttempts) {
+        const delay = Math.random() * this.backoffMs;
+        if (Date.now() + delay < deadline) {
+          this.attempts++;
+          this.backoffMs = Math.min(this.backoffMs * RETRY.multiplier, RETRY.maxMs);
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.start();
+          }, delay);
+          return;
         }
-        this.finish(code, details);
-      },
-    });
+      }
+      this.finish(code, details);
+    };
+    const attempt: Attempt = new Attempt(this.connection, { ...this.spec, handlers: { onMessage: (m) => handlers.onMessage(m), onStatus } });
     this.attempt = attempt;
     attempt.begin();
   }
@@ -440,7 +446,7 @@ class RetryingCall implements ClientCall {
   private finish(code: status, details: string): void {
     if (this.done) return;
     this.done = true;
-    this.handlers.onStatus(code, details);
+    this.spec.handlers.onStatus(code, details);
   }
 }
 

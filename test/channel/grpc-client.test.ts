@@ -14,18 +14,15 @@ import { constants as h2, createSecureServer, type IncomingHttpHeaders, type Ser
 import { connect as connectTcp, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { status } from '../../src/channel/status.js';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { GrpcConnection, type ConnectivityState } from '../../src/channel/grpc-client.js';
 import { frame } from '../../src/channel/grpc-server.js';
-import { startChannelServer, type MetricsHandler } from '../../src/channel/server.js';
+import type { MetricsHandler } from '../../src/channel/server.js';
 import { GET_METRICS_PATH, metricsServiceDefinition, toWireTime } from '../../src/channel/service.js';
-import { GrpcMetrics } from '../../src/observability/metrics.js';
+import { startTestChannelServer, type TestChannelServerOptions } from '../helpers/channel.js';
 import { eventually } from '../helpers/loop.js';
-import { channelTls, createTestPki, type Pair } from '../helpers/pki.js';
+import { channelTls, createTestPki } from '../helpers/pki.js';
 
 const pki = await createTestPki(t.testdir());
-const log = pino({ level: 'silent' });
 const codec = metricsServiceDefinition.GetMetrics!;
 const clientTls = await channelTls(pki.tls, pki.ca.certFile);
 
@@ -257,20 +254,7 @@ const handler: MetricsHandler = {
     return { metadata: {}, items: [{ metricName: ref.metricName, metricLabels: {}, timestamp: toWireTime(new Date()), value: { string: '7' } }] };
   },
 };
-async function operator(options: { maxConnectionAgeMs?: number; identity?: Pair; port?: number } = {}) {
-  const server = await startChannelServer({
-    bindAddress: `127.0.0.1:${options.port ?? 0}`,
-    tls: await channelTls(options.identity ?? pki.tls, pki.ca.certFile),
-    trust: ['ca'],
-    handler,
-    metrics: new GrpcMetrics(new Registry(), 'server'),
-    log,
-    maxConnectionAgeMs: options.maxConnectionAgeMs ?? 600_000,
-    maxConnectionAgeGraceMs: 2_000,
-  });
-  t.teardown(() => server.shutdown(0));
-  return server;
-}
+const operator = (options: TestChannelServerOptions = {}) => startTestChannelServer(t, pki, handler, { maxConnectionAgeGraceMs: 2_000, ...options });
 const getMetrics = async (connection: GrpcConnection, metricName = 's0-x') => {
   const o = await call(connection, GET_METRICS_PATH, codec.requestSerialize({ name: 'web', namespace: 'shop', metricName }), 2_000, true);
   return o.code === status.OK ? (codec.responseDeserialize(o.messages[0]!) as { items: { value: { string: string } }[] }).items[0]!.value.string : `${status[o.code]}: ${o.details}`;

@@ -9,17 +9,14 @@ import { connect, constants as h2, type ClientHttp2Session, type IncomingHttpHea
 import { copyFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { status } from '../../src/channel/status.js';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { ChannelError, startChannelServer, type MetricsHandler, type RunningChannelServer } from '../../src/channel/server.js';
+import { ChannelError, type MetricsHandler } from '../../src/channel/server.js';
 import { parseTimeout } from '../../src/channel/grpc-server.js';
 import { GET_METRICS_PATH, metricsServiceDefinition, toWireTime } from '../../src/channel/service.js';
-import { GrpcMetrics } from '../../src/observability/metrics.js';
-import { channelTls, createTestPki, type Pair } from '../helpers/pki.js';
+import { createTestPki } from '../helpers/pki.js';
+import { startTestChannelServer, type TestChannelServerOptions } from '../helpers/channel.js';
 import { eventually } from '../helpers/loop.js';
 
 const pki = await createTestPki(t.testdir());
-const log = pino({ level: 'silent' });
 const codec = metricsServiceDefinition.GetMetrics!;
 
 const held: { release: () => void; signal: AbortSignal }[] = [];
@@ -31,20 +28,7 @@ const handler: MetricsHandler = {
   },
 };
 
-async function start(options: { maxConnectionAgeMs?: number; maxConnectionAgeGraceMs?: number; identity?: Pair } = {}): Promise<RunningChannelServer> {
-  const server = await startChannelServer({
-    bindAddress: '127.0.0.1:0',
-    tls: await channelTls(options.identity ?? pki.tls, pki.ca.certFile),
-    trust: ['ca'],
-    handler,
-    metrics: new GrpcMetrics(new Registry(), 'server'),
-    log,
-    maxConnectionAgeMs: options.maxConnectionAgeMs ?? 600_000,
-    maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs ?? 1_000,
-  });
-  t.teardown(() => server.shutdown(0));
-  return server;
-}
+const start = (options: TestChannelServerOptions = {}) => startTestChannelServer(t, pki, handler, options);
 
 function dial(port: number): ClientHttp2Session {
   const session = connect(`https://localhost:${port}`, { ca: pki.ca.cert, cert: pki.tls.cert, key: pki.tls.key, minVersion: 'TLSv1.3' });
