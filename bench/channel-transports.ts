@@ -12,8 +12,8 @@
 //                  keepalive, retries and live certificates.
 // Each client against each server (the server in a child process of its own), with the bench's
 // own load generator: 1,000 calls/s open loop (CPU per call on each side, p50/p99), then a closed
-// loop of 32 concurrent calls (calls/s). Prints a table and writes
-// bench/results/channel-transports.json. About 80 s.
+// loop of 32 concurrent calls (calls/s, and both sides' CPU per call at saturation). Prints a
+// table and writes bench/results/channel-transports.json. About 100 s.
 import { fork } from 'node:child_process';
 import { createSecureServer, connect as http2Connect, type ClientHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -278,7 +278,8 @@ interface Pair {
   client: Side;
   server: Side;
   open: RunResult & { clientCpuUsPerCall: number; serverCpuUsPerCall: number };
-  closed: RunResult;
+  /** At saturation: both sides' CPU per call (the client's includes the load generator's). */
+  closed: RunResult & { cpuUsPerCall: number };
 }
 
 async function measure(clientKind: Side, serverKind: Side, pki: Pki): Promise<Pair> {
@@ -292,13 +293,15 @@ async function measure(clientKind: Side, serverKind: Side, pki: Pki): Promise<Pa
     const [cpu0, s0] = [process.cpuUsage(), await server.cpuUs()];
     const open = await openLoop(c, { path: '', check, rate: SETTINGS.openRate, durationMs: SETTINGS.openMs });
     const [cpu1, s1] = [process.cpuUsage(cpu0), await server.cpuUs()];
+    const cpu2 = process.cpuUsage();
     const closed = await closedLoop(c, { ...loop, durationMs: SETTINGS.closedMs });
+    const [cpu3, s3] = [process.cpuUsage(cpu2), await server.cpuUs()];
     const calls = open.ok + open.errors;
     return {
       client: clientKind,
       server: serverKind,
       open: { ...open, clientCpuUsPerCall: (cpu1.user + cpu1.system) / calls, serverCpuUsPerCall: (s1.us - s0.us) / (s1.calls - s0.calls) },
-      closed,
+      closed: { ...closed, cpuUsPerCall: (cpu3.user + cpu3.system + s3.us - s1.us) / (closed.ok + closed.errors) },
     };
   } finally {
     await c.close();
@@ -341,7 +344,7 @@ async function main(): Promise<void> {
     pairs.push(p);
     console.log(`  ${c} -> ${s}: client ${p.open.clientCpuUsPerCall.toFixed(0)} µs/call, server ${p.open.serverCpuUsPerCall.toFixed(0)} µs/call, p99 ${p.open.latency.p99Ms} ms, ${p.closed.rps.toFixed(0)} calls/s, ${p.open.errors + p.closed.errors} failed`);
   }
-  const header = 'client -> server               client µs/call  server µs/call  p50 ms  p99 ms  calls/s (32 conc.)  failed';
+  const header = 'client -> server               client µs/call  server µs/call  p50 ms  p99 ms  calls/s (32 conc.)  µs/call (32 conc.)  failed';
   console.log(`\n${header}\n${'-'.repeat(header.length)}`);
   for (const p of pairs) {
     console.log(
@@ -352,6 +355,7 @@ async function main(): Promise<void> {
         p.open.latency.p50Ms.toFixed(2).padStart(7),
         p.open.latency.p99Ms.toFixed(2).padStart(7),
         p.closed.rps.toFixed(0).padStart(19),
+        p.closed.cpuUsPerCall.toFixed(1).padStart(19),
         String(p.open.errors + p.closed.errors).padStart(7),
       ].join(' '),
     );

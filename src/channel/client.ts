@@ -19,7 +19,6 @@ import {
   metricsServiceDefinition,
   type ExternalMetricValueList,
   type GetMetricsBatch,
-  type GetMetricsResult,
   type MirrorEvent,
   type ScaledObjectRef,
 } from './service.js';
@@ -41,9 +40,9 @@ export interface ChannelClientOptions {
   batchRetryMs?: number;
 }
 
-const getMetrics = metricsServiceDefinition.GetMetrics!;
-const batchGetMetrics = metricsBatchDefinition.GetMetrics!;
-const mirrorWatch = metricsMirrorDefinition.Watch!;
+const getMetrics = metricsServiceDefinition.GetMetrics;
+const batchGetMetrics = metricsBatchDefinition.GetMetrics;
+const mirrorWatch = metricsMirrorDefinition.Watch;
 
 /** A query waiting for the next flush, or in a call. */
 interface Pending {
@@ -110,22 +109,15 @@ export class ChannelClient {
 
   private unary(q: Pending): void {
     let value: ExternalMetricValueList | undefined;
-    let decodeError = '';
     const call = this.connection.call(
       GET_METRICS_PATH,
       getMetrics.requestSerialize(q.ref),
       q.deadline,
       {
-        onMessage: (bytes) => {
-          try {
-            value = getMetrics.responseDeserialize(bytes) as ExternalMetricValueList;
-          } catch (err) {
-            decodeError = `the answer does not decode: ${(err as Error).message}`;
-          }
-        },
+        onMessage: (bytes) => (value = getMetrics.responseDeserialize(bytes)),
         onStatus: (code, details) => {
           q.signal.removeEventListener('abort', cancel);
-          if (code === status.OK && !value) this.settle(q, GET_METRICS_PATH, new CallError(status.INTERNAL, decodeError || 'the operator answered without a message'));
+          if (code === status.OK && !value) this.settle(q, GET_METRICS_PATH, new CallError(status.INTERNAL, 'the operator answered without a message'));
           else this.settle(q, GET_METRICS_PATH, code === status.OK ? undefined : new CallError(code, details), value);
         },
       },
@@ -152,12 +144,7 @@ export class ChannelClient {
       Math.min(...queries.map((q) => q.deadline)),
       {
         onMessage: (bytes) => {
-          let r: GetMetricsResult;
-          try {
-            r = batchGetMetrics.responseDeserialize(bytes) as GetMetricsResult;
-          } catch {
-            return;
-          }
+          const r = batchGetMetrics.responseDeserialize(bytes);
           const q = queries[r.index];
           if (q) this.settle(q, BATCH_GET_METRICS_PATH, r.code === status.OK ? undefined : new CallError(r.code, r.message), r.list ?? undefined);
         },
@@ -203,7 +190,7 @@ export class ChannelClient {
   watchMirror(): MirrorStream {
     const stream = new EventEmitter() as EventEmitter & MirrorStream;
     const call = this.connection.call(MIRROR_WATCH_PATH, mirrorWatch.requestSerialize({}), Infinity, {
-      onMessage: (bytes) => stream.emit('data', mirrorWatch.responseDeserialize(bytes) as MirrorEvent),
+      onMessage: (bytes) => stream.emit('data', mirrorWatch.responseDeserialize(bytes)),
       // Deferred: a connection in TRANSIENT_FAILURE fails the call before the caller has listeners.
       onStatus: (code, details) => queueMicrotask(() => (code === status.OK ? stream.emit('end') : stream.emit('error', new CallError(code, details)))),
     });

@@ -36,6 +36,7 @@ export class CallError extends Error {
 }
 
 export interface CallHandlers {
+  /** What it throws ends the call with INTERNAL. */
   onMessage(message: Buffer): void;
   /** Exactly once, last. */
   onStatus(code: status, details: string): void;
@@ -373,7 +374,12 @@ class Attempt implements ClientCall {
       this.chunks = rest.length > 0 ? [rest] : [];
       this.size = rest.length;
       this.received = true;
-      this.handlers.onMessage(message);
+      try {
+        this.handlers.onMessage(message);
+      } catch (err) {
+        // Thrown from a stream's 'data' event it would be uncaught: the call ends instead.
+        return this.end(status.INTERNAL, `the answer could not be read: ${(err as Error).message}`);
+      }
       if (this.done) return;
     }
   }

@@ -119,6 +119,12 @@ const behaviours: Record<string, (stream: ServerHttp2Stream) => void> = {
     s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true });
   },
   '/t/hang': () => undefined,
+  '/t/garbage': (s) => {
+    s.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    s.once('wantTrailers', () => s.sendTrailers({ 'grpc-status': '0' }));
+    // Field 1 with wire type 3 (a proto2 group): not something the channel's messages contain.
+    s.end(frame(Buffer.from([0x0b])));
+  },
 };
 
 const bare = createSecureServer({ ca: pki.ca.cert, cert: pki.tls.cert, key: pki.tls.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
@@ -186,6 +192,16 @@ t.test('answers a client must refuse: compressed, oversized, cut short, without 
   t.equal(none.code, status.INTERNAL);
   t.match(none.details, /ended the call without a status/);
   t.equal((await call(connection, '/t/trailers-only', Buffer.from('x'))).code, status.NOT_FOUND, 'and the connection serves on');
+});
+
+t.test('an answer the caller cannot read ends the call with INTERNAL, and nothing is thrown', async (t) => {
+  const { connection } = connect(barePort);
+  const unreadable = await new Promise<[status, string]>((resolve) =>
+    connection.call('/t/garbage', Buffer.from('x'), Date.now() + 2_000, { onMessage: (m) => codec.responseDeserialize(m), onStatus: (code, details) => resolve([code, details]) }),
+  );
+  t.strictSame(unreadable, [status.INTERNAL, 'the answer could not be read: protobuf: wire type 3 is not supported']);
+  await eventually('the call reset', async () => (seen.at(-1)!.reset !== undefined ? true : undefined));
+  t.equal((await call(connection, '/t/trailers-only', Buffer.from('x'))).code, status.NOT_FOUND, 'the connection serves on');
 });
 
 t.test('deadline and cancel reach the server; a refused stream is UNAVAILABLE, and retried when asked', async (t) => {
