@@ -32,7 +32,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createCA, issueCertificate } from '../src/certs/x509.js';
 import { GrpcConnection } from '../src/channel/grpc-client.js';
-import { frame } from '../src/channel/grpc-server.js';
+import { frame } from '../src/channel/grpc-protocol.js';
 import { startChannelServer } from '../src/channel/server.js';
 import { GET_METRICS_PATH, metricsServiceDefinition } from '../src/channel/service.js';
 import { CertificateMetrics, GrpcMetrics } from '../src/observability/metrics.js';

@@ -19,7 +19,7 @@ import { checkServerIdentity, connect as tlsConnect, createSecureContext, type P
 import { status } from './status.js';
 import { parseBindAddress } from '../config/bind-address.js';
 import type { LiveTls } from '../tls/live-tls.js';
-import { frame } from './grpc-server.js';
+import { MAX_MESSAGE_BYTES, frame, fromHttpStatus, percentDecode } from './grpc-protocol.js';
 
 export const CONNECTIVITY_STATES = ['IDLE', 'CONNECTING', 'READY', 'TRANSIENT_FAILURE', 'SHUTDOWN'] as const;
 export type ConnectivityState = (typeof CONNECTIVITY_STATES)[number];
@@ -59,8 +59,6 @@ export interface GrpcConnectionOptions {
   keepaliveTimeoutMs?: number;
 }
 
-/** grpc-go's and grpc-js's default limit for a received message. */
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const CONNECT_TIMEOUT_MS = 20_000;
 const BACKOFF = { initialMs: 200, maxMs: 5_000, multiplier: 1.6, jitter: 0.2 };
 // The retry policy KEDA's client declares (and grpc-js applied for us): UNAVAILABLE only.
@@ -76,7 +74,6 @@ export class GrpcConnection {
   /** The name checked against the server's certificate. */
   private readonly verifyName: string;
   private current: ClientHttp2Session | undefined;
-  private ready = false;
   private stateValue: ConnectivityState = 'IDLE';
   private reason = '';
   private backoffMs = BACKOFF.initialMs;
@@ -174,14 +171,12 @@ export class GrpcConnection {
       peerMaxConcurrentStreams: 2 ** 31 - 1,
     });
     this.current = session;
-    this.ready = false;
     this.sessions.add(session);
     let failure = '';
     const timeout = setTimeout(() => session.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
     session.once('remoteSettings', () => {
       clearTimeout(timeout);
       if (this.current !== session) return;
-      this.ready = true;
       this.backoffMs = BACKOFF.initialMs;
       this.setState('READY', '');
       this.wake();
@@ -193,7 +188,7 @@ export class GrpcConnection {
       clearTimeout(timeout);
       this.sessions.delete(session);
       // A Node server refuses a client certificate by closing the socket after the handshake, with no alert.
-      const closed = this.ready ? 'the connection closed' : handshaken ? 'the operator closed the connection after the TLS handshake (does it trust our client certificate?)' : 'the connection closed during the TLS handshake';
+      const closed = this.stateValue === 'READY' ? 'the connection closed' : handshaken ? 'the operator closed the connection after the TLS handshake (does it trust our client certificate?)' : 'the connection closed during the TLS handshake';
       this.lost(session, failure || closed);
     });
   }
@@ -203,7 +198,7 @@ export class GrpcConnection {
     if (this.current !== session || this.stateValue === 'SHUTDOWN') return;
     this.current = undefined;
     if (!session.closed && !session.destroyed) drain(session);
-    if (this.ready) {
+    if (this.stateValue === 'READY') {
       this.setState('IDLE', reason);
       this.connect();
       return;
@@ -228,7 +223,7 @@ export class GrpcConnection {
 
   private ping(timeoutMs: number): void {
     const session = this.current;
-    if (!session || !this.ready || session.closed || session.destroyed) return;
+    if (!session || this.stateValue !== 'READY' || session.closed || session.destroyed) return;
     const timer = setTimeout(() => session.destroy(new Error(`keepalive ping not answered within ${timeoutMs} ms`)), timeoutMs);
     timer.unref();
     session.ping((err) => {
@@ -274,20 +269,15 @@ class Attempt implements ClientCall {
   private result: [status, string] | undefined;
   private streamError = '';
   received = false;
-  private readonly deadline: number;
-  private readonly handlers: CallHandlers;
 
   constructor(
     private readonly connection: GrpcConnection,
     private readonly spec: CallSpec,
-  ) {
-    this.deadline = spec.deadline;
-    this.handlers = spec.handlers;
-  }
+  ) {}
 
   /** Separate from the constructor: the status may come at once (a failed connection, a past deadline). */
   begin(): this {
-    const left = this.deadline - Date.now();
+    const left = this.spec.deadline - Date.now();
     if (left <= 0) {
       this.end(status.DEADLINE_EXCEEDED, 'Deadline exceeded');
       return this;
@@ -313,7 +303,7 @@ class Attempt implements ClientCall {
       'grpc-accept-encoding': 'identity',
       'user-agent': 'keda-ts-channel/1',
     };
-    const left = this.deadline - Date.now();
+    const left = this.spec.deadline - Date.now();
     if (Number.isFinite(left)) headers['grpc-timeout'] = `${Math.max(1, Math.ceil(left))}m`;
     let stream: ClientHttp2Stream;
     try {
@@ -340,7 +330,7 @@ class Attempt implements ClientCall {
     this.connection.forget(this);
     if (this.stream && !this.stream.closed) this.stream.close(h2.NGHTTP2_CANCEL);
     this.chunks = [];
-    this.handlers.onStatus(code, details);
+    this.spec.handlers.onStatus(code, details);
   }
 
   private response(headers: IncomingHttpHeaders): void {
@@ -375,7 +365,7 @@ class Attempt implements ClientCall {
       this.size = rest.length;
       this.received = true;
       try {
-        this.handlers.onMessage(message);
+        this.spec.handlers.onMessage(message);
       } catch (err) {
         // Thrown from a stream's 'data' event it would be uncaught: the call ends instead.
         return this.end(status.INTERNAL, `the answer could not be read: ${(err as Error).message}`);
@@ -453,37 +443,6 @@ class RetryingCall implements ClientCall {
     if (this.done) return;
     this.done = true;
     this.spec.handlers.onStatus(code, details);
-  }
-}
-
-/** The protocol's mapping for an HTTP status that came without a gRPC status. */
-function fromHttpStatus(code: number): status {
-  switch (code) {
-    case 400:
-      return status.INTERNAL;
-    case 401:
-      return status.UNAUTHENTICATED;
-    case 403:
-      return status.PERMISSION_DENIED;
-    case 404:
-      return status.UNIMPLEMENTED;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return status.UNAVAILABLE;
-    default:
-      return status.UNKNOWN;
-  }
-}
-
-/** grpc-message: %XX sequences are UTF-8 bytes; anything malformed is kept as it came. */
-function percentDecode(message: string): string {
-  if (!message.includes('%')) return message;
-  try {
-    return decodeURIComponent(message);
-  } catch {
-    return message;
   }
 }
 

@@ -13,9 +13,8 @@ import type { TLSSocket } from 'node:tls';
 import { status } from './status.js';
 import type { Logger } from 'pino';
 import type { LiveTls } from '../tls/live-tls.js';
+import { MAX_MESSAGE_BYTES, frame, parseTimeout, percentEncode } from './grpc-protocol.js';
 
-/** grpc-go's and grpc-js's default limit for a received message. */
-const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Pings closer together than this, with no call in between, are strikes (grpc-go's policy). */
 const MIN_PING_INTERVAL_MS = 10_000;
 const MAX_PING_STRIKES = 2;
@@ -220,31 +219,4 @@ class Http2Call implements ServerCall<unknown, unknown> {
   private respond(): void {
     if (!this.stream.headersSent) this.stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': 'identity' }, { waitForTrailers: true });
   }
-}
-
-/** One gRPC message on the wire: flag 0 (not compressed), its length, the bytes. */
-export function frame(message: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + message.length);
-  out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-}
-
-/** grpc-message: UTF-8, with every byte outside printable ASCII, and '%', as %XX (the protocol's rule; grpc-js decodes no more). */
-function percentEncode(message: string): string {
-  let out = '';
-  for (const byte of Buffer.from(message, 'utf8')) {
-    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
-
-const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
-
-/** grpc-timeout: up to 8 digits and a unit. undefined: none; null: malformed. */
-export function parseTimeout(value: string | string[] | undefined): number | undefined | null {
-  if (value === undefined) return undefined;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(String(value));
-  return m ? Number(m[1]) * TIMEOUT_UNITS[m[2]!]! : null;
 }

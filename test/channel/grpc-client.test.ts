@@ -15,7 +15,7 @@ import { connect as connectTcp, createServer, type AddressInfo, type Socket } fr
 import type { TLSSocket } from 'node:tls';
 import { status } from '../../src/channel/status.js';
 import { GrpcConnection, type ConnectivityState } from '../../src/channel/grpc-client.js';
-import { frame } from '../../src/channel/grpc-server.js';
+import { frame } from '../../src/channel/grpc-protocol.js';
 import type { MetricsHandler } from '../../src/channel/server.js';
 import { GET_METRICS_PATH, metricsServiceDefinition, toWireTime } from '../../src/channel/service.js';
 import { startTestChannelServer, type TestChannelServerOptions } from '../helpers/channel.js';

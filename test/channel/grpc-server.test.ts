@@ -10,7 +10,7 @@ import { copyFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { status } from '../../src/channel/status.js';
 import { ChannelError, type MetricsHandler } from '../../src/channel/server.js';
-import { parseTimeout } from '../../src/channel/grpc-server.js';
+import { parseTimeout } from '../../src/channel/grpc-protocol.js';
 import { GET_METRICS_PATH, metricsServiceDefinition, toWireTime } from '../../src/channel/service.js';
 import { createTestPki } from '../helpers/pki.js';
 import { startTestChannelServer, type TestChannelServerOptions } from '../helpers/channel.js';
