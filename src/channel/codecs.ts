@@ -23,25 +23,28 @@ const { Varint, Bytes } = WireType;
 
 // --- metrics.proto (package api) ----------------------------------------------------------------
 
-export const scaledObjectRef: Codec<ScaledObjectRef> = {
-  write(w, v) {
-    w.string(1, v.name);
-    w.string(2, v.namespace);
-    w.string(3, v.metricName);
-  },
-  read(r) {
-    const v: ScaledObjectRef = { name: '', namespace: '', metricName: '' };
-    readFields(r, (n, type) => {
-      if (type !== Bytes) return false;
-      if (n === 1) v.name = r.string();
-      else if (n === 2) v.namespace = r.string();
-      else if (n === 3) v.metricName = r.string();
-      else return false;
-      return true;
-    });
-    return v;
-  },
-};
+/** A message of string fields only, each named with its field number. */
+function stringMessage<K extends string>(fields: Readonly<Record<K, number>>): Codec<Record<K, string>> {
+  const entries = Object.entries(fields) as [K, number][];
+  const byNumber = new Map(entries.map(([name, n]) => [n, name]));
+  return {
+    write(w, v) {
+      for (const [name, n] of entries) w.string(n, v[name]);
+    },
+    read(r) {
+      const v = Object.fromEntries(entries.map(([name]) => [name, ''])) as Record<K, string>;
+      readFields(r, (n, type) => {
+        const name = byNumber.get(n);
+        if (name === undefined || type !== Bytes) return false;
+        v[name] = r.string();
+        return true;
+      });
+      return v;
+    },
+  };
+}
+
+export const scaledObjectRef: Codec<ScaledObjectRef> = stringMessage({ name: 1, namespace: 2, metricName: 3 });
 
 type ListMeta = NonNullable<ExternalMetricValueList['metadata']>;
 
@@ -85,20 +88,7 @@ const time: Codec<WireTime> = {
   },
 };
 
-const quantity: Codec<WireQuantity> = {
-  write(w, v) {
-    w.string(1, v.string);
-  },
-  read(r) {
-    const v: WireQuantity = { string: '' };
-    readFields(r, (n, type) => {
-      if (n !== 1 || type !== Bytes) return false;
-      v.string = r.string();
-      return true;
-    });
-    return v;
-  },
-};
+const quantity: Codec<WireQuantity> = stringMessage({ string: 1 });
 
 /** A map<string, string> entry: key = 1, value = 2, both written, as Go writes them. */
 const labelEntry: Codec<[string, string]> = {
@@ -210,25 +200,7 @@ export const watchRequest: Codec<object> = {
   },
 };
 
-const mirrorKey: Codec<MirrorKey> = {
-  write(w, v) {
-    w.string(1, v.namespace);
-    w.string(2, v.name);
-    w.string(3, v.metricName);
-  },
-  read(r) {
-    const v: MirrorKey = { namespace: '', name: '', metricName: '' };
-    readFields(r, (n, type) => {
-      if (type !== Bytes) return false;
-      if (n === 1) v.namespace = r.string();
-      else if (n === 2) v.name = r.string();
-      else if (n === 3) v.metricName = r.string();
-      else return false;
-      return true;
-    });
-    return v;
-  },
-};
+const mirrorKey: Codec<MirrorKey> = stringMessage({ namespace: 1, name: 2, metricName: 3 });
 
 const mirrorEntry: Codec<MirrorEntry> = {
   write(w, v) {
