@@ -11,10 +11,10 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { CallError } from '../../src/channel/grpc-client.js';
 import { ChannelClient } from '../../src/channel/client.js';
-import { ChannelError, startChannelServer, type MetricsHandler } from '../../src/channel/server.js';
+import { ChannelError, type MetricsHandler } from '../../src/channel/server.js';
 import { GET_METRICS_PATH, metricsServiceDefinition, toWireTime, type ExternalMetricValueList, type ScaledObjectRef } from '../../src/channel/service.js';
 import { GrpcMetrics } from '../../src/observability/metrics.js';
-import { freePort } from '../helpers/adapter.js';
+import { startTestChannelServer } from '../helpers/channel.js';
 import { grpcioPython } from '../helpers/grpcio.js';
 import { eventually } from '../helpers/loop.js';
 import { channelTls, createTestPki, type Pair } from '../helpers/pki.js';
@@ -66,9 +66,7 @@ t.test('gRPC\'s C core calls our operator: a value, a status, a deadline the han
       return listOf(ref.metricName, '1500m');
     },
   };
-  const port = await freePort();
-  const server = await startChannelServer({ bindAddress: `127.0.0.1:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 600_000, maxConnectionAgeGraceMs: 1_000 });
-  t.teardown(() => server.shutdown(0));
+  const { port } = await startTestChannelServer(t, pki, handler);
   const call = cCoreClient(port, pki.tls);
 
   const ok = await call(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 's0-queue' }));
@@ -88,10 +86,8 @@ t.test('gRPC\'s C core calls our operator: a value, a status, a deadline the han
 });
 
 t.test('the C core with a client certificate from another CA is refused', async (t) => {
-  const port = await freePort();
   const handler: MetricsHandler = { getMetrics: async (ref) => listOf(ref.metricName, '1') };
-  const server = await startChannelServer({ bindAddress: `127.0.0.1:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], handler, metrics: new GrpcMetrics(new Registry(), 'server'), log, maxConnectionAgeMs: 600_000, maxConnectionAgeGraceMs: 1_000 });
-  t.teardown(() => server.shutdown(0));
+  const { port } = await startTestChannelServer(t, pki, handler);
   const refused = await cCoreClient(port, pki.foreignAdmin)(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 'x' }), 3);
   t.equal(refused.code, 'UNAVAILABLE', refused.details);
   const accepted = await cCoreClient(port, pki.tls)(GET_METRICS_PATH, encode({ name: 'web', namespace: 'shop', metricName: 'x' }));
