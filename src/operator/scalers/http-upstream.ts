@@ -65,19 +65,23 @@ export function showUrl(url: URL): string {
 
 // --- HTTP -----------------------------------------------------------------------------------
 
-export async function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<{ text: string; truncated: boolean }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
+/** The body as text, at most `limit` bytes of it (then the rest is not read and the connection is dropped). */
+export function readBody(body: Dispatcher.ResponseData['body'], limit: number): Promise<{ text: string; truncated: boolean }> {
+  // Events, not `for await`: an async iterator costs a promise and a stream-state object per chunk,
+  // on every query of every scaler that reads HTTP.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) return void chunks.push(chunk);
       chunks.push(chunk.subarray(0, chunk.length - (size - limit)));
       body.destroy();
-      return { text: Buffer.concat(chunks).toString('utf8'), truncated: true };
-    }
-    chunks.push(chunk);
-  }
-  return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
+      resolve({ text: Buffer.concat(chunks).toString('utf8'), truncated: true });
+    });
+    body.on('end', () => resolve({ text: Buffer.concat(chunks).toString('utf8'), truncated: false }));
+    body.on('error', reject);
+  });
 }
 
 /** `the upstream answered HTTP 503: <the start of its answer, on one line>`. */

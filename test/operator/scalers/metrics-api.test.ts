@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createCA, issueCertificate } from '../../../src/certs/x509.js';
 import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { createScaler, scalerFactories } from '../../../src/operator/scalers/index.js';
+import { ERROR_BODY_CHARS, MAX_BODY_BYTES } from '../../../src/operator/scalers/http-upstream.js';
 import { createMetricsApiScaler } from '../../../src/operator/scalers/metrics-api.js';
 import { metricNameFor, normalizeMetricName } from '../../../src/operator/scalers/metric-name.js';
 import { ScalerConfigError } from '../../../src/operator/scalers/scaler.js';
@@ -235,6 +236,17 @@ t.test('errors: each names the url and the problem', async (t) => {
       '/arr': json({ data: { v: [1, 2] } }),
       '/short': json({ data: { items: [1] } }),
       '/scalar': json({ data: 5 }),
+      // A runaway upstream: 1 MiB of padding more than the limit, in 64 KiB writes.
+      '/huge': (_q, r) => {
+        r.writeHead(200, { 'content-type': 'application/json' });
+        const pad = Buffer.alloc(64 * 1024, ' ');
+        for (let i = 0; i < (MAX_BODY_BYTES + 2 ** 20) / pad.length; i++) r.write(pad);
+        r.end('{"data":{"v":1}}');
+      },
+      '/huge-error': (_q, r) => {
+        r.writeHead(500, { 'content-type': 'text/plain' });
+        r.end(`broken ${'x'.repeat(2 ** 20)}`);
+      },
     };
     (routes[req.url ?? ''] ?? json({}, 404))(req, res);
   }, { https: false });
@@ -254,6 +266,9 @@ t.test('errors: each names the url and the problem', async (t) => {
   t.equal(await err('/short', 'data.items.3'), `${p('/short')}no value at "data.items.3": "data.items" has no index 3 (array of 1)`);
   t.equal(await err('/short', 'data.items.x'), `${p('/short')}no value at "data.items.x": "data.items" is an array, "x" is not an index`);
   t.equal(await err('/scalar', 'data.v'), `${p('/scalar')}no value at "data.v": "data" is a number, not an object or array`);
+  t.equal(await err('/huge'), `${p('/huge')}the answer is larger than ${MAX_BODY_BYTES} bytes`);
+  t.equal(await err('/huge-error'), `${p('/huge-error')}the upstream answered HTTP 500: broken ${'x'.repeat(ERROR_BODY_CHARS - 'broken '.length)}`);
+  t.equal(await value(makeScaler({ url: up.url('/scalar'), valueLocation: 'data', targetValue: '1' })), 5, 'the same upstream still answers after the oversized ones were cut off');
 
   // Connection refused: a port that was just freed.
   const gone = createHttpServer();
