@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import type { Latency, OpenLoopResult, RunResult } from './load.js';
 import type { ServerStats } from './servers.js';
 
-export type Target = 'baseline' | 'full path' | 'full path, cached' | 'adapter, file source';
+export type Target = 'baseline' | 'full path' | 'full path, cached' | 'adapter, file source' | 'floor chain';
 
 /** One server process's share of a run. */
 export interface ProcessUse {
@@ -81,9 +81,12 @@ export interface BenchReport {
     /** The same path with `useCachedMetrics: true`: no upstream fetch per query. */
     fullPathCached: Comparison;
     fileSource: Comparison;
+    /** The full path's hops made of bare parts: what the uncached target's design can reach here (a reference, not a target). */
+    floorChain: Comparison;
   };
   openLoop: OpenLoopResult & Usage & { p99TargetMs: number; meetsTarget: boolean };
   openLoopCached: OpenLoopResult & Usage & { p99TargetMs: number; meetsTarget: boolean };
+  openLoopFloor: OpenLoopResult & Usage;
   distinctMetrics: { metrics: number; bursts: BurstRun[] };
   coldStart: { operator: ColdStart; adapter: ColdStart & { forkToFirstMetricMs: number } };
   rotation: {
@@ -172,6 +175,11 @@ export function formatReport(r: BenchReport): string {
   out.push(cmp(t.fullPath, 'FULL PATH / baseline'));
   out.push(cmp(t.fullPathCached, 'FULL PATH, useCachedMetrics / baseline'));
   out.push(cmp(t.fileSource, 'secondary: adapter with file source / baseline (the adapter\'s own cost, no gRPC, no operator)'));
+  const fl = t.floorChain;
+  out.push(
+    `reference: FLOOR CHAIN / baseline = ${f(fl.rps, 0)} / ${f(fl.baselineRps, 0)} = ${pct(fl.ratio)}; server CPU per request baseline/floor = ${pct(fl.cpuRatio)} ` +
+      `(the full path's hops of bare parts: the most this design reaches here; the full path, uncached, reaches ${pct(t.fullPath.ratio / fl.ratio)} of it)`,
+  );
   out.push('(each ratio against the mean of the baseline runs just before and after it; the CPU ratio is what the req/s ratio would be with the servers as the only limit)');
   const busy = t.runs.filter((x) => x.otherCpuCores > 0.25).map((x) => `${t.runs.indexOf(x) + 1}. ${x.target}`);
   if (busy.length > 0) out.push(`warning: other work used more than a quarter of a core during ${busy.join(', ')}: those figures are low`);
@@ -189,10 +197,15 @@ export function formatReport(r: BenchReport): string {
         ['(generator send lag)', '', ...lat(o.sendLag), '', '', ''],
         ['full path, cached', f(oc.rps, 0), ...lat(oc.latency), oc.errors, `${f(oc.serverCpuUsPerRequest, 1)} (${perProcess(oc.processes)})`, f(oc.otherCpuCores)],
         ['(generator send lag)', '', ...lat(oc.sendLag), '', '', ''],
+        ['floor chain (reference)', f(r.openLoopFloor.rps, 0), ...lat(r.openLoopFloor.latency), r.openLoopFloor.errors, `${f(r.openLoopFloor.serverCpuUsPerRequest, 1)} (${perProcess(r.openLoopFloor.processes)})`, f(r.openLoopFloor.otherCpuCores)],
+        ['(generator send lag)', '', ...lat(r.openLoopFloor.sendLag), '', '', ''],
       ],
     ),
   );
-  out.push(`p99 ${f(o.latency.p99Ms, 3)} ms  (target < ${o.p99TargetMs} ms: ${o.meetsTarget ? 'MET' : 'MISSED'}); with useCachedMetrics p99 ${f(oc.latency.p99Ms, 3)} ms (${oc.meetsTarget ? 'MET' : 'MISSED'})`);
+  out.push(
+    `p99 ${f(o.latency.p99Ms, 3)} ms  (target < ${o.p99TargetMs} ms: ${o.meetsTarget ? 'MET' : 'MISSED'}); with useCachedMetrics p99 ${f(oc.latency.p99Ms, 3)} ms (${oc.meetsTarget ? 'MET' : 'MISSED'}); ` +
+      `floor chain p99 ${f(r.openLoopFloor.latency.p99Ms, 3)} ms (reference)`,
+  );
   out.push('');
 
   const d = r.distinctMetrics;

@@ -1,14 +1,18 @@
 // Benchmark of the metric path, every server in a child process on 127.0.0.1, driven from this
-// process. It prints a table, writes bench/results/latest.json and stops by itself (about 85 s).
+// process. It prints a table, writes bench/results/latest.json and stops by itself (about 2.5 min).
 //
 // The FULL path is what kube-apiserver's HPA requests travel in a cluster: adapter (front-proxy
 // client certificate + X-Remote-* headers, TLS 1.3) -> gRPC over mutual TLS 1.3 -> operator ->
 // metrics-api scaler -> a plain-HTTP JSON upstream on 127.0.0.1, in a child of its own (as it
 // would be elsewhere in a cluster: its CPU and memory are not the operator's). It is compared with a bare Fastify TLS 1.3 route answering the
-// same bytes (the baseline); the adapter alone on its file source is a secondary line.
+// same bytes (the baseline); the adapter alone on its file source is a secondary line. The floor
+// chain is the full path's hops made of bare parts (Fastify route -> bare node:http2 gRPC call with
+// mutual TLS 1.3 -> bare server -> the same upstream): what this design can reach on this machine,
+// printed next to the uncached targets it bounds.
 //
-//   a. closed loop: baseline, full path, baseline, full path with useCachedMetrics, baseline, adapter with file source, baseline
-//   b. open loop at 1,000 req/s, full path, plain and with useCachedMetrics
+//   a. closed loop: baseline, full path, baseline, full path with useCachedMetrics, baseline, adapter with file source, baseline,
+//      floor chain, baseline
+//   b. open loop at 1,000 req/s: full path, plain and with useCachedMetrics; floor chain
 //   c. 1,000 distinct metrics (1,000 ScaledObjects) at once, full path, twice (scalers cold, warm)
 //   d. cold start of the operator and the adapter
 //   e. serving-certificate rotation in the adapter's kubelet-style cert dir under a closed loop
@@ -59,7 +63,7 @@ const SETTINGS = {
   quietCores: 0.3,
   quietMaxMs: 10_000,
   /** Whatever happens, the bench ends by then. */
-  watchdogMs: 180_000,
+  watchdogMs: 240_000,
   /** Start-up and memory targets (issue 12): `keda-ts --help`, the adapter on the file source, the adapter's RSS. */
   helpTargetMs: 300,
   helpRuns: 5,
@@ -277,6 +281,22 @@ async function main(): Promise<number> {
     await fileClient.close();
     await fileAdapter.stop();
     runs.push(await measure('baseline', baselineClient, [baseline], fullCheck));
+    // The floor of the design: the full path's hops made of bare parts, same bytes in and out.
+    const floorBack = await fork('floor-back', { role: 'floor-back', certDir: fx.pkiDir, upstreamPort: fx.upstreamPort });
+    const floorFront = await fork('floor-front', {
+      role: 'floor-front',
+      pkiDir: fx.pkiDir,
+      route: METRIC_ROUTE,
+      body: reference.body,
+      contentType: reference.contentType,
+      backPort: floorBack.port,
+      clientCertDir: fx.adapterCerts.dir,
+    });
+    const floor = [floorFront, floorBack];
+    const floorClient = createClient({ kind, port: floorFront.port, ca, ...admin, headers: HPA_HEADERS, connections: SETTINGS.connections });
+    clients.push(floorClient);
+    runs.push(await measure('floor chain', floorClient, floor, fullCheck));
+    runs.push(await measure('baseline', baselineClient, [baseline], fullCheck));
     await baselineClient.close();
     await baseline.stop();
     const [adapterAfterA, operatorAfterA] = await statsOf(fullPath);
@@ -312,6 +332,13 @@ async function main(): Promise<number> {
     const openCachedUse = usage(openCachedBefore, await snapshot(fullPath), openCached.ok);
     noteErrors('open loop, cached', openCached);
     say(`open loop, cached: p99 ${openCached.latency.p99Ms} ms`);
+    const openFloorBefore = await snapshot(floor);
+    const openFloor = await openLoop(floorClient, { path, check: fullCheck, rate: SETTINGS.openRate, durationMs: SETTINGS.openDurationMs });
+    const openFloorUse = usage(openFloorBefore, await snapshot(floor), openFloor.ok);
+    noteErrors('open loop, floor chain', openFloor);
+    say(`open loop, floor chain: p99 ${openFloor.latency.p99Ms} ms`);
+    await floorClient.close();
+    await Promise.all(floor.map((c) => c.stop()));
 
     // c. every ScaledObject's metric at once, as 1,000 HPAs syncing together: first with every
     // scaler built on demand (as after an operator restart), then again with them all warm.
@@ -412,6 +439,7 @@ async function main(): Promise<number> {
         fullPath: compare('full path', SETTINGS.uncachedThroughputTarget),
         fullPathCached: compare('full path, cached'),
         fileSource: compare('adapter, file source'),
+        floorChain: compare('floor chain', SETTINGS.uncachedThroughputTarget),
       },
       openLoop: {
         ...open,
@@ -425,6 +453,7 @@ async function main(): Promise<number> {
         p99TargetMs: SETTINGS.p99TargetMs,
         meetsTarget: openCached.latency.p99Ms < SETTINGS.p99TargetMs,
       },
+      openLoopFloor: { ...openFloor, ...openFloorUse },
       distinctMetrics: { metrics: DISTINCT_METRICS, bursts },
       coldStart: {
         operator: { forkToListeningMs: operatorStart.forkToListeningMs, forkToReadyMs: operatorStart.forkToReadyMs, idle: operatorIdle!, afterThroughput: operatorAfterA!, afterDistinct: operatorAfterC! },

@@ -1,6 +1,7 @@
-// Entry of a server child process (forked by servers.ts): `baseline`, `adapter` or `operator`,
-// told what to serve in argv, reporting its port and its own CPU/memory over IPC. Each role loads
-// only its own modules, so that a child's memory is its server's, as in its own container.
+// Entry of a server child process (forked by servers.ts): `baseline`, `adapter`, `operator`, the
+// upstream or the floor chain's two ends, told what to serve in argv, reporting its port and its
+// own CPU/memory over IPC. Each role loads only its own modules, so that a child's memory is its
+// server's, as in its own container.
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -11,8 +12,15 @@ import type { ChildMessage, ChildSpec, ParentMessage } from './servers.js';
 
 /** The baseline: Fastify, TLS 1.3, verified client certificates, one route with fixed bytes. Nothing else. */
 async function startBaseline(spec: Extract<ChildSpec, { role: 'baseline' }>) {
+  const app = await baselineApp(spec);
+  app.get(spec.route, (_req, reply) => reply.header('content-type', spec.contentType).send(spec.body));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+}
+
+async function baselineApp(spec: { pkiDir: string }) {
   const { default: Fastify } = await import('fastify');
-  const app = Fastify({
+  return Fastify({
     logger: false,
     https: {
       cert: readFileSync(join(spec.pkiDir, 'tls.crt')),
@@ -24,9 +32,84 @@ async function startBaseline(spec: Extract<ChildSpec, { role: 'baseline' }>) {
       rejectUnauthorized: true,
     },
   });
-  app.get(spec.route, (_req, reply) => reply.header('content-type', spec.contentType).send(spec.body));
+}
+
+const FLOOR_REF = { namespace: 'default', name: 'so-throughput', metricName: 's0-metric-api-throughput' };
+
+/** The adapter's hops with nothing of ours but the codecs: Fastify route -> one bare gRPC call -> answer. */
+async function startFloorFront(spec: Extract<ChildSpec, { role: 'floor-front' }>) {
+  const { connect } = await import('node:http2');
+  const { connect: tlsConnect } = await import('node:tls');
+  const { frame } = await import('../src/channel/grpc-protocol.js');
+  const { GET_METRICS_PATH, metricsServiceDefinition } = await import('../src/channel/service.js');
+  const codec = metricsServiceDefinition.GetMetrics;
+  const pem = (name: string) => readFileSync(join(spec.clientCertDir, name));
+  const tls = { host: 'localhost', port: spec.backPort, ca: pem('ca.crt'), cert: pem('tls.crt'), key: pem('tls.key'), minVersion: 'TLSv1.3' as const, ALPNProtocols: ['h2'] };
+  // Nagle off, as the adapter's client has it (a node:http2 session's socket cannot be set after).
+  const session = connect(`https://localhost:${spec.backPort}`, { createConnection: () => tlsConnect(tls).setNoDelay(true) });
+  session.on('error', (err) => console.error('floor-front: channel failed:', err));
+  const request = frame(codec.requestSerialize(FLOOR_REF));
+  const call = () =>
+    new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ':method': 'POST', ':path': GET_METRICS_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+      const chunks: Buffer[] = [];
+      let grpcStatus: unknown;
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('trailers', (t) => (grpcStatus = t['grpc-status']));
+      stream.on('error', reject);
+      stream.on('end', () => {
+        if (grpcStatus !== '0') return reject(new Error(`grpc-status ${String(grpcStatus)}`));
+        resolve(codec.responseDeserialize(Buffer.concat(chunks).subarray(5)).items[0]?.value?.string ?? '');
+      });
+      stream.end(request);
+    });
+  const app = await baselineApp(spec);
+  app.get(spec.route, async (_req, reply) => {
+    if ((await call()) !== '1500m') throw new Error('floor-back answered another value');
+    return reply.header('content-type', spec.contentType).send(spec.body);
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
-  return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+  return { port: (app.server.address() as AddressInfo).port, close: async () => void (await app.close(), session.close()) };
+}
+
+/** The operator's hops with nothing of ours but the codecs: bare gRPC server -> one upstream GET -> answer. */
+async function startFloorBack(spec: Extract<ChildSpec, { role: 'floor-back' }>) {
+  const { createSecureServer } = await import('node:http2');
+  const { Pool } = await import('undici');
+  const { frame } = await import('../src/channel/grpc-protocol.js');
+  const { metricsServiceDefinition } = await import('../src/channel/service.js');
+  const codec = metricsServiceDefinition.GetMetrics;
+  const pem = (name: string) => readFileSync(join(spec.certDir, name));
+  const upstream = new Pool(`http://127.0.0.1:${spec.upstreamPort}`, { connections: 32 });
+  const server = createSecureServer({ ca: pem('ca.crt'), cert: pem('tls.crt'), key: pem('tls.key'), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
+  server.on('secureConnection', (socket: { setNoDelay(on: boolean): void }) => socket.setNoDelay(true));
+  server.on('stream', (stream) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const ref = codec.requestDeserialize(Buffer.concat(chunks).subarray(5));
+      upstream
+        .request({ path: '/throughput', method: 'GET' })
+        .then((r) => r.body.json() as Promise<{ throughput: number }>)
+        .then((answer) => {
+          const value = { string: `${Math.round(answer.throughput * 1000)}m` };
+          const seconds = String(Math.floor(Date.now() / 1e3));
+          const list = { metadata: null, items: [{ metricName: ref.metricName, metricLabels: {}, timestamp: { seconds, nanos: 0 }, value }] };
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+          stream.end(frame(codec.responseSerialize(list)));
+        })
+        .catch((err: unknown) => stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': encodeURIComponent(String(err)) }, { endStream: true }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      await upstream.close();
+    },
+  };
 }
 
 async function startBenchAdapter(spec: Extract<ChildSpec, { role: 'adapter' }>) {
@@ -123,6 +206,8 @@ async function main() {
     spec.role === 'baseline' ? await startBaseline(spec)
     : spec.role === 'adapter' ? await startBenchAdapter(spec)
     : spec.role === 'upstream' ? await startUpstream(spec)
+    : spec.role === 'floor-front' ? await startFloorFront(spec)
+    : spec.role === 'floor-back' ? await startFloorBack(spec)
     : await startBenchOperator(spec);
   process.on('message', (m: ParentMessage) => {
     if (m.type === 'stats') {

@@ -9,6 +9,13 @@ export type ChildSpec =
   | { role: 'baseline'; pkiDir: string; route: string; body: string; contentType: string }
   /** The metrics-api scalers' upstream: plain HTTP on 127.0.0.1:port, `GET /<key>` -> `{"<key>":1.5}`. */
   | { role: 'upstream'; port: number }
+  /**
+   * The floor of the full path's design: the same hops made of bare parts. `floor-front` is the
+   * baseline's route that, before answering, makes one GetMetrics call (bare node:http2, gRPC
+   * framing, mutual TLS 1.3) to `floor-back`, which GETs the upstream (an undici Pool) and answers.
+   */
+  | { role: 'floor-front'; pkiDir: string; route: string; body: string; contentType: string; backPort: number; clientCertDir: string }
+  | { role: 'floor-back'; certDir: string; upstreamPort: number }
   | {
       role: 'adapter';
       pkiDir: string;
