@@ -8,7 +8,7 @@ const env = envName('ADAPTER');
 
 export const adapterFlags = {
   securePort: intFlag('secure-port', 6443, 'Port of the HTTPS API', { env: env('secure-port'), min: 1, max: 65535 }),
-  bindAddress: stringFlag('bind-address', '0.0.0.0', 'Address the HTTPS API listens on', { env: env('bind-address') }),
+  bindAddress: stringFlag('bind-address', '0.0.0.0', 'Address the HTTPS API listens on (0.0.0.0 or ::: every interface, IPv4 and IPv6)', { env: env('bind-address') }),
   certDir: stringFlag('cert-dir', '/certs', 'Folder holding tls.crt, tls.key and ca.crt, watched for changes', { env: env('cert-dir') }),
   tlsCertFile: stringFlag('tls-cert-file', '', 'Serving certificate (default <cert-dir>/tls.crt)', { env: env('tls-cert-file') }),
   tlsPrivateKeyFile: stringFlag('tls-private-key-file', '', 'Serving key (default <cert-dir>/tls.key)', { env: env('tls-private-key-file') }),

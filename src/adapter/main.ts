@@ -15,6 +15,7 @@ import { authenticatorChain, certificateAuthenticator, type TrustSource } from '
 import { setUpDelegation } from './auth/delegation.js';
 import { alwaysAllowGroups, alwaysAllowPaths, authorizerChain } from './auth/authorize.js';
 import type { AdapterConfig } from './config.js';
+import { listenHost } from '../config/bind-address.js';
 import type { ExternalMetricsProvider } from './provider.js';
 import { buildAdapterServer } from './server.js';
 import { DemoSource } from './sources/demo.js';
@@ -92,7 +93,7 @@ export async function startAdapter(
     health,
     log,
   });
-  await app.listen({ port: config.securePort, host: config.bindAddress });
+  await app.listen({ port: config.securePort, host: listenHost(config.bindAddress) });
   const metricsServer = config.metricsPort > 0 ? await startMetricsServer(config.metricsPort, config.metricsBindAddress, registry, health) : undefined;
   const idleTrim = startIdleTrim({ log, registry });
   log.info({ securePort: config.securePort, metricsPort: config.metricsPort, source: provider.name }, 'adapter serving');

@@ -14,6 +14,7 @@ import { status } from './status.js';
 import type { Logger } from 'pino';
 import type { LiveTls } from '../tls/live-tls.js';
 import { MAX_MESSAGE_BYTES, frame, parseTimeout, percentEncode } from './grpc-protocol.js';
+import { listenHost } from '../config/bind-address.js';
 
 /** Pings closer together than this, with no call in between, are strikes (grpc-go's policy). */
 const MIN_PING_INTERVAL_MS = 10_000;
@@ -52,7 +53,7 @@ export interface RunningGrpcServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/** `host` undefined: every interface. */
+/** `host` undefined (or 0.0.0.0, ::): every interface, both address families. */
 export async function startGrpcServer(host: string | undefined, port: number, opts: GrpcServerOptions): Promise<RunningGrpcServer> {
   const contextOptions = () => ({ ...opts.tls.secureContextOptions(opts.trust), requestCert: true, rejectUnauthorized: true });
   const server: Http2SecureServer = createSecureServer({
@@ -80,7 +81,7 @@ export async function startGrpcServer(host: string | undefined, port: number, op
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port, ...(host !== undefined ? { host } : {}) }, () => {
+    server.listen({ port, host: listenHost(host) }, () => {
       server.off('error', reject);
       resolve();
     });

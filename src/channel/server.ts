@@ -115,7 +115,7 @@ export async function startChannelServer(opts: ChannelServerOptions): Promise<Ru
       }),
     );
   }
-  // KEDA's `:port` is every interface, IPv6 included where there is IPv6 (Node's default, as Go's).
+  // KEDA's `:port` (and 0.0.0.0, ::) is every interface of both address families, as in Go (listenHost).
   const { host, port } = parseBindAddress(opts.bindAddress, 'metrics service bind address');
   const server = await startGrpcServer(host, port, { tls: opts.tls, trust: opts.trust, methods, log: opts.log, maxConnectionAgeMs: opts.maxConnectionAgeMs, maxConnectionAgeGraceMs: opts.maxConnectionAgeGraceMs });
   opts.metrics.state.set(1);

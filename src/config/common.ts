@@ -14,7 +14,7 @@ export function commonFlags(env: (flag: string) => string, what: string) {
     tlsMinVersion: stringFlag('tls-min-version', 'VersionTLS13', `Minimum TLS version of ${what}; only VersionTLS13 is accepted`, { env: env('tls-min-version') }),
     tlsCipherSuites: listFlag('tls-cipher-suites', [], 'TLS 1.3 cipher suites (default: OpenSSL\'s TLS 1.3 set)', { env: env('tls-cipher-suites') }),
     metricsPort: intFlag('metrics-port', 8080, 'Plain-HTTP port for /metrics and kubelet probes (0 disables)', { env: env('metrics-port'), min: 0, max: 65535 }),
-    metricsBindAddress: stringFlag('metrics-bind-address', '0.0.0.0', 'Address the plain-HTTP metrics port listens on', { env: env('metrics-bind-address') }),
+    metricsBindAddress: stringFlag('metrics-bind-address', '0.0.0.0', 'Address the plain-HTTP metrics port listens on (0.0.0.0 or ::: every interface, IPv4 and IPv6)', { env: env('metrics-bind-address') }),
     shutdownGracePeriod: durationFlag('shutdown-grace-period', 25_000, 'On SIGTERM, how long in-flight work may take before the process exits', { env: env('shutdown-grace-period') }),
     logLevel: enumFlag('log-level', ['debug', 'info', 'warn', 'error'] as const, 'info', 'Log level', { env: env('log-level') }),
   };

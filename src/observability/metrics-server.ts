@@ -2,6 +2,7 @@
 // client certificates (the kubelet presents none).
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { listenHost } from '../config/bind-address.js';
 import { probeResponse, type HealthChecks } from './health.js';
 
 export function startMetricsServer(port: number, host: string, registry: Registry, health: HealthChecks): Promise<Server> {
@@ -27,7 +28,7 @@ export function startMetricsServer(port: number, host: string, registry: Registr
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve(server));
+    server.listen(port, listenHost(host), () => resolve(server));
   });
 }
 

@@ -1,4 +1,4 @@
-// The operator's end of the channel for tests: on 127.0.0.1, with an identity from the test PKI
+// The operator's end of the channel for tests: on 127.0.0.1 unless told otherwise, with an identity from the test PKI
 // trusting its CA as the bundle `ca`, stopped at the test's teardown.
 import type { Test } from 'tap';
 import { pino } from 'pino';
@@ -11,13 +11,15 @@ export interface TestChannelServerOptions {
   identity?: Pair;
   /** 0 (default): any free port. */
   port?: number;
+  /** Instead of 127.0.0.1:port. */
+  bindAddress?: string;
   maxConnectionAgeMs?: number;
   maxConnectionAgeGraceMs?: number;
 }
 
 export async function startTestChannelServer(t: Test, pki: TestPki, handler: MetricsHandler, options: TestChannelServerOptions = {}): Promise<RunningChannelServer> {
   const server = await startChannelServer({
-    bindAddress: `127.0.0.1:${options.port ?? 0}`,
+    bindAddress: options.bindAddress ?? `127.0.0.1:${options.port ?? 0}`,
     tls: await channelTls(options.identity ?? pki.tls, pki.ca.certFile),
     trust: ['ca'],
     handler,

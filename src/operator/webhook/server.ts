@@ -17,7 +17,7 @@ import { followLiveTls } from '../../tls/live-server.js';
 import type { LiveTls } from '../../tls/live-tls.js';
 import { AdmissionReviewError, admissionResponse, parseAdmissionReview, type AdmissionRequest, type Verdict } from './admission.js';
 import { WEBHOOK_KINDS, isKindOf, validateRequest, type ScaledObjectView, type ValidationDeps, type WebhookResource } from './validate.js';
-import { parseBindAddress } from '../../config/bind-address.js';
+import { listenHost, parseBindAddress } from '../../config/bind-address.js';
 
 /** KEDA's webhook paths (controller-runtime's `/validate-<group>-<version>-<kind>`), one per resource. */
 export const WEBHOOK_PATHS: Readonly<Record<WebhookResource, string>> = {
@@ -35,7 +35,7 @@ export const WEBHOOK_PATHS: Readonly<Record<WebhookResource, string>> = {
 export const WEBHOOK_BODY_LIMIT = 7 * 1024 * 1024;
 
 export interface WebhookServerOptions {
-  /** `host:port`, or `:port` for every IPv4 interface (e.g. `:9443`, KEDA's webhook port). */
+  /** `host:port`, or `:port` for every interface (e.g. `:9443`, KEDA's webhook port). */
   bindAddress: string;
   /** The operator's serving key pair; its TLS policy (TLS 1.3 only) applies here too. */
   tls: LiveTls;
@@ -140,7 +140,7 @@ export async function startWebhookServer(opts: WebhookServerOptions): Promise<Ru
     return reply.code(status.code).type('application/json').send(JSON.stringify(status.toStatus()));
   });
 
-  await app.listen({ host, port });
+  await app.listen({ host: listenHost(host), port });
   const address = app.server.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   opts.log.info({ host, port: bound, paths: Object.values(WEBHOOK_PATHS), clientCertificates: clientTrust.length > 0 }, 'admission webhooks listening (HTTPS, TLS 1.3)');
@@ -192,8 +192,7 @@ function toStatusError(err: FastifyError | StatusError, bodyLimit: number): Stat
   return new StatusError(500, 'InternalError', `Internal error occurred: ${err.message}`);
 }
 
-/** `host:port`, `[v6]:port` or `:port` (here: every IPv4 interface). */
-export function hostPort(bindAddress: string): { host: string; port: number } {
-  const { host, port } = parseBindAddress(bindAddress, 'webhook bind address');
-  return { host: host ?? '0.0.0.0', port };
+/** `host:port`, `[v6]:port` or `:port` (every interface; listenHost says which). */
+export function hostPort(bindAddress: string): { host: string | undefined; port: number } {
+  return parseBindAddress(bindAddress, 'webhook bind address');
 }

@@ -19,6 +19,7 @@ import { WEBHOOK_PATHS, hostPort, startWebhookServer } from '../../../src/operat
 import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { LiveTls } from '../../../src/tls/live-tls.js';
 import { tlsPolicy } from '../../../src/tls/policy.js';
+import { hasIpv6Loopback } from '../../helpers/ipv6.js';
 
 const root = t.testdir();
 const pki = await createTestPki(join(root, 'pki'));
@@ -62,12 +63,12 @@ interface Answer {
   json<T = Obj>(): T;
 }
 
-function post(path: string, body: string | Buffer | object, o: { method?: string; contentType?: string | null; port?: number; client?: Pair; maxVersion?: 'TLSv1.2' | 'TLSv1.3' } = {}): Promise<Answer> {
+function post(path: string, body: string | Buffer | object, o: { method?: string; contentType?: string | null; host?: string; port?: number; client?: Pair; maxVersion?: 'TLSv1.2' | 'TLSv1.3' } = {}): Promise<Answer> {
   const payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       {
-        host: '127.0.0.1',
+        host: o.host ?? '127.0.0.1',
         port: o.port ?? server.port,
         path,
         method: o.method ?? 'POST',
@@ -386,11 +387,19 @@ t.test('clientTrust: client certificates required when the API server is configu
 });
 
 t.test('bind addresses', async (t) => {
-  t.same(hostPort(':9443'), { host: '0.0.0.0', port: 9443 });
+  t.same(hostPort(':9443'), { host: undefined, port: 9443 });
   t.same(hostPort('127.0.0.1:9443'), { host: '127.0.0.1', port: 9443 });
   t.same(hostPort('[::1]:9443'), { host: '::1', port: 9443 });
   t.throws(() => hostPort('9443'), /expected host:port or :port/);
   t.throws(() => hostPort(':99999'), /expected host:port or :port/);
+});
+
+t.test('`:port` listens on every interface of both address families, as KEDA\'s webhook does', { skip: hasIpv6Loopback() ? false : 'this machine has no IPv6' }, async (t) => {
+  const s = await startWebhookServer({ bindAddress: ':0', tls, store: { list: () => [] }, log, scalerTimeoutMs: 3000 });
+  t.teardown(() => s.close(1000));
+  const body = review('scaledobjects', 'CREATE', scaledObject('a'));
+  t.equal((await post(WEBHOOK_PATHS.scaledobjects, body, { port: s.port, host: '127.0.0.1' })).status, 200, 'over IPv4');
+  t.equal((await post(WEBHOOK_PATHS.scaledobjects, body, { port: s.port, host: '::1' })).status, 200, 'over IPv6');
 });
 
 t.test('close lets the server go', async (t) => {
