@@ -172,11 +172,19 @@ export async function waitForReady(port: number, timeoutMs = START_TIMEOUT_MS): 
 
 /** The sum of a Prometheus counter's series on a child's plain-HTTP /metrics. */
 export async function counterOf(metricsPort: number, name: string): Promise<number> {
+  return Object.values(await seriesOf(metricsPort, name)).reduce((sum, v) => sum + v, 0);
+}
+
+/** A Prometheus metric's series on a child's plain-HTTP /metrics, by their labels (`{a="b"}`, or '' without labels). */
+export async function seriesOf(metricsPort: number, name: string): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  const series: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const value = line.slice(line.lastIndexOf(' ') + 1);
+    series[line.slice(name.length, line.lastIndexOf(' '))] = Number(value);
+  }
+  return series;
 }
 
 /**

@@ -436,8 +436,15 @@ export class MetricsEngine implements MetricsHandler {
     if (existing?.polling) return existing.polling;
     const run = (async () => {
       const state = await this.ready(so);
-      const signal = AbortSignal.timeout(this.opts.scalerTimeoutMs + 1000);
-      await Promise.all(state.triggers.filter((t) => t.scaler).map((t) => this.read(state, t, signal)));
+      // A cleared timer, not AbortSignal.timeout: that one fires, and builds a DOMException with
+      // its stack, for every poll of every object, long after the poll ended.
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(), this.opts.scalerTimeoutMs + 1000);
+      try {
+        await Promise.all(state.triggers.filter((t) => t.scaler).map((t) => this.read(state, t, deadline.signal)));
+      } finally {
+        clearTimeout(timer);
+      }
       const triggers = state.triggers.map((t) => this.triggerReport(t, state.so));
       const modifiers = state.so.spec.advanced?.scalingModifiers;
       const composite = modifiers ? this.compositeOfLastValues(state) : undefined;
