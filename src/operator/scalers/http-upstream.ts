@@ -18,8 +18,17 @@ export const MAX_REDIRECTS = 10;
 /** Connections one pool opens to one origin at most. */
 export const MAX_CONNECTIONS_PER_ORIGIN = 32;
 
-export function basicAuth(user: string, password: string): string {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+/** Basic auth on the requests; the encoded credentials join `secrets` (the password should be there already). */
+export function setBasicAuth(headers: Record<string, string>, secrets: string[], user: string, password: string): void {
+  const encoded = Buffer.from(`${user}:${password}`).toString('base64');
+  headers.authorization = `Basic ${encoded}`;
+  secrets.push(encoded);
+}
+
+/** A bearer token on the requests; the token and the header join `secrets`. */
+export function setBearerAuth(headers: Record<string, string>, secrets: string[], token: string): void {
+  headers.authorization = `Bearer ${token}`;
+  secrets.push(token, headers.authorization);
 }
 
 /**
@@ -31,10 +40,7 @@ export function moveUrlCredentialsToBasicAuth(type: string, what: string, url: U
   const inUrl = takeUrlCredentials(type, what, url);
   if (!inUrl) return;
   secrets.push(inUrl.password);
-  if (headers.authorization === undefined) {
-    headers.authorization = basicAuth(inUrl.user, inUrl.password);
-    secrets.push(headers.authorization.slice('Basic '.length));
-  }
+  if (headers.authorization === undefined) setBasicAuth(headers, secrets, inUrl.user, inUrl.password);
 }
 
 function takeUrlCredentials(type: string, what: string, url: URL): { user: string; password: string } | undefined {

@@ -12,7 +12,8 @@
 import { QuantityError, parseQuantity, quantityToNumber } from '../../k8s/quantity.js';
 import {
   UpstreamClient,
-  basicAuth,
+  setBasicAuth,
+  setBearerAuth,
   httpStatusProblem,
   showUrl,
   moveUrlCredentialsToBasicAuth,
@@ -93,9 +94,7 @@ class MetricsApiScaler implements Scaler {
     switch (p.string('authMode') as AuthMode | undefined) {
       case 'bearer': {
         const token = p.string('token')?.trim();
-        if (token === undefined) break; // validate-only
-        headers.authorization = `Bearer ${token}`;
-        secrets.push(token, headers.authorization);
+        if (token !== undefined) setBearerAuth(headers, secrets, token); // undefined: validate-only
         break;
       }
       case 'basic': {
@@ -103,9 +102,7 @@ class MetricsApiScaler implements Scaler {
         // The password is optional, as in KEDA: some APIs take the key as user name and nothing else.
         const password = p.string('password') ?? '';
         secrets.push(password);
-        if (username === undefined) break;
-        headers.authorization = basicAuth(username, password);
-        secrets.push(headers.authorization.slice('Basic '.length));
+        if (username !== undefined) setBasicAuth(headers, secrets, username, password);
         break;
       }
       case 'tls': {

@@ -16,7 +16,8 @@
 // (KEDA hands NaN on, and turns ±Inf into 0 under ignoreNullValues).
 import {
   UpstreamClient,
-  basicAuth,
+  setBasicAuth,
+  setBearerAuth,
   httpStatusProblem,
   showUrl,
   moveUrlCredentialsToBasicAuth,
@@ -132,9 +133,7 @@ class PrometheusScaler implements Scaler {
       switch (mode) {
         case 'bearer': {
           const token = p.string('bearerToken')?.trim();
-          if (token === undefined) break;
-          headers.authorization = `Bearer ${token}`;
-          secrets.push(token, headers.authorization);
+          if (token !== undefined) setBearerAuth(headers, secrets, token);
           break;
         }
         case 'basic': {
@@ -142,9 +141,7 @@ class PrometheusScaler implements Scaler {
           // The password is optional, as in KEDA.
           const password = p.string('password') ?? '';
           secrets.push(password);
-          if (username === undefined) break;
-          headers.authorization = basicAuth(username, password);
-          secrets.push(headers.authorization.slice('Basic '.length));
+          if (username !== undefined) setBasicAuth(headers, secrets, username, password);
           break;
         }
         case 'tls': {

@@ -11,7 +11,7 @@
 // This file reads and checks the trigger; rabbitmq-http.ts and rabbitmq-amqp.ts read the queue.
 import { RabbitmqAmqpReader, parseAmqpHost } from './rabbitmq-amqp.js';
 import { RabbitmqHttpReader, httpTarget } from './rabbitmq-http.js';
-import { basicAuth, moveUrlCredentialsToBasicAuth } from './http-upstream.js';
+import { moveUrlCredentialsToBasicAuth, setBasicAuth } from './http-upstream.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
@@ -178,10 +178,7 @@ class RabbitmqScaler implements Scaler {
     if (protocol === 'http') {
       if (host.search !== '' || host.hash !== '') throw configError('host: the management API address has no query or fragment');
       const headers: Record<string, string> = { accept: 'application/json' };
-      if (username !== undefined && password !== undefined) {
-        headers.authorization = basicAuth(username, password);
-        secrets.push(headers.authorization.slice('Basic '.length));
-      }
+      if (username !== undefined && password !== undefined) setBasicAuth(headers, secrets, username, password);
       // Credentials in host: sent as basic auth unless username/password replace them; never shown.
       moveUrlCredentialsToBasicAuth(TYPE, 'host', host, headers, secrets);
       const target = httpTarget(host, vhostName, queueName, useRegex, pageSize);
