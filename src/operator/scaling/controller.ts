@@ -71,6 +71,12 @@ export class ScaledObjectController {
   private readonly queue = new Set<string>();
   private readonly running = new Set<string>();
   private hpaInformer: Informer<Hpa> | undefined;
+  /**
+   * The watched HPAs by the ScaledObject their label names (`namespace/name`), once the first list
+   * is in: which HPAs an object has is read here, not LISTed per reconcile (kube-apiserver reads
+   * every HPA of the namespace from etcd for each such LIST, whatever the label selector).
+   */
+  private hpasByObject: Map<string, Map<string, Hpa>> | undefined;
   private resync: NodeJS.Timeout | undefined;
   private leading = false;
   private closed = false;
@@ -98,6 +104,9 @@ export class ScaledObjectController {
     // metadata.generation), a deletion or an HPA that stops matching the selector (a label
     // removed) is news here.
     const owned = new Map<string, string>();
+    const byObject = new Map<string, Map<string, Hpa>>();
+    /** HPA key -> the object key it is indexed under. */
+    const indexedUnder = new Map<string, string>();
     this.hpaInformer.onObject((hpa, event) => {
       const key = `${hpa.metadata.namespace}/${hpa.metadata.name}`;
       const fingerprint = JSON.stringify([hpa.spec, hpa.metadata.labels, hpa.metadata.ownerReferences]);
@@ -105,9 +114,23 @@ export class ScaledObjectController {
       if (event === 'delete') owned.delete(key);
       else owned.set(key, fingerprint);
       const owner = hpa.metadata.labels?.[SCALED_OBJECT_LABEL];
-      if (owner && moved) this.enqueue(`${hpa.metadata.namespace}/${owner}`);
+      const objectKey = owner ? `${hpa.metadata.namespace}/${owner}` : undefined;
+      const before = indexedUnder.get(key);
+      if (before !== undefined && (event === 'delete' || before !== objectKey)) {
+        byObject.get(before)?.delete(hpa.metadata.name);
+        if (byObject.get(before)?.size === 0) byObject.delete(before);
+        indexedUnder.delete(key);
+      }
+      if (event !== 'delete' && objectKey !== undefined) {
+        let hpas = byObject.get(objectKey);
+        if (!hpas) byObject.set(objectKey, (hpas = new Map()));
+        hpas.set(hpa.metadata.name, hpa);
+        indexedUnder.set(key, objectKey);
+      }
+      if (objectKey && moved) this.enqueue(objectKey);
     });
     await this.hpaInformer.start();
+    this.hpasByObject = byObject;
     this.resync = setInterval(() => this.enqueueAll(), this.o.syncPeriodMs);
     this.resync.unref();
   }
@@ -379,11 +402,17 @@ export class ScaledObjectController {
     return undefined;
   }
 
-  /** Deletes the HPAs labelled for this ScaledObject name that `which` selects (ours by owner reference). */
+  /**
+   * Deletes the HPAs labelled for this ScaledObject name that `which` selects (ours by owner
+   * reference). From the watch: one it has not delivered yet is deleted when it arrives, since its
+   * arrival reconciles the object again.
+   */
   private async deleteHpas(namespace: string, soName: string, which: (h: Hpa) => boolean): Promise<void> {
-    const list = await this.o.client.get<KubeList<Hpa>>(hpaPath(namespace), { query: { labelSelector: `${SCALED_OBJECT_LABEL}=${soName},app.kubernetes.io/managed-by=${MANAGED_BY}` } });
+    const items = this.hpasByObject
+      ? [...(this.hpasByObject.get(`${namespace}/${soName}`)?.values() ?? [])]
+      : (await this.o.client.get<KubeList<Hpa>>(hpaPath(namespace), { query: { labelSelector: `${SCALED_OBJECT_LABEL}=${soName},app.kubernetes.io/managed-by=${MANAGED_BY}` } })).items;
     const live = this.o.store.record(namespace, soName);
-    for (const h of list.items) {
+    for (const h of items) {
       // Never one that the current object owns unless asked to, never one owned by another live object.
       if (live && !ownedBy(h, live.uid) && (h.metadata.ownerReferences ?? []).length > 0) continue;
       if (!which(h)) continue;
