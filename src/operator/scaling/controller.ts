@@ -103,29 +103,29 @@ export class ScaledObjectController {
     // The HPA controller writes status on its syncs: only a change of what we own (HPAs have no
     // metadata.generation), a deletion or an HPA that stops matching the selector (a label
     // removed) is news here.
-    const owned = new Map<string, string>();
+    /** HPA key -> what we last saw of it: what we own of it, and the object key it is indexed under. */
+    const seen = new Map<string, { fingerprint: string; objectKey: string | undefined }>();
     const byObject = new Map<string, Map<string, Hpa>>();
-    /** HPA key -> the object key it is indexed under. */
-    const indexedUnder = new Map<string, string>();
     this.hpaInformer.onObject((hpa, event) => {
       const key = `${hpa.metadata.namespace}/${hpa.metadata.name}`;
       const fingerprint = JSON.stringify([hpa.spec, hpa.metadata.labels, hpa.metadata.ownerReferences]);
-      const moved = event !== 'update' || owned.get(key) !== fingerprint;
-      if (event === 'delete') owned.delete(key);
-      else owned.set(key, fingerprint);
       const owner = hpa.metadata.labels?.[SCALED_OBJECT_LABEL];
       const objectKey = owner ? `${hpa.metadata.namespace}/${owner}` : undefined;
-      const before = indexedUnder.get(key);
-      if (before !== undefined && (event === 'delete' || before !== objectKey)) {
-        byObject.get(before)?.delete(hpa.metadata.name);
-        if (byObject.get(before)?.size === 0) byObject.delete(before);
-        indexedUnder.delete(key);
+      const before = seen.get(key);
+      const moved = event !== 'update' || before?.fingerprint !== fingerprint;
+      if (before?.objectKey !== undefined && (event === 'delete' || before.objectKey !== objectKey)) {
+        const hpas = byObject.get(before.objectKey);
+        hpas?.delete(hpa.metadata.name);
+        if (hpas?.size === 0) byObject.delete(before.objectKey);
       }
-      if (event !== 'delete' && objectKey !== undefined) {
-        let hpas = byObject.get(objectKey);
-        if (!hpas) byObject.set(objectKey, (hpas = new Map()));
-        hpas.set(hpa.metadata.name, hpa);
-        indexedUnder.set(key, objectKey);
+      if (event === 'delete') seen.delete(key);
+      else {
+        seen.set(key, { fingerprint, objectKey });
+        if (objectKey !== undefined) {
+          let hpas = byObject.get(objectKey);
+          if (!hpas) byObject.set(objectKey, (hpas = new Map()));
+          hpas.set(hpa.metadata.name, hpa);
+        }
       }
       if (objectKey && moved) this.enqueue(objectKey);
     });
