@@ -83,9 +83,13 @@ interface Credential {
 
 type Credentials = () => Promise<Credential>;
 
+/** Told of every request: its method, and its HTTP status code or `<error>` when no answer came (client-go's labels), and how long until the answer's headers. */
+export type RequestObserver = (method: string, code: string, seconds: number) => void;
+
 export class KubeClient {
   private agent: Agent;
   private agentKey: string;
+  private observers: RequestObserver[] = [];
 
   private constructor(
     /** https://host:port, no trailing slash. */
@@ -176,6 +180,11 @@ export class KubeClient {
     return res;
   }
 
+  /** Every request from now on is also told to `observer`. */
+  observe(observer: RequestObserver): void {
+    this.observers.push(observer);
+  }
+
   /** Closes the connections; the client must not be used afterwards. */
   async close(): Promise<void> {
     this.agent.destroy();
@@ -213,11 +222,16 @@ export class KubeClient {
     // Plain http only ever in tests against a local server; it has no TLS to pool by.
     const plain = url.protocol === 'http:';
     const send = plain ? httpRequest : httpsRequest;
+    const started = performance.now();
+    const observed = (code: string) => {
+      for (const o of this.observers) o(method, code, (performance.now() - started) / 1e3);
+    };
     return new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(
         url,
         { method, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) }, ...(plain ? {} : { agent: this.agentFor(credential.tls) }), signal },
         (res) => {
+          observed(String(res.statusCode ?? 0));
           // The deadline covers the whole answer of a call; a stream's body is the caller's to bound.
           if (timer) res.once('end', () => clearTimeout(timer)).once('error', () => clearTimeout(timer)).once('close', () => clearTimeout(timer));
           resolve(res);
@@ -225,6 +239,7 @@ export class KubeClient {
       );
       req.once('error', (err) => {
         clearTimeout(timer);
+        observed('<error>');
         if (deadline.signal.aborted) reject(new Error(`${method} ${path}: no answer from kube-apiserver within ${timeoutMs} ms`, { cause: err }));
         else reject(new Error(`${method} ${path}: ${describeCause(err)}`, { cause: err }));
       });

@@ -321,3 +321,34 @@ export class ScalingMetrics {
     }
   }
 }
+
+/** client-go's REST client metrics in its names, so that dashboards made for Kubernetes components read ours: every call to kube-apiserver, watches included. */
+export class KubeClientMetrics {
+  readonly requests: Counter<'code' | 'method' | 'host'>;
+  readonly duration: Histogram<'verb' | 'host'>;
+
+  constructor(registry: Registry) {
+    this.requests = new Counter({
+      name: 'rest_client_requests_total',
+      help: 'Requests to kube-apiserver, by status code (<error> when no answer came), method and host',
+      labelNames: ['code', 'method', 'host'],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'rest_client_request_duration_seconds',
+      help: 'Time until kube-apiserver\'s answer (its headers, for watches), by verb and host',
+      labelNames: ['verb', 'host'],
+      buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60],
+      registers: [registry],
+    });
+  }
+
+  /** Counts every request `client` makes from now on. */
+  observe(client: { readonly server: string; observe(observer: (method: string, code: string, seconds: number) => void): void }): void {
+    const host = new URL(client.server).host;
+    client.observe((method, code, seconds) => {
+      this.requests.inc({ code, method, host });
+      this.duration.observe({ verb: method, host }, seconds);
+    });
+  }
+}

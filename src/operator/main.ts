@@ -10,7 +10,7 @@ import { HealthChecks } from '../observability/health.js';
 import { createLogger } from '../observability/logger.js';
 import { startMetricsServer, stopMetricsServer } from '../observability/metrics-server.js';
 import { startIdleTrim } from '../observability/idle-trim.js';
-import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, LeaderElectionMetrics, ScalingMetrics, createRegistry } from '../observability/metrics.js';
+import { AdmissionMetrics, CertificateMetrics, GrpcMetrics, KubeClientMetrics, LeaderElectionMetrics, ScalingMetrics, createRegistry } from '../observability/metrics.js';
 import { startWebhookServer } from './webhook/server.js';
 import { CustomCaTrust } from '../tls/custom-ca.js';
 import { LiveTls } from '../tls/live-tls.js';
@@ -49,6 +49,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = create
   if (!config.scaledObjectsFile && !inCluster) throw new Error('no cluster (no kubeconfig, not in a pod) and no --scaled-objects-file: nothing to serve');
   const registry = createRegistry('operator');
   const kc = inCluster ? loadKubeClient(config.kubeconfig, env) : undefined;
+  const kubeClientMetrics = new KubeClientMetrics(registry);
+  if (kc) kubeClientMetrics.observe(kc);
   if (config.enableCertRotation && !kc) log.info({ reason: 'no cluster' }, 'certificate rotation is off: serving the certificates found in the cert dir');
   const leadership = kc ? new Leadership(kc, config, new LeaderElectionMetrics(registry), log) : undefined;
   const lifecycle = kc && leadership ? setUpCertificateLifecycle(kc, config.certificates, config.enableCertRotation, config.namespace, registry, leadership, log) : undefined;

@@ -6,7 +6,9 @@ import t from 'tap';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Registry } from 'prom-client';
 import { ApiError, KubeClient } from '../../src/k8s/client.js';
+import { KubeClientMetrics } from '../../src/observability/metrics.js';
 import { startControlPlane } from '../helpers/envtest.js';
 import { Kube, namespace } from '../helpers/kube.js';
 
@@ -129,4 +131,32 @@ t.test('every call has a deadline', async (t) => {
   const started = Date.now();
   await t.rejects(c.get('/api', { timeoutMs: 300 }), /^GET \/api: no answer from kube-apiserver within 300 ms$/);
   t.ok(Date.now() - started < 2000);
+});
+
+t.test('every call is counted in client-go\'s metric names: code, method, host, and <error> when no answer came', async (t) => {
+  const registry = new Registry();
+  const metrics = new KubeClientMetrics(registry);
+  const c = client(cp.adminKubeconfig);
+  metrics.observe(c);
+  await c.get('/version');
+  await c.get('/version');
+  await t.rejects(c.get('/api/v1/namespaces/client/configmaps/none'), { code: 404 });
+  const watch = await c.stream('/api/v1/namespaces/client/configmaps', { query: { watch: 1, timeoutSeconds: 1 } });
+  for await (const _ of watch) break;
+  const host = new URL(cp.url).host;
+  const count = async (labels: Record<string, string>) => (await registry.getSingleMetric('rest_client_requests_total')!.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value;
+  t.equal(await count({ code: '200', method: 'GET', host }), 3, 'two answers and the watch');
+  t.equal(await count({ code: '404', method: 'GET', host }), 1);
+
+  // Nothing listens on that port any more.
+  const gone = createServer();
+  await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+  const port = (gone.address() as { port: number }).port;
+  await new Promise<void>((r) => gone.close(() => r()));
+  const refused = client(await kubeconfig('refused', { token: robotToken }, { server: `https://127.0.0.1:${port}` }));
+  metrics.observe(refused);
+  await t.rejects(refused.get('/version'));
+  t.equal(await count({ code: '<error>', method: 'GET', host: `127.0.0.1:${port}` }), 1);
+  const durations = (await registry.getSingleMetric('rest_client_request_duration_seconds')!.get()).values.find((v) => (v as { metricName?: string }).metricName === 'rest_client_request_duration_seconds_count' && v.labels.host === host);
+  t.equal(durations?.value, 4, 'every answer timed');
 });

@@ -178,6 +178,7 @@ t.test('a steady state writes nothing: no HPA rewrites after creation, no status
   t.equal(after.so, before.so, 'the ScaledObject (its status) was not written');
   t.equal(after.hpa, before.hpa, 'the HPA spec was not rewritten');
   t.equal(await hpaUpdates(), updatesBefore, 'the HPA was never updated after its creation (what the API server defaulted is no difference)');
+  t.ok((await counter('rest_client_requests_total', 'code="201",method="POST"')) >= 1, 'the operator\'s calls to kube-apiserver are counted, creations among them');
   await kubectlDelete('scaledobject', 'steady');
 });
 

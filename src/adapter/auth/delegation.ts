@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { loadKubeClient } from '../../k8s/kubeconfig.js';
-import { DelegatedAuthMetrics, type CertificateMetrics } from '../../observability/metrics.js';
+import { DelegatedAuthMetrics, KubeClientMetrics, type CertificateMetrics } from '../../observability/metrics.js';
 import type { BundleSource } from '../../tls/live-tls.js';
 import { MemoryBundle } from '../../tls/memory-bundle.js';
 import type { AdapterConfig } from '../config.js';
@@ -32,6 +32,8 @@ export function setUpDelegation(config: AdapterConfig, log: Logger, registry: Re
   const authnKc = loadKubeClient(d.authenticationKubeconfig, env);
   // One connection pool when both are the same cluster credentials.
   const authzKc = d.authorizationKubeconfig === d.authenticationKubeconfig ? authnKc : loadKubeClient(d.authorizationKubeconfig, env);
+  const clientMetrics = new KubeClientMetrics(registry);
+  for (const kc of new Set([authnKc, authzKc])) if (kc) clientMetrics.observe(kc);
   const origin = (key: string) => `configmap ${AUTH_CONFIGMAP_NAMESPACE}/${AUTH_CONFIGMAP_NAME} ${key}`;
 
   // A CA file on the command line wins over the ConfigMap for its part, as in Kubernetes.
