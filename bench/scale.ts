@@ -40,7 +40,7 @@ export interface ScaleRun {
   /** From the start of `kubectl apply` to the last of the HPAs existing. */
   allHpasMs: number;
   /** Over that time: the operator's CPU per ScaledObject, its writes to kube-apiserver, and the whole machine's busy cores (kube-apiserver and etcd are most of the rest). */
-  apply: { operatorCpuMsPerObject: number; operatorWrites: number; writesByKind: Record<string, number>; machineBusyCores: number };
+  apply: { operatorCpuMsPerObject: number; operatorWrites: number; writesByKind: Record<string, number>; callsByMethod: Record<string, number>; machineBusyCores: number };
   /** Operator CPU, in cores, averaged over the steady window. */
   operatorIdleCores: number;
   operatorRssBytes: number;
@@ -96,7 +96,15 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
     );
     const file = join(fx.dir, 'scaledobjects.yaml');
     await writeFile(file, sos.map((o) => stringify(o)).join('---\n'));
-    const [operatorBefore, writesBeforeApply, machineBefore] = [await operator.stats(), await seriesOf(operatorMetricsPort, 'keda_kube_api_writes_total'), machineCpu()];
+    const callsByMethod = async () => {
+      const byMethod: Record<string, number> = {};
+      for (const [labels, n] of Object.entries(await seriesOf(operatorMetricsPort, 'rest_client_requests_total'))) {
+        const method = /method="([^"]+)"/.exec(labels)?.[1] ?? '?';
+        byMethod[method] = (byMethod[method] ?? 0) + n;
+      }
+      return byMethod;
+    };
+    const [operatorBefore, writesBeforeApply, callsBeforeApply, machineBefore] = [await operator.stats(), await seriesOf(operatorMetricsPort, 'keda_kube_api_writes_total'), await callsByMethod(), machineCpu()];
     const applyStart = performance.now();
     const applying = run('kubectl', [`--kubeconfig=${cp.adminKubeconfig}`, 'apply', '--server-side', '-f', file], '', process.env, 600_000).then((r) => {
       if (r.code !== 0) throw new Error(`kubectl apply: ${r.stderr}`);
@@ -118,13 +126,15 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
       operatorCpuMsPerObject: (cpuOf(await operator.stats()) - cpuOf(operatorBefore)) / 1e3 / objects,
       operatorWrites: Object.values(writesByKind).reduce((sum, n) => sum + n, 0),
       writesByKind,
+      callsByMethod: Object.fromEntries(Object.entries(await callsByMethod()).map(([method, n]) => [method, n - (callsBeforeApply[method] ?? 0)])),
       machineBusyCores: busyCores(machineBefore, machineCpu()),
     };
     const kubectlApplyMs = await applying;
     say(
       `${objects}: kubectl apply ${(kubectlApplyMs / 1e3).toFixed(1)} s, all HPAs after ${(allHpasMs / 1e3).toFixed(1)} s; meanwhile the operator used ` +
         `${apply.operatorCpuMsPerObject.toFixed(2)} ms of CPU and made ${(apply.operatorWrites / objects).toFixed(2)} writes per object ` +
-        `(${Object.entries(writesByKind).map(([labels, n]) => `${labels} ${n}`).join(', ')}), the machine ${apply.machineBusyCores.toFixed(2)} cores`,
+        `(${Object.entries(writesByKind).map(([labels, n]) => `${labels} ${n}`).join(', ')}); all its calls to kube-apiserver by method: ` +
+        `${Object.entries(apply.callsByMethod).map(([method, n]) => `${method} ${(n / objects).toFixed(2)}`).join(', ')} per object; the machine ${apply.machineBusyCores.toFixed(2)} cores`,
     );
 
     // Every object polled at least once (the first polls are spread over 5 s, then every 30 s),
