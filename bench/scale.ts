@@ -120,13 +120,13 @@ async function runSize(objects: number, steadySeconds: number, say: (s: string) 
       if (performance.now() - applyStart > 600_000) throw new Error(`only ${n} of ${objects} HPAs after 10 minutes`);
       await sleep(200);
     }
-    const writesAfterApply = await seriesOf(operatorMetricsPort, 'keda_kube_api_writes_total');
-    const writesByKind = Object.fromEntries(Object.entries(writesAfterApply).map(([labels, n]) => [labels, n - (writesBeforeApply[labels] ?? 0)]));
+    const since = (before: Record<string, number>, after: Record<string, number>) => Object.fromEntries(Object.entries(after).map(([key, n]) => [key, n - (before[key] ?? 0)]));
+    const writesByKind = since(writesBeforeApply, await seriesOf(operatorMetricsPort, 'keda_kube_api_writes_total'));
     const apply = {
       operatorCpuMsPerObject: (cpuOf(await operator.stats()) - cpuOf(operatorBefore)) / 1e3 / objects,
       operatorWrites: Object.values(writesByKind).reduce((sum, n) => sum + n, 0),
       writesByKind,
-      callsByMethod: Object.fromEntries(Object.entries(await callsByMethod()).map(([method, n]) => [method, n - (callsBeforeApply[method] ?? 0)])),
+      callsByMethod: since(callsBeforeApply, await callsByMethod()),
       machineBusyCores: busyCores(machineBefore, machineCpu()),
     };
     const kubectlApplyMs = await applying;

@@ -181,8 +181,8 @@ export async function seriesOf(metricsPort: number, name: string): Promise<Recor
   const series: Record<string, number> = {};
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const value = line.slice(line.lastIndexOf(' ') + 1);
-    series[line.slice(name.length, line.lastIndexOf(' '))] = Number(value);
+    const space = line.lastIndexOf(' ');
+    series[line.slice(name.length, space)] = Number(line.slice(space + 1));
   }
   return series;
 }

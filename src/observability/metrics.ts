@@ -2,6 +2,7 @@
 // process (not prom-client's global one, so tests can run several servers side by side).
 import type { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { KubeClient } from '../k8s/client.js';
 import type { MaterialError } from '../tls/pem.js';
 
 export function createRegistry(component: string, withDefaults = true): Registry {
@@ -344,7 +345,7 @@ export class KubeClientMetrics {
   }
 
   /** Counts every request `client` makes from now on. */
-  observe(client: { readonly server: string; observe(observer: (method: string, code: string, seconds: number) => void): void }): void {
+  observe(client: Pick<KubeClient, 'server' | 'observe'>): void {
     const host = new URL(client.server).host;
     client.observe((method, code, seconds) => {
       this.requests.inc({ code, method, host });

@@ -11,6 +11,15 @@ import { createTestPki } from '../helpers/pki.js';
 
 const ipv6 = hasIpv6Loopback();
 
+t.test('bind addresses: host:port, [v6]:port and :port, anything else refused', async (t) => {
+  const parse = (value: string) => parseBindAddress(value, 'webhook bind address');
+  t.same(parse(':9443'), { host: undefined, port: 9443 });
+  t.same(parse('127.0.0.1:9443'), { host: '127.0.0.1', port: 9443 });
+  t.same(parse('[::1]:9443'), { host: '::1', port: 9443 });
+  t.throws(() => parse('9443'), /expected host:port or :port/);
+  t.throws(() => parse(':99999'), /expected host:port or :port/);
+});
+
 t.test('listenHost: unspecified hosts are every address family, others unchanged', async (t) => {
   const everywhere = ipv6 ? '::' : '0.0.0.0';
   for (const host of [undefined, '', '0.0.0.0', '::']) t.equal(listenHost(host), everywhere, `${JSON.stringify(host)} -> ${everywhere}`);

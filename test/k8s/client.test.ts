@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { ApiError, KubeClient } from '../../src/k8s/client.js';
 import { KubeClientMetrics } from '../../src/observability/metrics.js';
+import { freePort } from '../helpers/adapter.js';
 import { startControlPlane } from '../helpers/envtest.js';
 import { Kube, namespace } from '../helpers/kube.js';
 
@@ -149,10 +150,7 @@ t.test('every call is counted in client-go\'s metric names: code, method, host, 
   t.equal(await count({ code: '404', method: 'GET', host }), 1);
 
   // Nothing listens on that port any more.
-  const gone = createServer();
-  await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
-  const port = (gone.address() as { port: number }).port;
-  await new Promise<void>((r) => gone.close(() => r()));
+  const port = await freePort();
   const refused = client(await kubeconfig('refused', { token: robotToken }, { server: `https://127.0.0.1:${port}` }));
   metrics.observe(refused);
   await t.rejects(refused.get('/version'));

@@ -67,7 +67,7 @@ export interface RunningWebhookServer {
 type Outcome = { operation: string; allowed: 'true' | 'false' | 'error' };
 
 export async function startWebhookServer(opts: WebhookServerOptions): Promise<RunningWebhookServer> {
-  const { host, port } = hostPort(opts.bindAddress);
+  const { host, port } = parseBindAddress(opts.bindAddress, 'webhook bind address');
   const clientTrust = opts.clientTrust ?? [];
   const bodyLimit = opts.bodyLimit ?? WEBHOOK_BODY_LIMIT;
   const deps: ValidationDeps = {
@@ -190,9 +190,4 @@ function toStatusError(err: FastifyError | StatusError, bodyLimit: number): Stat
   if (code === 415) return new StatusError(415, 'BadRequest', `unsupported media type ${JSON.stringify(String(err.message).replace(/^Unsupported Media Type:?\s*/i, ''))}: send the AdmissionReview as application/json`);
   if (code >= 400 && code < 500) return badRequest(err.message);
   return new StatusError(500, 'InternalError', `Internal error occurred: ${err.message}`);
-}
-
-/** `host:port`, `[v6]:port` or `:port` (every interface; listenHost says which). */
-export function hostPort(bindAddress: string): { host: string | undefined; port: number } {
-  return parseBindAddress(bindAddress, 'webhook bind address');
 }

@@ -15,7 +15,7 @@ import { eventually } from '../../helpers/loop.js';
 import { AdmissionMetrics, CertificateMetrics } from '../../../src/observability/metrics.js';
 import { scaledObjectFromApi } from '../../../src/operator/scaledobjects/manifest.js';
 import type { ScaledObject } from '../../../src/operator/scaledobjects/types.js';
-import { WEBHOOK_PATHS, hostPort, startWebhookServer } from '../../../src/operator/webhook/server.js';
+import { WEBHOOK_PATHS, startWebhookServer } from '../../../src/operator/webhook/server.js';
 import { CustomCaTrust } from '../../../src/tls/custom-ca.js';
 import { LiveTls } from '../../../src/tls/live-tls.js';
 import { tlsPolicy } from '../../../src/tls/policy.js';
@@ -384,14 +384,6 @@ t.test('clientTrust: client certificates required when the API server is configu
   t.equal(withCert.status, 200);
   await t.rejects(post(WEBHOOK_PATHS.scaledobjects, body, { port: strict.port }), 'no certificate, no answer');
   await t.rejects(post(WEBHOOK_PATHS.scaledobjects, body, { port: strict.port, client: pki.foreignAdmin }), 'a certificate from another CA, no answer');
-});
-
-t.test('bind addresses', async (t) => {
-  t.same(hostPort(':9443'), { host: undefined, port: 9443 });
-  t.same(hostPort('127.0.0.1:9443'), { host: '127.0.0.1', port: 9443 });
-  t.same(hostPort('[::1]:9443'), { host: '::1', port: 9443 });
-  t.throws(() => hostPort('9443'), /expected host:port or :port/);
-  t.throws(() => hostPort(':99999'), /expected host:port or :port/);
 });
 
 t.test('`:port` listens on every interface of both address families, as KEDA\'s webhook does', { skip: hasIpv6Loopback() ? false : 'this machine has no IPv6' }, async (t) => {
