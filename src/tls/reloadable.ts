@@ -109,17 +109,15 @@ export class ReloadableFiles<T> {
     }
   }
 
+  // Settled in declared order, so the file named when several are missing is always the first one.
   private async read(): Promise<string[]> {
-    return Promise.all(
-      this.files.map(async (f) => {
-        try {
-          return await readFile(f, 'utf8');
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          throw new MaterialError(f, code === 'ENOENT' ? 'missing' : 'unreadable', code === 'ENOENT' ? 'file does not exist' : `cannot read (${code})`);
-        }
-      }),
-    );
+    const results = await Promise.allSettled(this.files.map((f) => readFile(f, 'utf8')));
+    return results.map((r, i) => {
+      if (r.status === 'fulfilled') return r.value;
+      const f = this.files[i]!;
+      const code = (r.reason as NodeJS.ErrnoException).code;
+      throw new MaterialError(f, code === 'ENOENT' ? 'missing' : 'unreadable', code === 'ENOENT' ? 'file does not exist' : `cannot read (${code})`);
+    });
   }
 }
 
