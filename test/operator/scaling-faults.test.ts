@@ -85,3 +85,19 @@ t.test('watch interruptions: an edit made while the watch is down and refused st
   t.ok(operator.logs.some((l) => l.informer === 'scaledobjects' && l.msg === 'watch interrupted, restarting'), 'and were logged');
   await kubectlDelete('scaledobject', 'resilient');
 });
+
+t.test('an HPA changed while its watch is down: the update from the stale copy gets 409, the HPA is read and updated', async (t) => {
+  await apply(scaledObject('stale', { scaleTargetRef: { name: 'web' }, pollingInterval: 3600, minReplicaCount: 1, maxReplicaCount: 10, triggers: [metricsApiTrigger()] }));
+  await eventually('HPA', async () => (hpa('keda-hpa-stale')?.spec.maxReplicas === 10 ? true : undefined));
+  const blind = api.inject({ method: 'GET', path: /\/horizontalpodautoscalers$/, status: 503 });
+  t.teardown(blind);
+  api.closeWatches((w) => w.resource === 'horizontalpodautoscalers', 'destroy');
+  api.modify<Hpa>('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', 'keda-hpa-stale', (h) => void (h.metadata.annotations = { 'someone/else': 'was here' }));
+  const from = api.requests.length;
+  api.modify<KubeObject & { spec: { maxReplicaCount: number } }>('keda.sh/v1alpha1', 'ScaledObject', 'shop', 'stale', (o) => void (o.spec.maxReplicaCount = 7));
+  await eventually('the edit reaches the HPA', async () => (hpa('keda-hpa-stale')?.spec.maxReplicas === 7 ? true : undefined));
+  const hpaCalls = api.requests.slice(from).filter((r) => r.path === '/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/keda-hpa-stale');
+  t.same(hpaCalls.map((r) => `${r.method} ${r.status}`), ['PUT 409', 'GET 200', 'PUT 200']);
+  blind();
+  await kubectlDelete('scaledobject', 'stale');
+});

@@ -245,6 +245,11 @@ t.test('invalid, unsupported and conflicting objects are reported in status', as
 
   await apply(shop('missing-target', { scaleTargetRef: { name: 'nope' }, triggers: [metricsApiTrigger()] }));
   await eventually('missing target reported', async () => ((await condition('missing-target', 'Ready'))?.reason === 'ScaleTargetNotFound' ? true : undefined));
+  // The workload is checked from the watch of its kind: its arrival and its deletion both show.
+  await kube.create(deployment('shop', 'nope', 1));
+  await eventually('the workload appears: Ready', async () => ((await condition('missing-target', 'Ready'))?.status === 'True' ? true : undefined));
+  await kube.delete('apps/v1', 'Deployment', 'shop', 'nope');
+  await eventually('and goes: reported again', async () => ((await condition('missing-target', 'Ready'))?.reason === 'ScaleTargetNotFound' ? true : undefined));
 
   await kube.create({ apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'keda-hpa-taken', namespace: 'shop' }, spec: { scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'taken' }, maxReplicas: 3 } });
   await apply(shop('taken', { scaleTargetRef: { name: 'taken' }, triggers: [metricsApiTrigger()] }));

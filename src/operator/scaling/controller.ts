@@ -370,22 +370,48 @@ export class ScaledObjectController {
     }
   }
 
-  /** Creates or updates the HPA; returns a message when an HPA of that name belongs to someone else. */
+  /**
+   * Creates or updates the HPA; returns a message when an HPA of that name belongs to someone else.
+   * The live HPA comes from the watch. One it has not delivered, or one without our labels, makes
+   * the create or the update fail (409): only then is it read from kube-apiserver.
+   */
   private async applyHpa(so: ScaledObject, desired: Hpa): Promise<string | undefined> {
     const { namespace, name } = desired.metadata;
+    const watched = this.hpasByObject?.get(`${so.namespace}/${so.name}`)?.get(name);
+    if (this.hpasByObject && !watched) {
+      try {
+        return await this.createHpa(so, desired);
+      } catch (err) {
+        if (statusCodeOf(err) !== 409) throw err;
+      }
+    } else if (watched) {
+      try {
+        return await this.updateHpa(so, watched, desired);
+      } catch (err) {
+        // 404: deleted since the watch saw it.
+        if (statusCodeOf(err) !== 409 && statusCodeOf(err) !== 404) throw err;
+      }
+    }
     let live: Hpa | undefined;
     try {
       live = await this.o.client.get<Hpa>(hpaPath(namespace, name));
     } catch (err) {
       if (statusCodeOf(err) !== 404) throw err;
     }
-    if (!live) {
-      await this.o.client.post(hpaPath(namespace), desired);
-      this.wrote('horizontalpodautoscalers', 'create');
-      this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: name }, 'HPA created');
-      this.event(involved(so), 'Normal', 'KEDAHPACreated', `Created HPA ${name}`);
-      return undefined;
-    }
+    return live ? this.updateHpa(so, live, desired) : this.createHpa(so, desired);
+  }
+
+  private async createHpa(so: ScaledObject, desired: Hpa): Promise<undefined> {
+    await this.o.client.post(hpaPath(desired.metadata.namespace), desired);
+    this.wrote('horizontalpodautoscalers', 'create');
+    this.o.log.info({ scaledObject: `${so.namespace}/${so.name}`, hpa: desired.metadata.name }, 'HPA created');
+    this.event(involved(so), 'Normal', 'KEDAHPACreated', `Created HPA ${desired.metadata.name}`);
+    return undefined;
+  }
+
+  /** Updates `live` (guarded by its resourceVersion) when it differs; a message when it is not ours to update. */
+  private async updateHpa(so: ScaledObject, live: Hpa, desired: Hpa): Promise<string | undefined> {
+    const { namespace, name } = desired.metadata;
     if (!ownedBy(live, so.uid)) {
       // A ScaledObject deleted and created again under the same name: its HPA is ours to take over.
       const labels = live.metadata.labels ?? {};

@@ -62,6 +62,8 @@ export class ScaleTargets implements PodTemplates {
   /** spec.replicas and status.readyReplicas by targetKey, for the kinds watched whole (see watch()). */
   private readonly cachedReplicas = new Map<string, { replicas: number; ready: number }>();
   private readonly replicasSynced = new Set<string>();
+  /** `plural.group/namespace` where a scale subresource has been read: RBAC lets us, so the cache can answer. */
+  private readonly scaleReadable = new Set<string>();
   /** Pod template versions by targetKey, for every workload of a kind watched: `uid/digest` (apps kinds) or `uid/generation`. */
   private readonly templates = new Map<string, string>();
   /** Kinds (`plural.group`) whose watch failed: their workloads' versions are unknown. */
@@ -194,8 +196,13 @@ export class ScaleTargets implements PodTemplates {
   async check(namespace: string, ref: ScaleTargetRef): Promise<ScaleTargetProblem | undefined> {
     const resolved = await this.resolve(ref);
     if ('reason' in resolved) return resolved;
+    const key = targetKey(resolved, namespace, ref.name);
+    const scope = `${resolved.plural}.${resolved.group}/${namespace}`;
+    // A workload the watch holds, in a namespace where its kind's scale has been read: nothing to ask.
+    if (this.cachedReplicas.has(key) && this.scaleReadable.has(scope)) return undefined;
     try {
       await this.readScale(namespace, ref, resolved);
+      this.scaleReadable.add(scope);
       return undefined;
     } catch (err) {
       if (statusCodeOf(err) === 404) return { reason: 'ScaleTargetNotFound', message: `${describe(ref)} ${namespace}/${ref.name} not found` };
