@@ -60,6 +60,20 @@ export interface APIResourceList {
   resources: { name: string; kind: string; namespaced?: boolean; verbs?: string[] }[];
 }
 
+let lastSecond = NaN;
+let lastText = '';
+
+/** RFC 3339 in whole seconds, as metav1.Time is written (conditions, metric timestamps). */
+export function metaTime(d: Date): string {
+  // The last one is kept: the metric path writes the same few timestamps on every request.
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== lastSecond) {
+    lastText = `${new Date(second * 1000).toISOString().slice(0, 19)}Z`;
+    lastSecond = second;
+  }
+  return lastText;
+}
+
 /** RFC 3339 with microseconds, as metav1.MicroTime is written (Lease times). */
 export function microTime(d: Date = new Date()): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');

@@ -92,7 +92,7 @@ t.test('an HPA changed while its watch is down: the update from the stale copy g
   const blind = api.inject({ method: 'GET', path: /\/horizontalpodautoscalers$/, status: 503 });
   t.teardown(blind);
   api.closeWatches((w) => w.resource === 'horizontalpodautoscalers', 'destroy');
-  api.modify<Hpa>('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', 'keda-hpa-stale', (h) => void (h.metadata.annotations = { 'someone/else': 'was here' }));
+  api.modify<Hpa>('autoscaling/v2', 'HorizontalPodAutoscaler', 'shop', 'keda-hpa-stale', (h) => void ((h.metadata ??= {}).annotations = { 'someone/else': 'was here' }));
   const from = api.requests.length;
   api.modify<KubeObject & { spec: { maxReplicaCount: number } }>('keda.sh/v1alpha1', 'ScaledObject', 'shop', 'stale', (o) => void (o.spec.maxReplicaCount = 7));
   await eventually('the edit reaches the HPA', async () => (hpa('keda-hpa-stale')?.spec.maxReplicas === 7 ? true : undefined));

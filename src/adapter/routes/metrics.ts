@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { SelectorError, formatSelector, parseSelector } from '../../k8s/labels.js';
 import { StatusError, badRequest, internalError, notFound, serviceUnavailable, timeout } from '../../k8s/status.js';
+import { metaTime } from '../../k8s/types.js';
 import { GROUP, GROUP_VERSION, invalidMetricName, invalidNamespace, metricValueListSchema } from '../api-types.js';
 import {
   InvalidMetricQueryError,
@@ -55,7 +56,7 @@ export async function metricRoutes(app: FastifyInstance, opts: { provider: Exter
         items: samples.map((s) => ({
           metricName: s.metricName,
           metricLabels: s.metricLabels,
-          timestamp: rfc3339(s.timestamp),
+          timestamp: metaTime(s.timestamp),
           ...(s.windowSeconds !== undefined ? { window: s.windowSeconds } : {}),
           value: s.value,
         })),
@@ -68,10 +69,6 @@ export async function metricRoutes(app: FastifyInstance, opts: { provider: Exter
 function firstQueryValue(v: unknown): string {
   if (Array.isArray(v)) return String(v[0] ?? '');
   return typeof v === 'string' ? v : '';
-}
-
-function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** The Status for what a source said; anything else is a bug, left to the error handler (logged with its stack). */

@@ -12,14 +12,14 @@ import type { KubeClient } from '../../k8s/client.js';
 import type { EventRecorder } from '../../k8s/events.js';
 import { informer, type Informer, type InformerEvent } from '../../k8s/informer.js';
 import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
-import type { KubeObject } from '../../k8s/types.js';
+import { metaTime, type KubeObject } from '../../k8s/types.js';
 import type { ScalingMetrics } from '../../observability/metrics.js';
 import { MetricsEngine, type MetricsEngineOptions, type PollReport } from '../metrics-engine.js';
 import type { ClusterScaledObjectStore } from '../scaledobjects/cluster-store.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
 import { EnvironmentError, type PodTemplates } from '../scaledobjects/resolve-env.js';
 import type { AuthenticationRef, ScaledObject, ScaledObjectStore } from '../scaledobjects/types.js';
-import { activityVerdict, conditionBuilder, conditionTime, statusDiffers, supportedVerdict, type Verdict } from '../scaling/status.js';
+import { activityVerdict, conditionBuilder, statusDiffers, supportedVerdict, type Verdict } from '../scaling/status.js';
 import { decide, type JobCounts } from './decide.js';
 import { scaledJobFromApi } from './manifest.js';
 import type { ScaledJob } from './types.js';
@@ -380,7 +380,7 @@ export class ScaledJobController {
       conditions: [condition('Ready', s.ready!), condition('Active', activityVerdict(s.wasActive)), condition('Paused', paused), condition('FullySupported', supportedVerdict(job?.unsupported ?? []))],
     };
     // KEDA moves lastActiveTime on every active poll; here only when activity starts or ends.
-    if (s.lastActiveShown !== undefined) next.lastActiveTime = conditionTime(new Date(s.lastActiveShown));
+    if (s.lastActiveShown !== undefined) next.lastActiveTime = metaTime(new Date(s.lastActiveShown));
     if (!statusDiffers(previous, next)) return;
     try {
       await this.o.client.patch(`/apis/${KEDA_API_VERSION}/namespaces/${rec.raw.metadata?.namespace}/scaledjobs/${rec.raw.metadata?.name}/status`, { status: next }, 'merge');

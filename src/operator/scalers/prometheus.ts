@@ -32,6 +32,7 @@ import {
   warnUnsafeSslOnce,
   type TlsMaterial,
 } from './upstream.js';
+import { metaTime } from '../../k8s/types.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
@@ -200,7 +201,7 @@ class PrometheusScaler implements Scaler {
     const url = new URL(this.endpoint.href);
     url.searchParams.set('query', this.query);
     // Go's time.RFC3339: whole seconds, UTC.
-    url.searchParams.set('time', new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
+    url.searchParams.set('time', metaTime(new Date()));
     if (this.namespace !== undefined) url.searchParams.set('namespace', this.namespace);
     for (const [k, v] of this.queryParameters) url.searchParams.append(k, v);
 

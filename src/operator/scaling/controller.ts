@@ -12,15 +12,15 @@ import type { KubeClient } from '../../k8s/client.js';
 import type { EventRecorder } from '../../k8s/events.js';
 import type { ScalingMetrics } from '../../observability/metrics.js';
 import { informer, type Informer } from '../../k8s/informer.js';
-import type { KubeList } from '../../k8s/types.js';
 import { describeApiError, statusCodeOf } from '../../k8s/kubeconfig.js';
+import { metaTime, type KubeList } from '../../k8s/types.js';
 import type { MetricsEngine, PollReport } from '../metrics-engine.js';
 import type { ClusterScaledObjectStore, ScaledObjectRecord } from '../scaledobjects/cluster-store.js';
 import { KEDA_API_VERSION } from '../scaledobjects/manifest.js';
 import { fallbackReplicas, type ScaledObject } from '../scaledobjects/types.js';
 import { MANAGED_BY, SCALED_OBJECT_LABEL, desiredHpa, hpaDiffers, hpaName, ownedBy, scaleTarget, type Hpa } from './hpa.js';
 import type { ScaleTargets } from './scale-targets.js';
-import { buildStatus, conditionTime, readyFalse, readyTrue, statusDiffers, type Verdict } from './status.js';
+import { buildStatus, readyFalse, readyTrue, statusDiffers, type Verdict } from './status.js';
 
 // Reconciles in flight at once: bounded, so that a thousand objects at start-up are a queue, not a burst.
 const WORKERS = 16;
@@ -530,7 +530,7 @@ export class ScaledObjectController {
       ...(target ? { scaleTargetKind: `${target.apiVersion}.${target.kind}` } : {}),
       ...(s.hpaName !== undefined ? { hpaName: s.hpaName } : {}),
       ...(s.externalMetricNames !== undefined ? { externalMetricNames: s.externalMetricNames } : {}),
-      ...(s.lastActiveShown !== undefined ? { lastActiveTime: conditionTime(new Date(s.lastActiveShown)) } : {}),
+      ...(s.lastActiveShown !== undefined ? { lastActiveTime: metaTime(new Date(s.lastActiveShown)) } : {}),
       ...(s.paused ? { paused: s.paused } : {}),
       ...(s.originalReplicas !== undefined ? { originalReplicaCount: s.originalReplicas } : {}),
       previous,

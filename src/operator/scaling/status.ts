@@ -4,6 +4,7 @@
 // fields this operator does not act on. Pure: computed, then compared, so that a write happens
 // only when something a reader can see changed.
 import { isDeepStrictEqual } from 'node:util';
+import { metaTime } from '../../k8s/types.js';
 import type { PollReport } from '../metrics-engine.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -34,7 +35,6 @@ export interface StatusInput {
   now: Date;
 }
 
-const time = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** KEDA's Active condition for a polled object (ScaledObject or ScaledJob); undefined: not polled yet. */
 export function activityVerdict(active: boolean | undefined): Verdict {
@@ -63,7 +63,7 @@ export function conditionBuilder(previous: Record<string, unknown> | undefined, 
   const prevConditions = (Array.isArray(previous?.conditions) ? previous.conditions : []) as Condition[];
   return (type, v) => {
     const prev = prevConditions.find((c) => c.type === type);
-    const since = prev && prev.status === v.status && prev.lastTransitionTime ? prev.lastTransitionTime : time(now);
+    const since = prev && prev.status === v.status && prev.lastTransitionTime ? prev.lastTransitionTime : metaTime(now);
     return { type, ...v, lastTransitionTime: since };
   };
 }
@@ -129,4 +129,3 @@ export function readyFalse(reason: string, message: string): Verdict {
   return { status: 'False', reason, message };
 }
 
-export const conditionTime = time;
