@@ -40,9 +40,13 @@ export class Kube {
     return this.request<T>('GET', pathOf(apiVersion, kind, namespace, name));
   }
 
-  async list<T extends Obj = Obj>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<T[]> {
-    const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
-    return (await this.request<{ items: T[] }>('GET', pathOf(apiVersion, kind, namespace) + query))?.items ?? [];
+  /** `fromWatchCache`: resourceVersion=0, served from kube-apiserver's watch cache instead of a quorum read of etcd (for polling). */
+  async list<T extends Obj = Obj>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string, fromWatchCache = false): Promise<T[]> {
+    const query = new URLSearchParams();
+    if (labelSelector) query.set('labelSelector', labelSelector);
+    if (fromWatchCache) query.set('resourceVersion', '0');
+    const q = query.size > 0 ? `?${query}` : '';
+    return (await this.request<{ items: T[] }>('GET', pathOf(apiVersion, kind, namespace) + q))?.items ?? [];
   }
 
   async create<T extends Obj>(obj: T): Promise<T> {
