@@ -166,9 +166,6 @@ export class GrpcConnection {
       settings: { enablePush: false },
       // As grpc-js: node:http2 refuses new streams once a session's buffered data passes 10 MB.
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
-      // node:http2 assumes 100 until the server says otherwise; grpc-go (KEDA's operator) says
-      // nothing when it has no limit, and calls beyond 100 would wait in nghttp2's queue.
-      peerMaxConcurrentStreams: 2 ** 31 - 1,
     });
     this.current = session;
     this.sessions.add(session);

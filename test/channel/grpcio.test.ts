@@ -2,7 +2,7 @@
 // implementation that shares no code with grpc-js, over mutual TLS 1.3, in both directions:
 // the C core calling our operator (as KEDA's adapter would), and our adapter calling the C core
 // standing in for KEDA's operator (which has no MetricsBatch: every query falls back to GetMetrics).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,18 @@ function cCoreClient(port: number, identity: Pair) {
   };
 }
 
+/** The C core as KEDA's operator, answering `answer` (see grpcio-peer.py for `together`). */
+async function cCoreServer(answer: ExternalMetricValueList, together?: number): Promise<{ port: number; lines: AsyncIterator<string> }> {
+  const { lines } = spawnPeer(['server', pki.ca.certFile, pki.tls.certFile, pki.tls.keyFile, Buffer.from(codec.responseSerialize(answer)).toString('hex'), ...(together ? [String(together)] : [])]);
+  return { port: Number(/^listening (\d+)$/.exec(await nextLine(lines))?.[1]), lines };
+}
+
+const adapterClient = async (t: Test, port: number, timeoutMs = 5_000) => {
+  const client = new ChannelClient({ address: `localhost:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs, readinessGraceMs: 1_000, metrics: new GrpcMetrics(new Registry(), 'client'), log, batchRetryMs: 60_000 });
+  t.teardown(() => client.close());
+  return (metricName: string) => client.getMetrics({ name: 'web', namespace: 'shop', metricName }, new AbortController().signal);
+};
+
 t.test('gRPC\'s C core calls our operator: a value, a status, a deadline the handler is told of, an unknown method', async (t) => {
   const held: AbortSignal[] = [];
   const handler: MetricsHandler = {
@@ -96,8 +108,7 @@ t.test('the C core with a client certificate from another CA is refused', async 
 
 t.test('our adapter calls the C core as KEDA\'s operator: values, statuses, and no MetricsBatch (each query as GetMetrics)', async (t) => {
   const answer = listOf('s0-queue', '42');
-  const { lines } = spawnPeer(['server', pki.ca.certFile, pki.tls.certFile, pki.tls.keyFile, Buffer.from(codec.responseSerialize(answer)).toString('hex')]);
-  const port = Number(/^listening (\d+)$/.exec(await nextLine(lines))?.[1]);
+  const { port, lines } = await cCoreServer(answer);
   t.ok(port > 0, `the C core listens on ${port}`);
   const received: ScaledObjectRef[] = [];
   void (async () => {
@@ -109,9 +120,7 @@ t.test('our adapter calls the C core as KEDA\'s operator: values, statuses, and 
     }
   })();
 
-  const client = new ChannelClient({ address: `localhost:${port}`, tls: await channelTls(pki.tls, pki.ca.certFile), trust: ['ca'], timeoutMs: 5_000, readinessGraceMs: 1_000, metrics: new GrpcMetrics(new Registry(), 'client'), log, batchRetryMs: 60_000 });
-  t.teardown(() => client.close());
-  const ask = (metricName: string) => client.getMetrics({ name: 'web', namespace: 'shop', metricName }, new AbortController().signal);
+  const ask = await adapterClient(t, port);
 
   t.match(await ask('s0-queue'), answer, 'a lone query');
   const together = await Promise.all(['a', 'bb', 'ccc'].map(ask));
@@ -121,4 +130,17 @@ t.test('our adapter calls the C core as KEDA\'s operator: values, statuses, and 
   await eventually('every query seen by the C core', async () => (received.length >= 5 ? true : undefined));
   t.strictSame(received.map((r) => r.metricName).sort(), ['a', 'bb', 'ccc', 'missing', 's0-queue'], 'each query arrived as its own GetMetrics, fields intact');
   t.strictSame(received[0], { name: 'web', namespace: 'shop', metricName: 's0-queue' });
+});
+
+// node:http2 assumes a limit of 100 streams only until the server's first SETTINGS (calls wait for
+// it); a SETTINGS without a limit, as grpc-go (KEDA's operator) and the C core send it, lifts it.
+t.test('150 calls open at once against a server announcing no limit of streams: all reach it together', async (t) => {
+  const together = 150;
+  const { port, lines } = await cCoreServer(listOf('s0-queue', '7'), together);
+  void (async () => {
+    while (!(await lines.next()).done);
+  })();
+  const ask = await adapterClient(t, port, 15_000);
+  const outcomes = await Promise.all(Array.from({ length: together }, (_, i) => ask(`held-${i}`).then(() => 'OK', (err: CallError) => `${err.code} ${err.details}`)));
+  t.strictSame(outcomes.filter((o) => o !== 'OK'), [], `all ${together} answered, none left waiting for a stream`);
 });

@@ -5,11 +5,14 @@
 #   client <target> <ca> <cert> <key> <authority>
 #       reads JSON lines {"method", "request" (hex), "timeout" (s)} on stdin and writes one JSON
 #       line per call: {"code", "details", "response" (hex)}.
-#   server <ca> <cert> <key> <response hex>
+#   server <ca> <cert> <key> <response hex> [<together>]
 #       KEDA's operator as far as the wire goes: /api.MetricsService/GetMetrics only (any other
 #       method is UNIMPLEMENTED, as grpc-go answers it). A request whose bytes contain "missing"
-#       gets NOT_FOUND; any other gets the given response. Prints "listening <port>", then one
-#       JSON line per call: {"method", "request" (hex)}.
+#       gets NOT_FOUND; any other gets the given response. With <together>, a request whose bytes
+#       contain "held" is answered only once that many such calls are open at the same time
+#       (RESOURCE_EXHAUSTED after 10 s without). Like grpc-go, the C core announces no limit of
+#       concurrent streams. Prints "listening <port>", then one JSON line per call:
+#       {"method", "request" (hex)}.
 import json
 import sys
 import threading
@@ -48,8 +51,9 @@ def client(target, ca, cert, key, authority):
 
 
 class KedaOperator(grpc.GenericRpcHandler):
-    def __init__(self, response):
+    def __init__(self, response, together):
         self.response = response
+        self.together = threading.Barrier(together, timeout=10) if together else None
 
     def service(self, details):
         if details.method != GET_METRICS:
@@ -60,14 +64,20 @@ class KedaOperator(grpc.GenericRpcHandler):
             say({"method": method, "request": request.hex()})
             if b"missing" in request:
                 context.abort(grpc.StatusCode.NOT_FOUND, "no such metric")
+            if self.together and b"held" in request:
+                try:
+                    self.together.wait()
+                except threading.BrokenBarrierError:
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"fewer than {self.together.parties} calls open together")
             return self.response
 
         return grpc.unary_unary_rpc_method_handler(get_metrics)
 
 
-def server(ca, cert, key, response):
+def server(ca, cert, key, response, together="0"):
     creds = grpc.ssl_server_credentials([(read(key), read(cert))], root_certificates=read(ca), require_client_auth=True)
-    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[KedaOperator(bytes.fromhex(response))])
+    # A thread per call held open, and some to spare.
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=int(together) + 4), handlers=[KedaOperator(bytes.fromhex(response), int(together))])
     port = srv.add_secure_port("127.0.0.1:0", creds)
     srv.start()
     print(f"listening {port}", flush=True)
