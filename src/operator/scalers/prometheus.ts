@@ -14,6 +14,7 @@
 // scalar) holding a finite number; anything else is a ScalerError saying what came back. Where
 // KEDA differs, we say so rather than return a number nobody asked for: NaN and ±Inf are errors
 // (KEDA hands NaN on, and turns ±Inf into 0 under ignoreNullValues).
+import { metaTime } from '../../k8s/types.js';
 import {
   UpstreamClient,
   setBasicAuth,
@@ -32,7 +33,6 @@ import {
   warnUnsafeSslOnce,
   type TlsMaterial,
 } from './upstream.js';
-import { metaTime } from '../../k8s/types.js';
 import { metricNameFor, normalizeMetricName } from './metric-name.js';
 import { readParameters, type ParamSpec } from './parameters.js';
 import { ScalerError, type Scaler, type ScalerConfigError, type ScalerContext, type ScalerFactory } from './scaler.js';
