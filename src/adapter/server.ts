@@ -66,8 +66,7 @@ export async function buildAdapterServer(deps: AdapterServerDeps): Promise<Fasti
   app.addHook('onRequest', async (req, reply) => {
     metrics.inFlight.inc();
     reply.raw.once('close', () => metrics.inFlight.dec());
-    const q = req.url.indexOf('?');
-    req.info = requestInfo(req.method, q === -1 ? req.url : req.url.slice(0, q));
+    req.info = requestInfo(req.method, req.url);
     const result = await deps.authenticator.authenticate(req.raw);
     if (!result || 'error' in result) {
       if (result) req.log.info({ path: req.info.path, reason: result.error }, 'authentication failed');

@@ -63,14 +63,15 @@ export function forbidden(user: string, attrs: ResourceOrPath, reason = ''): Sta
     return new StatusError(403, 'Forbidden', `forbidden: User "${user}" cannot ${attrs.verb} path "${attrs.path}"${suffix}`);
   }
   const scope = attrs.namespace ? ` in the namespace "${attrs.namespace}"` : ' at the cluster scope';
+  const resource = attrs.subresource ? `${attrs.resource}/${attrs.subresource}` : attrs.resource;
   return new StatusError(
     403,
     'Forbidden',
-    `${attrs.resource}.${attrs.group} is forbidden: User "${user}" cannot ${attrs.verb} resource "${attrs.resource}" in API group "${attrs.group}"${scope}${suffix}`,
+    `${attrs.resource}.${attrs.group} is forbidden: User "${user}" cannot ${attrs.verb} resource "${resource}" in API group "${attrs.group}"${scope}${suffix}`,
     { group: attrs.group, kind: attrs.resource },
   );
 }
 
 export type ResourceOrPath =
-  | { kind: 'resource'; verb: string; group: string; version: string; resource: string; namespace: string; name: string }
+  | { kind: 'resource'; verb: string; group: string; version: string; resource: string; subresource: string; namespace: string; name: string }
   | { kind: 'nonResource'; verb: string; path: string };

@@ -218,6 +218,17 @@ t.test('18 the review carries every attribute Kubernetes uses', async (t) => {
   });
   t.match(discovery, { user: 'alice', nonResourceAttributes: { path: GV, verb: 'get' }, allowed: true });
 });
+t.test('38 a watch is reviewed as a watch, and a subresource as one, as kube-apiserver asks', async (t) => {
+  const before = sarsFor('alice').length;
+  refused(t, await call(adapter, frontProxyClient, `${METRIC}?watch=true`, frontProxy('alice')), 403, 'Forbidden', /User "alice" cannot watch resource "demo-sine"/);
+  const deep = await call(adapter, frontProxyClient, `${GV}/namespaces/team-a/s0-queue/x/status`, frontProxy('alice'));
+  t.equal(deep.status, 404, 'allowed (RBAC\'s "*" covers subresources), and nothing is there');
+  const [watch, subresource, ...more] = sarsFor('alice').slice(before);
+  t.same(more, [], 'one review per request');
+  t.match(watch, { resourceAttributes: { namespace: 'default', verb: 'watch', resource: 'demo-sine' }, allowed: false });
+  t.match(subresource, { resourceAttributes: { namespace: 'team-a', verb: 'get', resource: 's0-queue', subresource: 'status', name: 'x' }, allowed: true });
+  refused(t, await call(adapter, admin, `${METRIC}?watch=true`), 405, 'MethodNotAllowed', /does not allow this method/);
+});
 t.test('21 system:masters is allowed without asking the cluster', async (t) => {
   const before = sars().length;
   t.equal((await call(adapter, admin, METRIC)).status, 200);

@@ -43,6 +43,7 @@ export function reviewSpec(user: UserInfo, attrs: ResourceOrPath): SubjectAccess
       group: attrs.group,
       version: attrs.version,
       resource: attrs.resource,
+      ...(attrs.subresource ? { subresource: attrs.subresource } : {}),
       ...(attrs.name ? { name: attrs.name } : {}),
     },
   };

@@ -1,7 +1,7 @@
 // GET /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...
 import type { FastifyInstance } from 'fastify';
 import { SelectorError, formatSelector, parseSelector } from '../../k8s/labels.js';
-import { StatusError, badRequest, internalError, notFound, serviceUnavailable, timeout } from '../../k8s/status.js';
+import { StatusError, badRequest, internalError, methodNotAllowed, notFound, serviceUnavailable, timeout } from '../../k8s/status.js';
 import { metaTime } from '../../k8s/types.js';
 import { GROUP, GROUP_VERSION, invalidMetricName, invalidNamespace, metricValueListSchema } from '../api-types.js';
 import {
@@ -25,6 +25,8 @@ export async function metricRoutes(app: FastifyInstance, opts: { provider: Exter
       // What authorization approved, not a second parse of the URL.
       const info = req.info;
       if (info.kind !== 'resource') throw internalError('metric route reached without resource attributes');
+      // External metrics are read, never watched (?watch=true): as kube-apiserver answers for a kind with no watch.
+      if (info.verb === 'watch') throw methodNotAllowed('watch');
       const problem = invalidNamespace(info.namespace) ?? invalidMetricName(info.resource);
       if (problem) throw badRequest(problem);
       const selectorText = firstQueryValue((req.query as Record<string, unknown>).labelSelector);
