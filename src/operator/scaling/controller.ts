@@ -377,19 +377,14 @@ export class ScaledObjectController {
    */
   private async applyHpa(so: ScaledObject, desired: Hpa): Promise<string | undefined> {
     const { namespace, name } = desired.metadata;
-    const watched = this.hpasByObject?.get(`${so.namespace}/${so.name}`)?.get(name);
-    if (this.hpasByObject && !watched) {
+    if (this.hpasByObject) {
+      const watched = this.hpasByObject.get(`${so.namespace}/${so.name}`)?.get(name);
       try {
-        return await this.createHpa(so, desired);
+        return watched ? await this.updateHpa(so, watched, desired) : await this.createHpa(so, desired);
       } catch (err) {
-        if (statusCodeOf(err) !== 409) throw err;
-      }
-    } else if (watched) {
-      try {
-        return await this.updateHpa(so, watched, desired);
-      } catch (err) {
-        // 404: deleted since the watch saw it.
-        if (statusCodeOf(err) !== 409 && statusCodeOf(err) !== 404) throw err;
+        const code = statusCodeOf(err);
+        // 404 on an update: deleted since the watch saw it.
+        if (code !== 409 && !(watched && code === 404)) throw err;
       }
     }
     let live: Hpa | undefined;
